@@ -1,0 +1,48 @@
+//! The one error type of the safe core. The C boundary maps each variant to a
+//! `bottle_status` code and its message to `bottle_last_error`.
+
+use std::io;
+
+/// Everything that can go wrong in a bottle operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An argument was rejected before anything ran; `arg` is its name in the
+    /// C API (`machine_name`, `user`, `argv[2]`, ...).
+    #[error("{arg}: {reason}")]
+    InvalidArgument { arg: String, reason: String },
+
+    /// The smolvm executable could not be found or started.
+    #[error("{0}")]
+    SmolvmNotFound(String),
+
+    /// smolvm ran and failed: unknown or stopped machine, usage error, copy
+    /// failure. The message carries smolvm's own words.
+    #[error("{0}")]
+    Smolvm(String),
+
+    /// A host-side I/O error while talking to smolvm or reading a host file.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn invalid(arg: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            arg: arg.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

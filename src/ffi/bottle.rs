@@ -1,0 +1,238 @@
+//! The bottle handle and its operations.
+
+use std::ffi::{c_char, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::boundary::{self, bytes_arg, opt_str_arg, out_arg, ref_arg, str_arg};
+use super::exec_result::bottle_exec_result;
+use super::status::bottle_status;
+use crate::bottle::Bottle;
+use crate::error::Error;
+
+/// An open handle on one smolvm machine (opaque).
+///
+/// Create it with `bottle_open`, release it with `bottle_close`. A bottle
+/// holds no mutable state: any number of threads may call `bottle_exec`,
+/// `bottle_exec_claude` and `bottle_cp_in` on the same bottle at once; each
+/// call runs its own smolvm process. Only `bottle_close` must not race with
+/// other calls on the same bottle.
+pub struct bottle(Bottle);
+
+/// Opens a handle on the smolvm machine named `machine_name`.
+///
+/// This checks the arguments and finds the smolvm executable; it does not
+/// boot, start or even contact the machine, so a machine that is missing or
+/// stopped is only reported by the first operation on it. smolvm is found
+/// through the environment variable `BOTTLE_SMOLVM` (a path, or a name
+/// looked up on PATH) when it is set and non-empty, else as `smolvm` on
+/// PATH; the path found is kept for the bottle's lifetime.
+///
+/// - `machine_name`: required, UTF-8, by smolvm's rules: 1 to 128 ASCII
+///   letters, digits, `-` and `_`, starting with a letter or digit, not
+///   ending with `-`, without `--`.
+/// - `prompt_path`: the in-guest path of the agent's system-prompt file,
+///   which `bottle_exec_claude` passes as `--append-system-prompt-file`; an
+///   absolute UTF-8 path, or NULL for none. It is not checked for existence.
+/// - `out`: required; receives the new bottle, or NULL on failure.
+///
+/// Returns `BOTTLE_OK`, `BOTTLE_ERR_INVALID_ARGUMENT` (message names the
+/// argument) or `BOTTLE_ERR_SMOLVM_NOT_FOUND`. The strings are copied: the
+/// caller may free them as soon as this returns. Thread-safe, but reads the
+/// environment: do not call `setenv` concurrently.
+///
+/// # Safety
+/// Every non-NULL pointer must be valid: strings NUL-terminated, `out`
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_open(
+    machine_name: *const c_char,
+    prompt_path: *const c_char,
+    out: *mut *mut bottle,
+) -> bottle_status {
+    boundary::guard(|| {
+        let out = out_arg(out, "out")?;
+        // SAFETY: `out` is non-NULL and writable per the contract.
+        unsafe { out.as_ptr().write(std::ptr::null_mut()) };
+        let machine = unsafe { str_arg(machine_name, "machine_name") }?;
+        let prompt = unsafe { opt_str_arg(prompt_path, "prompt_path") }?;
+        let handle = Box::new(bottle(Bottle::open(machine, prompt)?));
+        unsafe { out.as_ptr().write(Box::into_raw(handle)) };
+        Ok(())
+    })
+}
+
+/// Runs `script` in the machine as `user` and captures what it did.
+///
+/// The script is shell code for the user's login shell, run as
+/// `smolvm machine exec --name NAME -- runuser -l USER -c SCRIPT`: it gets
+/// the user's login environment (`$HOME`, `$USER`, `$PATH`) and is passed as
+/// one argument, unchanged, so quote inside it what the shell should not
+/// expand. The call blocks until the script exits; its stdin is empty.
+///
+/// - `b`: required, an open bottle.
+/// - `script`: required, UTF-8, at most 131071 bytes (the kernel's limit
+///   for one argument); may be empty.
+/// - `user`: NULL means `node`, the agent image's user; otherwise 1 to 32
+///   ASCII letters, digits, `_`, `.`, `-`, starting with a letter or `_`.
+///   `"root"` runs as root.
+/// - `out`: required. On `BOTTLE_OK` it holds the exit status and both
+///   outputs, to be released with `bottle_exec_result_free`; on any failure
+///   it is all zeros. Its previous contents are overwritten, not freed.
+///
+/// A script that exits non-zero is still `BOTTLE_OK`, with `exit_code` set.
+/// `BOTTLE_ERR_SMOLVM` means smolvm itself failed: the machine is unknown or
+/// not running, or smolvm rejected the command line; `bottle_last_error()`
+/// has smolvm's message. smolvm exits 1 both when it fails and when the
+/// script exits 1: when the output is exactly one `Error:` line on stderr
+/// and nothing on stdout, the library asks smolvm for the machine's state,
+/// and the failure is smolvm's only if the machine is missing or not
+/// running. So a script that prints `Error: x` to stderr and exits 1 gets
+/// `BOTTLE_OK` with `exit_code` 1. Other codes: `BOTTLE_ERR_INVALID_ARGUMENT`,
+/// `BOTTLE_ERR_SMOLVM_NOT_FOUND`, `BOTTLE_ERR_IO`.
+///
+/// Thread-safe: many threads may exec on one bottle at once. The library
+/// spawns and reaps smolvm itself: the process must not ignore SIGCHLD or
+/// reap children it did not start (`waitpid(-1, ...)`).
+///
+/// # Safety
+/// `b` is NULL or a bottle from `bottle_open` not yet closed; strings are
+/// NULL or NUL-terminated; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_exec(
+    b: *const bottle,
+    script: *const c_char,
+    user: *const c_char,
+    out: *mut bottle_exec_result,
+) -> bottle_status {
+    boundary::guard(|| {
+        let out = out_arg(out, "out")?;
+        // SAFETY: `out` is non-NULL and writable per the contract.
+        unsafe { out.as_ptr().write(bottle_exec_result::EMPTY) };
+        let b = unsafe { ref_arg(b, "b") }?;
+        let script = unsafe { str_arg(script, "script") }?;
+        let user = unsafe { opt_str_arg(user, "user") }?;
+        let output = b.0.exec(script, user)?;
+        unsafe { out.as_ptr().write(bottle_exec_result::from_output(output)) };
+        Ok(())
+    })
+}
+
+/// Runs claude-code in the machine, interactively, with exactly the
+/// arguments given.
+///
+/// It runs as `node` (claude-code refuses `--dangerously-skip-permissions`
+/// as root) through `runuser -l node -c 'exec claude
+/// [--append-system-prompt-file PROMPT] ARGV...'`, every piece single-quoted
+/// for the login shell, so claude's argv is `argv[0..argc]` byte for byte,
+/// whatever the strings contain. The caller's stdin, stdout and stderr are
+/// inherited, not captured: claude talks to the caller's terminal. With
+/// `tty` true smolvm is given `-i -t` (keep stdin open, allocate a guest
+/// terminal); pass true when the caller's stdin is a terminal. The call
+/// blocks until claude exits.
+///
+/// - `b`: required, an open bottle.
+/// - `argv`: `argc` UTF-8 strings, each non-NULL (may be empty); NULL is
+///   allowed only when `argc` is 0. The quoted command line must fit in
+///   131071 bytes.
+/// - `exit_code`: required; receives claude's exit status (128+N if it was
+///   killed by signal N) on `BOTTLE_OK`, 0 otherwise.
+///
+/// The machine's state is checked first, so a missing or stopped machine is
+/// `BOTTLE_ERR_SMOLVM` with smolvm's message before claude starts. Other
+/// codes as for `bottle_exec`. Thread-safe, but two interactive sessions
+/// sharing one terminal will fight over it.
+///
+/// # Safety
+/// `b` is NULL or an open bottle; `argv` is NULL or points to `argc` string
+/// pointers, each NULL or NUL-terminated; `exit_code` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_exec_claude(
+    b: *const bottle,
+    argv: *const *const c_char,
+    argc: usize,
+    tty: bool,
+    exit_code: *mut i32,
+) -> bottle_status {
+    boundary::guard(|| {
+        let exit_code = out_arg(exit_code, "exit_code")?;
+        // SAFETY: `exit_code` is non-NULL and writable per the contract.
+        unsafe { exit_code.as_ptr().write(0) };
+        let b = unsafe { ref_arg(b, "b") }?;
+        let args = unsafe { argv_arg(argv, argc) }?;
+        let code = b.0.exec_claude(&args, tty)?;
+        unsafe { exit_code.as_ptr().write(code) };
+        Ok(())
+    })
+}
+
+/// Copies the host file `host_path` into the machine at `guest_path`.
+///
+/// - `host_path`: required; a regular file the calling process can read. Any
+///   bytes are accepted (it need not be UTF-8), including a leading `-` or a
+///   `:`, because smolvm never sees the path: the library opens the file and
+///   hands smolvm the open descriptor. Directories, devices and FIFOs are
+///   `BOTTLE_ERR_INVALID_ARGUMENT`; a file that cannot be opened is
+///   `BOTTLE_ERR_IO`.
+/// - `guest_path`: required; an absolute UTF-8 path in the guest, without
+///   `:` (smolvm's cp would read it as a machine separator). The file is
+///   created or replaced there, owned by root with mode 0644; its parent
+///   directory must exist.
+///
+/// `BOTTLE_ERR_SMOLVM` means smolvm failed (unknown or stopped machine,
+/// missing guest directory, ...), with smolvm's message. Thread-safe. The
+/// call blocks until the copy is done.
+///
+/// # Safety
+/// `b` is NULL or an open bottle; strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_cp_in(
+    b: *const bottle,
+    host_path: *const c_char,
+    guest_path: *const c_char,
+) -> bottle_status {
+    boundary::guard(|| {
+        let b = unsafe { ref_arg(b, "b") }?;
+        let host = unsafe { bytes_arg(host_path, "host_path") }?;
+        if host.is_empty() {
+            return Err(Error::invalid("host_path", "must not be empty"));
+        }
+        let guest = unsafe { str_arg(guest_path, "guest_path") }?;
+        b.0.cp_in(Path::new(OsStr::from_bytes(host)), guest)
+    })
+}
+
+/// Releases a bottle. NULL is ignored. The machine is left as it is: its
+/// lifecycle belongs to whoever started it. No other thread may be using the
+/// bottle, and it must not be used afterwards.
+///
+/// # Safety
+/// `b` is NULL or a bottle from `bottle_open` not yet closed.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_close(b: *mut bottle) {
+    boundary::guard_void(|| {
+        if !b.is_null() {
+            // SAFETY: `b` came from `Box::into_raw` in `bottle_open`.
+            drop(unsafe { Box::from_raw(b) });
+        }
+    });
+}
+
+/// `argv[0..argc]` as UTF-8 strings, each checked and named in errors.
+///
+/// # Safety
+/// As for `bottle_exec_claude`.
+unsafe fn argv_arg<'a>(argv: *const *const c_char, argc: usize) -> Result<Vec<&'a str>, Error> {
+    if argc == 0 {
+        return Ok(Vec::new());
+    }
+    if argv.is_null() {
+        return Err(Error::invalid(
+            "argv",
+            format!("must not be NULL when argc is {argc}"),
+        ));
+    }
+    (0..argc)
+        .map(|i| unsafe { str_arg(*argv.add(i), &format!("argv[{i}]")) })
+        .collect()
+}

@@ -1,0 +1,122 @@
+//! The helpers every entry point uses: panic catching, the per-thread last
+//! error, and turning C pointers into Rust references and strings.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
+
+use super::status::bottle_status;
+use crate::error::Error;
+
+thread_local! {
+    /// The message of this thread's last failed call.
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+}
+
+/// Runs an entry point's body: `Ok` is `BOTTLE_OK`; an error or a panic
+/// becomes its status, with its message stored for `bottle_last_error`.
+pub fn guard(body: impl FnOnce() -> Result<(), Error>) -> bottle_status {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => bottle_status::BOTTLE_OK,
+        Ok(Err(e)) => {
+            set_last_error(&e.to_string());
+            bottle_status::from_error(&e)
+        }
+        Err(payload) => {
+            set_last_error(&format!(
+                "internal error in libbottle (please report it): {}",
+                panic_message(&*payload)
+            ));
+            bottle_status::BOTTLE_ERR_PANIC
+        }
+    }
+}
+
+/// For entry points that return nothing (`bottle_close`, frees): a panic is
+/// caught and recorded, never unwound into C.
+pub fn guard_void(body: impl FnOnce()) {
+    let _status = guard(|| {
+        body();
+        Ok(())
+    });
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("panic with a non-string payload")
+}
+
+fn set_last_error(message: &str) {
+    // A message from smolvm could hold a NUL; C would cut it short there.
+    let message = CString::new(message.replace('\0', "\\0")).expect("NULs were replaced");
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = Some(message));
+}
+
+/// The pointer to this thread's last message, or NULL.
+pub fn last_error() -> *const c_char {
+    LAST_ERROR.with(|slot| {
+        slot.borrow()
+            .as_ref()
+            .map_or(std::ptr::null(), |m| m.as_ptr())
+    })
+}
+
+/// A required C string argument as UTF-8.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that outlives `'a`.
+pub unsafe fn str_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Error> {
+    let bytes = bytes_arg(ptr, name)?;
+    std::str::from_utf8(bytes).map_err(|e| {
+        Error::invalid(
+            name,
+            format!(
+                "is not valid UTF-8 (bad byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })
+}
+
+/// An optional C string argument: NULL is `None`.
+///
+/// # Safety
+/// As for [`str_arg`].
+pub unsafe fn opt_str_arg<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a str>, Error> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        str_arg(ptr, name).map(Some)
+    }
+}
+
+/// A required C string argument as raw bytes (host paths need not be UTF-8).
+///
+/// # Safety
+/// As for [`str_arg`].
+pub unsafe fn bytes_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a [u8], Error> {
+    if ptr.is_null() {
+        return Err(Error::invalid(name, "must not be NULL"));
+    }
+    Ok(CStr::from_ptr(ptr).to_bytes())
+}
+
+/// A required pointer argument as a reference.
+///
+/// # Safety
+/// `ptr` is NULL or points to a valid `T` that outlives `'a`.
+pub unsafe fn ref_arg<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Error> {
+    ptr.as_ref()
+        .ok_or_else(|| Error::invalid(name, "must not be NULL"))
+}
+
+/// A required out-parameter. It is only ever written with `ptr::write`,
+/// never read or dropped, as the caller's memory may be uninitialised.
+pub fn out_arg<T>(ptr: *mut T, name: &str) -> Result<NonNull<T>, Error> {
+    NonNull::new(ptr).ok_or_else(|| Error::invalid(name, "must not be NULL"))
+}

@@ -1,0 +1,72 @@
+//! What runs inside the guest, built as an argv for `smolvm machine exec --`.
+//!
+//! smolvm runs guest commands as root, but the agent image's user is `node`
+//! and claude-code refuses `--dangerously-skip-permissions` as root. So every
+//! command goes through `runuser -l USER -c SCRIPT`: `-l` also gives USER's
+//! login environment (`$HOME`, `$USER`, `$PATH`), and `runuser -l root` is a
+//! harmless switch when root is wanted.
+
+use std::borrow::Cow;
+
+use crate::error::Result;
+use crate::validate;
+
+/// The user commands run as when the caller names none.
+pub const DEFAULT_USER: &str = "node";
+
+/// `runuser -l USER -c SCRIPT` as separate arguments. SCRIPT is shell code
+/// meant for USER's login shell and is passed as one argument, unchanged;
+/// USER has been validated so that it cannot be read as a runuser option.
+pub fn runuser_command(user: &str, script: &str) -> Vec<String> {
+    ["runuser", "-l", user, "-c", script]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The login-shell script that starts claude with exactly `args`:
+/// `exec claude [--append-system-prompt-file PROMPT] ARG...`. Every piece is
+/// single-quoted for the shell, so each element arrives as one argument,
+/// byte for byte, whatever it contains. `exec` replaces the shell, so
+/// claude's exit status is the command's.
+pub fn claude_script(prompt_path: Option<&str>, args: &[&str]) -> Result<String> {
+    let mut script = String::from("exec claude");
+    let prompt = prompt_path.map(|p| ["--append-system-prompt-file", p]);
+    for arg in prompt.iter().flatten().chain(args) {
+        script.push(' ');
+        script.push_str(&shell_escape::unix::escape(Cow::Borrowed(arg)));
+    }
+    validate::single_argument("argv", "the quoted claude command line", script.len())?;
+    Ok(script)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runuser_keeps_the_script_as_one_argument() {
+        let argv = runuser_command("node", "echo 'a b'; exit 3");
+        assert_eq!(argv, ["runuser", "-l", "node", "-c", "echo 'a b'; exit 3"]);
+    }
+
+    #[test]
+    fn claude_script_quotes_every_argument() {
+        let s = claude_script(Some("/p/prompt file.md"), &["-p", "it's $HOME", ""]).unwrap();
+        assert_eq!(
+            s,
+            r#"exec claude --append-system-prompt-file '/p/prompt file.md' -p 'it'\''s $HOME' ''"#
+        );
+        assert_eq!(claude_script(None, &[]).unwrap(), "exec claude");
+    }
+
+    #[test]
+    fn claude_script_too_long_for_one_argument_is_rejected() {
+        let big = "x".repeat(validate::ARG_MAX_BYTES);
+        let err = claude_script(None, &[&big]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("argv: the quoted claude command line is "),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! The smolvm command line: finding the executable, building each
+//! subcommand's argv, running it, and reading smolvm's own failures.
+//!
+//! Every argv here puts `--` before positional arguments, and every value
+//! placed before `--` (machine names) has been validated, so no caller string
+//! can become a smolvm option or a different subcommand.
+
+use std::env;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+use crate::capture::{self, Captured};
+use crate::error::{Error, Result};
+
+/// The variable that names the smolvm executable (a path, or a name looked
+/// up on PATH). Unset or empty means `smolvm` on PATH.
+pub const SMOLVM_VAR: &str = "BOTTLE_SMOLVM";
+
+/// A located smolvm executable.
+#[derive(Debug, Clone)]
+pub struct Smolvm {
+    path: PathBuf,
+}
+
+/// What `smolvm machine status` says of a machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MachineState {
+    /// The machine exists and reports this state (`running`, `stopped`, ...).
+    Known(String),
+    /// smolvm failed to report on it; its `Error:` message (`vm not found: N`).
+    Unknown(String),
+}
+
+impl Smolvm {
+    /// Finds smolvm through `$BOTTLE_SMOLVM`, else `smolvm` on PATH. The
+    /// result is an absolute path, so later calls do not depend on the
+    /// working directory or PATH.
+    pub fn locate() -> Result<Self> {
+        match env::var_os(SMOLVM_VAR).filter(|v| !v.is_empty()) {
+            Some(name) => Self::resolve(&name, env::var_os("PATH"))
+                .map_err(|why| Error::SmolvmNotFound(format!("{SMOLVM_VAR}={name:?}: {why}"))),
+            None => Self::resolve(OsStr::new("smolvm"), env::var_os("PATH")).map_err(|why| {
+                Error::SmolvmNotFound(format!(
+                    "smolvm: {why}; install smolvm or set {SMOLVM_VAR} to its path"
+                ))
+            }),
+        }
+    }
+
+    /// `program` as a path when it contains `/`, else the first executable
+    /// file of that name in `search_path`.
+    fn resolve(
+        program: &OsStr,
+        search_path: Option<OsString>,
+    ) -> std::result::Result<Self, String> {
+        if program.as_bytes().contains(&b'/') {
+            let path = std::path::absolute(program).map_err(|e| e.to_string())?;
+            return match executable_file(&path) {
+                Ok(()) => Ok(Smolvm { path }),
+                Err(e) => Err(e.to_string()),
+            };
+        }
+        let search_path = search_path.unwrap_or_default();
+        env::split_paths(&search_path)
+            .filter(|dir| dir.is_absolute())
+            .map(|dir| dir.join(program))
+            .find(|candidate| executable_file(candidate).is_ok())
+            .map(|path| Smolvm { path })
+            .ok_or_else(|| "not found on PATH".to_string())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A `Command` for smolvm with `args`; stdio is the caller's to set.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new(&self.path);
+        cmd.args(args);
+        cmd
+    }
+
+    /// Runs `cmd` (built by [`Smolvm::command`]) with output captured.
+    pub fn capture(&self, cmd: &mut Command) -> Result<Captured> {
+        capture::run(cmd).map_err(|e| self.spawn_error(e))
+    }
+
+    /// Runs `cmd` with the caller's stdin, stdout and stderr.
+    pub fn run_inheriting(&self, cmd: &mut Command) -> Result<ExitStatus> {
+        cmd.status().map_err(|e| self.spawn_error(e))
+    }
+
+    fn spawn_error(&self, e: io::Error) -> Error {
+        match e.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied => Error::SmolvmNotFound(
+                format!("cannot start smolvm at {}: {e}", self.path.display()),
+            ),
+            _ => Error::io(format!("running smolvm at {}", self.path.display()), e),
+        }
+    }
+
+    /// `smolvm machine status --name N --json`, read into a state.
+    pub fn machine_state(&self, machine: &str) -> Result<MachineState> {
+        let out = self.capture(&mut self.command(status_args(machine)))?;
+        if !out.status.success() {
+            return Ok(MachineState::Unknown(failure_message(&out)));
+        }
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+            Error::Smolvm(format!(
+                "smolvm machine status printed no JSON object for '{machine}': {e}"
+            ))
+        })?;
+        match json.get("state").and_then(|s| s.as_str()) {
+            Some(state) => Ok(MachineState::Known(state.to_owned())),
+            None => Err(Error::Smolvm(format!(
+                "smolvm machine status for '{machine}' has no \"state\" field"
+            ))),
+        }
+    }
+}
+
+impl MachineState {
+    pub fn is_running(&self) -> bool {
+        matches!(self, MachineState::Known(s) if s == "running")
+    }
+
+    /// Why the machine cannot run commands, in words for an error message.
+    pub fn why_not_running(&self, machine: &str) -> String {
+        match self {
+            MachineState::Known(state) => {
+                format!("machine '{machine}' is not running (state: {state})")
+            }
+            MachineState::Unknown(message) => message.clone(),
+        }
+    }
+}
+
+fn executable_file(path: &Path) -> io::Result<()> {
+    let meta = path.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::other("path contains a NUL byte"))?;
+    // SAFETY: `c_path` is a valid NUL-terminated string for the call.
+    if unsafe { libc::access(c_path.as_ptr(), libc::X_OK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `machine exec --name N [-i -t] -- GUEST...`
+pub fn exec_args(machine: &str, interactive_tty: bool, guest: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = ["machine", "exec", "--name", machine]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    if interactive_tty {
+        args.extend(["-i".to_owned(), "-t".to_owned()]);
+    }
+    args.push("--".to_owned());
+    args.extend_from_slice(guest);
+    args
+}
+
+/// `machine cp -- SRC DST`
+pub fn cp_args(src: &str, dst: &str) -> [String; 5] {
+    ["machine", "cp", "--", src, dst].map(str::to_owned)
+}
+
+/// `machine status --name N --json`
+pub fn status_args(machine: &str) -> [String; 5] {
+    ["machine", "status", "--name", machine, "--json"].map(str::to_owned)
+}
+
+/// smolvm's own account of a failure: the text after `Error: ` on its last
+/// such line, else the exit status and whatever stderr said.
+pub fn failure_message(out: &Captured) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if let Some(msg) = stderr.lines().rev().find_map(|l| l.strip_prefix("Error: ")) {
+        return msg.trim_end().to_owned();
+    }
+    let stderr = stderr.trim();
+    let status = describe_status(out.status);
+    if stderr.is_empty() {
+        status
+    } else {
+        format!("{status}: {stderr}")
+    }
+}
+
+/// If `out` is exactly what smolvm prints when it fails itself (one
+/// `Error: ...` line on stderr, nothing on stdout, exit 1), the message.
+/// A guest command can print the same, so this alone decides nothing.
+pub fn lone_error_line(out: &Captured) -> Option<&str> {
+    if out.status.code() != Some(1) || !out.stdout.is_empty() {
+        return None;
+    }
+    let stderr = std::str::from_utf8(&out.stderr).ok()?;
+    let line = stderr.strip_suffix('\n').unwrap_or(stderr);
+    if line.contains('\n') {
+        return None;
+    }
+    line.strip_prefix("Error: ")
+}
+
+/// A usage error from smolvm's argument parser (clap): exit 2, nothing on
+/// stdout, `error: ...` and smolvm's own usage line on stderr. Returns the
+/// first line. A guest tool's usage error names that tool, not smolvm.
+pub fn usage_error(out: &Captured) -> Option<&str> {
+    if out.status.code() != Some(2) || !out.stdout.is_empty() {
+        return None;
+    }
+    let stderr = std::str::from_utf8(&out.stderr).ok()?;
+    if !stderr.starts_with("error: ") || !stderr.contains("\nUsage: smolvm ") {
+        return None;
+    }
+    stderr.lines().next()
+}
+
+pub fn describe_status(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        (None, None) => format!("{status}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn captured(code: i32, stdout: &str, stderr: &str) -> Captured {
+        Captured {
+            status: ExitStatus::from_raw(code << 8),
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        }
+    }
+
+    #[test]
+    fn argv_puts_double_dash_before_the_guest_command() {
+        let guest = vec!["runuser".to_owned(), "-c".to_owned()];
+        assert_eq!(
+            exec_args("m", true, &guest),
+            ["machine", "exec", "--name", "m", "-i", "-t", "--", "runuser", "-c"]
+        );
+        assert_eq!(
+            exec_args("m", false, &[]),
+            ["machine", "exec", "--name", "m", "--"]
+        );
+        assert_eq!(cp_args("-a", "m:/b"), ["machine", "cp", "--", "-a", "m:/b"]);
+    }
+
+    #[test]
+    fn failure_message_prefers_smolvms_error_line() {
+        assert_eq!(
+            failure_message(&captured(1, "", "progress\nError: vm not found: x\n")),
+            "vm not found: x"
+        );
+        assert_eq!(
+            failure_message(&captured(3, "", " boom \n")),
+            "exit status 3: boom"
+        );
+        assert_eq!(failure_message(&captured(3, "", "")), "exit status 3");
+    }
+
+    #[test]
+    fn lone_error_line_is_exact() {
+        assert_eq!(
+            lone_error_line(&captured(1, "", "Error: vm not found: x\n")),
+            Some("vm not found: x")
+        );
+        assert_eq!(lone_error_line(&captured(1, "", "Error: x")), Some("x"));
+        assert_eq!(lone_error_line(&captured(1, "out", "Error: x\n")), None);
+        assert_eq!(lone_error_line(&captured(1, "", "a\nError: x\n")), None);
+        assert_eq!(lone_error_line(&captured(2, "", "Error: x\n")), None);
+    }
+
+    #[test]
+    fn usage_error_must_name_smolvm() {
+        let smolvm =
+            "error: unexpected argument '--x' found\n\nUsage: smolvm machine exec [OPTIONS]\n";
+        assert_eq!(
+            usage_error(&captured(2, "", smolvm)),
+            Some("error: unexpected argument '--x' found")
+        );
+        let guest = "error: unexpected argument\n\nUsage: rg [OPTIONS]\n";
+        assert_eq!(usage_error(&captured(2, "", guest)), None);
+        assert_eq!(usage_error(&captured(1, "", smolvm)), None);
+    }
+
+    #[test]
+    fn resolve_finds_executables_on_the_search_path() {
+        let found = Smolvm::resolve(OsStr::new("sh"), Some("/nonexistent:/bin".into())).unwrap();
+        assert_eq!(found.path(), Path::new("/bin/sh"));
+        let missing = Smolvm::resolve(OsStr::new("sh"), Some("/nonexistent".into()));
+        assert_eq!(missing.unwrap_err(), "not found on PATH");
+        // A directory or a non-executable file is not smolvm.
+        assert!(Smolvm::resolve(OsStr::new("/tmp"), None).is_err());
+        assert!(Smolvm::resolve(OsStr::new("/etc/passwd"), None).is_err());
+        assert!(Smolvm::resolve(OsStr::new("sh"), None).is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! Checks on every string that ends up in a smolvm or runuser command line.
+//!
+//! Each check runs before anything is spawned, so a rejected argument never
+//! reaches smolvm. Messages name the C argument and say what is wrong.
+
+use crate::error::{Error, Result};
+
+/// Longest machine name smolvm accepts.
+const MACHINE_NAME_MAX: usize = 128;
+
+/// Longest user name `runuser` is given (the useradd limit).
+const USER_MAX: usize = 32;
+
+/// Longest single argument the Linux kernel passes to a new program
+/// (MAX_ARG_STRLEN, 32 pages, including the terminating NUL). The script and
+/// the claude command line each travel as one argument of smolvm and then of
+/// `runuser` in the guest, so a longer one could never run.
+pub const ARG_MAX_BYTES: usize = 32 * 4096 - 1;
+
+/// Longest path a guest path may be (PATH_MAX without the NUL).
+const PATH_MAX_BYTES: usize = 4095;
+
+/// smolvm's machine-name rule: 1 to 128 ASCII letters, digits, `-` and `_`;
+/// the first a letter or digit; no trailing `-`; no `--` anywhere. The rule
+/// also guarantees a name can never be read as an option or contain the `:`
+/// that `machine cp` splits on.
+pub fn machine_name(name: &str) -> Result<()> {
+    let bad = |reason: String| Err(Error::invalid("machine_name", reason));
+    if name.is_empty() {
+        return bad("must not be empty".into());
+    }
+    if name.len() > MACHINE_NAME_MAX {
+        return bad(format!(
+            "is {} bytes long; smolvm allows at most {MACHINE_NAME_MAX}",
+            name.len()
+        ));
+    }
+    if let Some((i, c)) = name
+        .char_indices()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    {
+        return bad(format!(
+            "{} at byte {i} is not allowed; use ASCII letters, digits, '-' and '_'",
+            describe_char(c)
+        ));
+    }
+    if !name.as_bytes()[0].is_ascii_alphanumeric() {
+        return bad("must start with an ASCII letter or digit".into());
+    }
+    if name.ends_with('-') {
+        return bad("must not end with '-'".into());
+    }
+    if name.contains("--") {
+        return bad("must not contain \"--\"".into());
+    }
+    Ok(())
+}
+
+/// A guest user name for `runuser -l USER`: 1 to 32 characters of ASCII
+/// letters, digits, `_`, `.` and `-`, starting with a letter or `_`. Starting
+/// with a letter or `_` is what keeps it from being read as an option of
+/// runuser (`-c`, `--session-command`, ...).
+pub fn user(user: &str) -> Result<()> {
+    let bad = |reason: String| Err(Error::invalid("user", reason));
+    if user.is_empty() {
+        return bad("must not be empty".into());
+    }
+    if user.len() > USER_MAX {
+        return bad(format!(
+            "is {} bytes long; at most {USER_MAX} are allowed",
+            user.len()
+        ));
+    }
+    let first = user.as_bytes()[0];
+    if !(first.is_ascii_alphabetic() || first == b'_') {
+        return bad("must start with an ASCII letter or '_'".into());
+    }
+    if let Some((i, c)) = user
+        .char_indices()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return bad(format!(
+            "{} at byte {i} is not allowed; use ASCII letters, digits, '_', '.' and '-'",
+            describe_char(c)
+        ));
+    }
+    Ok(())
+}
+
+/// An absolute path inside the guest.
+pub fn guest_path(arg: &str, path: &str) -> Result<()> {
+    if !path.starts_with('/') {
+        return Err(Error::invalid(
+            arg,
+            format!("{path:?} is not an absolute guest path (it must start with '/')"),
+        ));
+    }
+    if path.len() > PATH_MAX_BYTES {
+        return Err(Error::invalid(
+            arg,
+            format!(
+                "is {} bytes long; a path may have at most {PATH_MAX_BYTES}",
+                path.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// One argument that a new program will receive must fit the kernel's limit.
+pub fn single_argument(arg: &str, what: &str, len: usize) -> Result<()> {
+    if len > ARG_MAX_BYTES {
+        return Err(Error::invalid(
+            arg,
+            format!(
+                "{what} is {len} bytes; the kernel passes at most {ARG_MAX_BYTES} bytes in one argument"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn describe_char(c: char) -> String {
+    if c.is_ascii_graphic() || c == ' ' {
+        format!("character {c:?}")
+    } else {
+        format!("character U+{:04X}", c as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(r: Result<()>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn machine_names_follow_smolvm_rules() {
+        for ok in [
+            "a",
+            "default",
+            "agent-1",
+            "A_b-9",
+            "9lives",
+            &"x".repeat(128),
+        ] {
+            machine_name(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
+        for (bad, why) in [
+            ("", "must not be empty"),
+            ("-a", "must start with an ASCII letter or digit"),
+            ("_a", "must start with an ASCII letter or digit"),
+            ("a-", "must not end with '-'"),
+            ("a--b", "must not contain \"--\""),
+            ("a b", "character ' ' at byte 1"),
+            ("a:b", "character ':'"),
+            ("..", "character '.'"),
+            ("a/b", "character '/'"),
+            ("é", "character U+00E9 at byte 0"),
+            ("a\nb", "character U+000A"),
+            ("$(id)", "character '$'"),
+        ] {
+            let msg = reason(machine_name(bad));
+            assert!(msg.starts_with("machine_name: "), "{bad:?}: {msg}");
+            assert!(msg.contains(why), "{bad:?}: {msg} lacks {why:?}");
+        }
+        assert!(reason(machine_name(&"x".repeat(129))).contains("129 bytes"));
+    }
+
+    #[test]
+    fn users_cannot_become_options() {
+        for ok in ["node", "root", "www-data", "_svc", "a.b", "u1"] {
+            user(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
+        for bad in [
+            "", "-c", "--help", "-", "..", ".x", "1abc", "no de", "a:b", "a;b", "é",
+        ] {
+            let msg = reason(user(bad));
+            assert!(msg.starts_with("user: "), "{bad:?}: {msg}");
+        }
+        assert!(reason(user(&"u".repeat(33))).contains("33 bytes"));
+    }
+
+    #[test]
+    fn guest_paths_are_absolute_and_bounded() {
+        guest_path("guest_path", "/home/node/a b:c").unwrap();
+        assert!(reason(guest_path("guest_path", "rel/x")).contains("not an absolute"));
+        assert!(reason(guest_path("guest_path", "")).contains("not an absolute"));
+        assert!(reason(guest_path("prompt_path", "-x")).starts_with("prompt_path: "));
+        let long = format!("/{}", "a".repeat(PATH_MAX_BYTES));
+        assert!(reason(guest_path("guest_path", &long)).contains("4096 bytes"));
+    }
+
+    #[test]
+    fn single_argument_limit_is_the_kernels() {
+        single_argument("script", "the script", ARG_MAX_BYTES).unwrap();
+        let msg = reason(single_argument("script", "the script", ARG_MAX_BYTES + 1));
+        assert!(msg.contains("131072 bytes"), "{msg}");
+    }
+}
