@@ -120,3 +120,34 @@ pub unsafe fn ref_arg<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Error> 
 pub fn out_arg<T>(ptr: *mut T, name: &str) -> Result<NonNull<T>, Error> {
     NonNull::new(ptr).ok_or_else(|| Error::invalid(name, "must not be NULL"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_message() -> String {
+        // SAFETY: non-NULL pointers from last_error are valid C strings.
+        unsafe { CStr::from_ptr(last_error()) }
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn panics_become_a_status_and_a_message() {
+        let status = guard(|| panic!("boom {}", 42));
+        assert_eq!(status, bottle_status::BOTTLE_ERR_PANIC);
+        assert!(last_message().ends_with("boom 42"), "{}", last_message());
+        guard_void(|| panic!("static boom"));
+        assert!(last_message().ends_with("static boom"));
+    }
+
+    #[test]
+    fn errors_keep_their_message_with_nuls_made_visible() {
+        let status = guard(|| Err(Error::Smolvm("bad\0byte".into())));
+        assert_eq!(status, bottle_status::BOTTLE_ERR_SMOLVM);
+        assert_eq!(last_message(), "bad\\0byte");
+        assert_eq!(guard(|| Ok(())), bottle_status::BOTTLE_OK);
+        assert_eq!(last_message(), "bad\\0byte", "success leaves the message");
+    }
+}

@@ -1,0 +1,63 @@
+/*
+ * libbottle demo: open a bottle on a running machine, run a script in it,
+ * copy a file in, and start claude.
+ *
+ *   usage: demo MACHINE
+ */
+#include <bottle.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static int fail(const char *what, bottle_status s) {
+    fprintf(stderr, "demo: %s: %s: %s\n", what, bottle_status_str(s), bottle_last_error());
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s MACHINE\n", argv[0]);
+        return 2;
+    }
+    printf("libbottle %s\n", bottle_version());
+
+    bottle *b;
+    bottle_status s = bottle_open(argv[1], NULL, &b);
+    if (s != BOTTLE_OK) return fail("open", s);
+
+    /* 1. A script, run as node in its login shell, output captured. */
+    bottle_exec_result r;
+    s = bottle_exec(b, "echo \"hello from $(id -un) in $HOME\"; uname -sm; exit 3", NULL, &r);
+    if (s != BOTTLE_OK) return fail("exec", s);
+    printf("exec: exit %d\n--- stdout ---\n%s--- stderr (%zu bytes) ---\n", r.exit_code,
+           (const char *)r.stdout_data, r.stderr_len);
+    bottle_exec_result_free(&r);
+
+    /* 2. A host file copied in, then read back in the guest. */
+    char host[] = "/tmp/bottle-demo-XXXXXX";
+    int fd = mkstemp(host);
+    const char note[] = "this file came from the host\n";
+    if (fd < 0 || write(fd, note, strlen(note)) != (ssize_t)strlen(note)) {
+        perror("demo: temporary file");
+        return 1;
+    }
+    close(fd);
+    s = bottle_cp_in(b, host, "/tmp/note.txt");
+    unlink(host);
+    if (s != BOTTLE_OK) return fail("cp_in", s);
+    s = bottle_exec(b, "cat /tmp/note.txt", NULL, &r);
+    if (s != BOTTLE_OK) return fail("exec", s);
+    printf("cp_in: guest reads: %s", (const char *)r.stdout_data);
+    bottle_exec_result_free(&r);
+
+    /* 3. claude, on this terminal, with exactly these arguments. */
+    const char *args[] = {"--version"};
+    int32_t code;
+    s = bottle_exec_claude(b, args, 1, isatty(STDIN_FILENO), &code);
+    if (s != BOTTLE_OK) return fail("exec_claude", s);
+    printf("exec_claude: claude exited %d\n", code);
+
+    bottle_close(b);
+    return 0;
+}

@@ -1,0 +1,273 @@
+/*
+ * The C API as a C program uses it: compiled against include/bottle.h,
+ * linked to the built library, run against the stand-in smolvm named by
+ * BOTTLE_SMOLVM. Prints "N passed, M failed" and exits non-zero on failure.
+ */
+#define _GNU_SOURCE
+#include <bottle.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        if (cond) {                                                        \
+            passed++;                                                      \
+        } else {                                                           \
+            failed++;                                                      \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                  \
+            fputc('\n', stderr);                                           \
+        }                                                                  \
+    } while (0)
+
+/* A failed call's status and message, checked together. */
+static void expect_fail(bottle_status got, bottle_status want, const char *needle, int line) {
+    const char *msg = bottle_last_error();
+    if (got == want && msg != NULL && strstr(msg, needle) != NULL) {
+        passed++;
+        return;
+    }
+    failed++;
+    fprintf(stderr, "FAIL line %d: want %s containing \"%s\", got %s: %s\n", line,
+            bottle_status_str(want), needle, bottle_status_str(got), msg ? msg : "(null)");
+}
+#define EXPECT_FAIL(call, want, needle) expect_fail((call), (want), (needle), __LINE__)
+
+/* Runs the stand-in smolvm directly, for setup the library does not do. */
+static int smolvm(const char *a1, const char *a2, const char *a3, const char *a4,
+                  const char *a5) {
+    const char *argv[] = {getenv("BOTTLE_SMOLVM"), a1, a2, a3, a4, a5, NULL};
+    pid_t pid;
+    int status;
+    if (posix_spawn(&pid, argv[0], NULL, NULL, (char *const *)argv, environ) != 0) return -1;
+    if (waitpid(pid, &status, 0) < 0) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static char machine[64];
+
+static void machine_up(void) {
+    snprintf(machine, sizeof machine, "c-test-%d", (int)getpid());
+    if (smolvm("machine", "create", "--name", machine, NULL) != 0 ||
+        smolvm("machine", "start", "--name", machine, NULL) != 0) {
+        fprintf(stderr, "cannot create the test machine with the stand-in smolvm %s\n",
+                getenv("BOTTLE_SMOLVM"));
+        exit(2);
+    }
+}
+
+static void machine_down(void) { smolvm("machine", "delete", "--name", machine, "-f"); }
+
+/* exec that must succeed; the caller frees the result. */
+static bottle_exec_result run(const bottle *b, const char *script, const char *user) {
+    bottle_exec_result r;
+    bottle_status s = bottle_exec(b, script, user, &r);
+    CHECK(s == BOTTLE_OK, "exec %s: %s", script, bottle_last_error());
+    return r;
+}
+
+static const char *const tricky[] = {
+    "", " ", "two words", "it's", "say \"hi\"", "$HOME $(id -u) `id`", "line\nbreak\n",
+    "*", "/etc/*", "back\\slash\\\\", "h\xc3\xa9llo \xe2\x9c\x93", "-p", "--", "a;b|c&d", "!!",
+};
+#define NTRICKY (sizeof tricky / sizeof tricky[0])
+
+static void test_exec(const bottle *b) {
+    bottle_exec_result r = run(b, "id -un; echo \"$HOME\"; pwd", NULL);
+    CHECK(strcmp((char *)r.stdout_data, "node\n/home/node\n/home/node\n") == 0, "%s",
+          (char *)r.stdout_data);
+    bottle_exec_result_free(&r);
+    CHECK(r.stdout_data == NULL && r.stderr_data == NULL && r.stdout_len == 0, "free zeroes");
+    bottle_exec_result_free(&r);
+
+    r = run(b, "id -u", "root");
+    CHECK(strcmp((char *)r.stdout_data, "0\n") == 0, "%s", (char *)r.stdout_data);
+    bottle_exec_result_free(&r);
+
+    static const struct { const char *script; int code; } codes[] = {
+        {"true", 0}, {"exit 1", 1}, {"exit 255", 255}, {"kill -9 $$", 137},
+        {"echo 'Error: vm not found: x' >&2; exit 1", 1},
+    };
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        r = run(b, codes[i].script, NULL);
+        CHECK(r.exit_code == codes[i].code, "%s: exit %d", codes[i].script, r.exit_code);
+        bottle_exec_result_free(&r);
+    }
+
+    for (size_t i = 0; i < NTRICKY; i++) {
+        char script[256];
+        snprintf(script, sizeof script, "cat <<'END'\n%s\nEND", tricky[i]);
+        r = run(b, script, NULL);
+        CHECK(r.stdout_len == strlen(tricky[i]) + 1 &&
+                  memcmp(r.stdout_data, tricky[i], strlen(tricky[i])) == 0,
+              "script text %zu changed: %s", i, (char *)r.stdout_data);
+        bottle_exec_result_free(&r);
+    }
+
+    r = run(b, "printf 'a\\000b\\377'; printf 'e\\000' >&2", NULL);
+    CHECK(r.stdout_len == 4 && memcmp(r.stdout_data, "a\0b\377", 4) == 0, "binary stdout");
+    CHECK(r.stderr_len == 2 && memcmp(r.stderr_data, "e\0", 2) == 0, "binary stderr");
+    bottle_exec_result_free(&r);
+
+    r = run(b, "head -c 67108864 /dev/zero | tee /dev/stderr", NULL);
+    CHECK(r.stdout_len == 67108864 && r.stderr_len == 67108864, "64 MiB each: %zu %zu",
+          r.stdout_len, r.stderr_len);
+    bottle_exec_result_free(&r);
+}
+
+static void *exec_thread(void *arg) {
+    const bottle *b = arg;
+    for (int i = 0; i < 8; i++) {
+        bottle_exec_result r = run(b, "echo $((6 * 7))", NULL);
+        CHECK(strcmp((char *)r.stdout_data, "42\n") == 0, "thread exec");
+        bottle_exec_result_free(&r);
+    }
+    return NULL;
+}
+
+static void test_threads(const bottle *b) {
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, exec_thread, (void *)b);
+    for (int i = 0; i < 8; i++) pthread_join(t[i], NULL);
+}
+
+static void test_claude(const bottle *b) {
+    int32_t code = -1;
+    bottle_status s = bottle_exec_claude(b, tricky, NTRICKY, false, &code);
+    CHECK(s == BOTTLE_OK && code == 0, "exec_claude: %s", bottle_last_error());
+    bottle_exec_result r = run(b, "cat ~/.claude-standin/argv", NULL);
+    size_t off = 0;
+    for (size_t i = 0; i < NTRICKY; i++) {
+        size_t n = strlen(tricky[i]) + 1; /* with its NUL separator */
+        CHECK(off + n <= r.stdout_len && memcmp(r.stdout_data + off, tricky[i], n) == 0,
+              "claude argv[%zu] differs", i);
+        off += n;
+    }
+    CHECK(off == r.stdout_len, "claude got %zu bytes of argv, expected %zu", r.stdout_len, off);
+    bottle_exec_result_free(&r);
+
+    r = run(b, "echo 7 > /tmp/claude-exit", "root");
+    bottle_exec_result_free(&r);
+    s = bottle_exec_claude(b, NULL, 0, false, &code);
+    CHECK(s == BOTTLE_OK && code == 7, "claude exit code %d", code);
+}
+
+static void test_cp_in(const bottle *b) {
+    char host[] = "/tmp/bottle-c-test:XXXXXX";
+    int fd = mkstemp(host);
+    CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
+    CHECK(write(fd, "copied\0bytes", 12) == 12, "write");
+    close(fd);
+    CHECK(bottle_cp_in(b, host, "/home/node/in.bin") == BOTTLE_OK, "cp_in: %s",
+          bottle_last_error());
+    bottle_exec_result r = run(b, "cat /home/node/in.bin", NULL);
+    CHECK(r.stdout_len == 12 && memcmp(r.stdout_data, "copied\0bytes", 12) == 0, "copied bytes");
+    bottle_exec_result_free(&r);
+    EXPECT_FAIL(bottle_cp_in(b, host, "/no/such/dir/x"), BOTTLE_ERR_SMOLVM, "copy failed");
+    EXPECT_FAIL(bottle_cp_in(b, "/tmp", "/tmp/x"), BOTTLE_ERR_INVALID_ARGUMENT, "is a directory");
+    unlink(host);
+    EXPECT_FAIL(bottle_cp_in(b, host, "/tmp/x"), BOTTLE_ERR_IO, "host_path");
+}
+
+static void test_bad_input(const bottle *b) {
+    bottle *nb = (bottle *)1;
+    bottle_exec_result r;
+    int32_t code;
+    const char *bad_utf8 = "\xff\xfe";
+    EXPECT_FAIL(bottle_open(NULL, NULL, &nb), BOTTLE_ERR_INVALID_ARGUMENT, "machine_name");
+    CHECK(nb == NULL, "out is NULL after a failed open");
+    EXPECT_FAIL(bottle_open("ok", NULL, NULL), BOTTLE_ERR_INVALID_ARGUMENT, "out");
+    EXPECT_FAIL(bottle_open("-rf", NULL, &nb), BOTTLE_ERR_INVALID_ARGUMENT, "machine_name");
+    EXPECT_FAIL(bottle_open("a:b", NULL, &nb), BOTTLE_ERR_INVALID_ARGUMENT, "machine_name");
+    EXPECT_FAIL(bottle_open(bad_utf8, NULL, &nb), BOTTLE_ERR_INVALID_ARGUMENT, "UTF-8");
+    EXPECT_FAIL(bottle_open("ok", "rel", &nb), BOTTLE_ERR_INVALID_ARGUMENT, "prompt_path");
+    EXPECT_FAIL(bottle_exec(NULL, "true", NULL, &r), BOTTLE_ERR_INVALID_ARGUMENT, "b:");
+    EXPECT_FAIL(bottle_exec(b, NULL, NULL, &r), BOTTLE_ERR_INVALID_ARGUMENT, "script");
+    EXPECT_FAIL(bottle_exec(b, "true", "-c", &r), BOTTLE_ERR_INVALID_ARGUMENT, "user");
+    EXPECT_FAIL(bottle_exec(b, "true", "a b", &r), BOTTLE_ERR_INVALID_ARGUMENT, "user");
+    EXPECT_FAIL(bottle_exec(b, "true", NULL, NULL), BOTTLE_ERR_INVALID_ARGUMENT, "out");
+    EXPECT_FAIL(bottle_exec_claude(b, NULL, 1, false, &code), BOTTLE_ERR_INVALID_ARGUMENT,
+                "argv");
+    const char *with_null[] = {"x", NULL};
+    EXPECT_FAIL(bottle_exec_claude(b, with_null, 2, false, &code), BOTTLE_ERR_INVALID_ARGUMENT,
+                "argv[1]");
+    EXPECT_FAIL(bottle_exec_claude(b, NULL, 0, false, NULL), BOTTLE_ERR_INVALID_ARGUMENT,
+                "exit_code");
+    EXPECT_FAIL(bottle_cp_in(b, NULL, "/x"), BOTTLE_ERR_INVALID_ARGUMENT, "host_path");
+    EXPECT_FAIL(bottle_cp_in(b, "/etc/hostname", "x"), BOTTLE_ERR_INVALID_ARGUMENT,
+                "guest_path");
+    bottle_close(NULL);
+    bottle_exec_result_free(NULL);
+}
+
+static void test_machine_states(void) {
+    bottle *b = NULL;
+    bottle_exec_result r;
+    CHECK(bottle_open("c-test-no-such-machine", NULL, &b) == BOTTLE_OK, "open");
+    EXPECT_FAIL(bottle_exec(b, "true", NULL, &r), BOTTLE_ERR_SMOLVM, "vm not found");
+    bottle_close(b);
+
+    CHECK(bottle_open(machine, NULL, &b) == BOTTLE_OK, "open");
+    smolvm("machine", "stop", "--name", machine, NULL);
+    EXPECT_FAIL(bottle_exec(b, "true", NULL, &r), BOTTLE_ERR_SMOLVM, "is not running");
+    int32_t code;
+    EXPECT_FAIL(bottle_exec_claude(b, NULL, 0, false, &code), BOTTLE_ERR_SMOLVM,
+                "is not running");
+    smolvm("machine", "start", "--name", machine, NULL);
+    bottle_close(b);
+}
+
+static void test_missing_smolvm(void) {
+    char *saved = strdup(getenv("BOTTLE_SMOLVM"));
+    bottle *b = (bottle *)1;
+    setenv("BOTTLE_SMOLVM", "/nonexistent/smolvm", 1);
+    EXPECT_FAIL(bottle_open(machine, NULL, &b), BOTTLE_ERR_SMOLVM_NOT_FOUND, "BOTTLE_SMOLVM");
+    CHECK(b == NULL, "out is NULL");
+    setenv("BOTTLE_SMOLVM", saved, 1);
+    free(saved);
+}
+
+int main(void) {
+    if (getenv("BOTTLE_SMOLVM") == NULL) {
+        fprintf(stderr, "BOTTLE_SMOLVM must name the stand-in smolvm (make test sets it)\n");
+        return 2;
+    }
+    if (geteuid() != 0) {
+        fprintf(stderr, "the stand-in smolvm needs root; this test cannot run as a user\n");
+        return 2;
+    }
+    CHECK(strcmp(bottle_status_str(BOTTLE_ERR_SMOLVM), "smolvm failed") == 0, "status_str");
+    CHECK(strcmp(bottle_status_str((bottle_status)99), "unknown status") == 0, "status_str");
+    CHECK(bottle_version() != NULL && bottle_version()[0] != '\0', "version");
+
+    machine_up();
+    bottle *b = NULL;
+    bottle_status s = bottle_open(machine, NULL, &b);
+    CHECK(s == BOTTLE_OK && b != NULL, "open: %s", bottle_last_error());
+    if (b != NULL) {
+        test_exec(b);
+        test_threads(b);
+        test_claude(b);
+        test_cp_in(b);
+        test_bad_input(b);
+        bottle_close(b);
+    }
+    test_machine_states();
+    test_missing_smolvm();
+    machine_down();
+
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,304 @@
+//! Shared fixtures for the integration tests: the stand-in smolvm, machines
+//! that delete themselves, and safe wrappers over the C API.
+#![allow(dead_code)]
+
+use std::ffi::{c_char, CStr, CString};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ::bottle::ffi::bottle::{
+    bottle, bottle_close, bottle_cp_in, bottle_exec, bottle_exec_claude, bottle_open,
+};
+use ::bottle::ffi::exec_result::{bottle_exec_result, bottle_exec_result_free};
+use ::bottle::ffi::status::{bottle_last_error, bottle_status};
+
+/// The stand-in smolvm the library is pointed at. Fails loudly, with the
+/// reason, when the tests cannot run here.
+pub fn standin() -> PathBuf {
+    let path = PathBuf::from(std::env::var_os("BOTTLE_SMOLVM").expect(
+        "BOTTLE_SMOLVM is not set: run the tests with `make test` or plain `cargo test`, \
+         which sets it through .cargo/config.toml",
+    ));
+    assert!(
+        path.is_file(),
+        "the stand-in smolvm {} is missing: build it with `cargo build -p smolvm-standin` \
+         (make test does)",
+        path.display()
+    );
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the stand-in smolvm needs root (mount namespaces and chroot); these tests cannot run \
+         as a normal user"
+    );
+    path
+}
+
+/// Runs the stand-in directly (setup and checks that bypass the library).
+pub fn smolvm(args: &[&str]) -> std::process::Output {
+    Command::new(standin())
+        .args(args)
+        .output()
+        .expect("run the stand-in smolvm")
+}
+
+/// A running stand-in machine, deleted (with everything in it) on drop.
+pub struct Machine {
+    pub name: String,
+}
+
+impl Machine {
+    pub fn new(label: &str) -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "t{}-{}-{label}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let created = smolvm(&["machine", "create", "--name", &name]);
+        assert!(created.status.success(), "create {name}: {created:?}");
+        let machine = Machine { name };
+        machine.start();
+        machine
+    }
+
+    pub fn start(&self) {
+        let out = smolvm(&["machine", "start", "--name", &self.name]);
+        assert!(out.status.success(), "start {}: {out:?}", self.name);
+    }
+
+    pub fn stop(&self) {
+        let out = smolvm(&["machine", "stop", "--name", &self.name]);
+        assert!(out.status.success(), "stop {}: {out:?}", self.name);
+    }
+
+    /// The machine's root filesystem as the host sees it.
+    pub fn rootfs(&self) -> PathBuf {
+        let home = std::env::var_os("SMOLVM_STANDIN_HOME").expect("SMOLVM_STANDIN_HOME is set");
+        PathBuf::from(home).join(&self.name).join("rootfs")
+    }
+
+    pub fn open(&self) -> Bottle {
+        Bottle::open(&self.name, None).expect("open")
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        let out = smolvm(&["machine", "delete", "--name", &self.name, "-f"]);
+        if !out.status.success() && !std::thread::panicking() {
+            panic!("delete {}: {out:?}", self.name);
+        }
+    }
+}
+
+/// A failed call: its status and `bottle_last_error()`.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: bottle_status,
+    pub message: String,
+}
+
+fn failure(status: bottle_status) -> Failure {
+    let msg = bottle_last_error();
+    assert!(!msg.is_null(), "a failed call must leave a message");
+    // SAFETY: the library returns a NUL-terminated string valid until the
+    // next call on this thread.
+    let message = unsafe { CStr::from_ptr(msg) }.to_str().unwrap().to_owned();
+    Failure { status, message }
+}
+
+pub fn check(status: bottle_status) -> Result<(), Failure> {
+    match status {
+        bottle_status::BOTTLE_OK => Ok(()),
+        s => Err(failure(s)),
+    }
+}
+
+pub fn cstr(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+/// An owned copy of a `bottle_exec_result`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Exec {
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Exec {
+    pub fn stdout_str(&self) -> &str {
+        std::str::from_utf8(&self.stdout).unwrap()
+    }
+}
+
+/// A C bottle handle, closed on drop. Every method goes through the C ABI.
+#[derive(Debug)]
+pub struct Bottle(pub *mut bottle);
+
+// SAFETY: the C API documents bottles as usable from many threads at once.
+unsafe impl Send for Bottle {}
+unsafe impl Sync for Bottle {}
+
+impl Bottle {
+    pub fn open(machine: &str, prompt: Option<&str>) -> Result<Self, Failure> {
+        let machine = cstr(machine);
+        let prompt = prompt.map(cstr);
+        let mut out = std::ptr::null_mut();
+        let status = unsafe {
+            bottle_open(
+                machine.as_ptr(),
+                prompt.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+                &mut out,
+            )
+        };
+        check(status).map(|()| {
+            assert!(!out.is_null());
+            Bottle(out)
+        })
+    }
+
+    pub fn exec_raw(&self, script: *const c_char, user: *const c_char) -> Result<Exec, Failure> {
+        let mut r = bottle_exec_result {
+            exit_code: -7,
+            stdout_data: 1 as *mut u8,
+            stdout_len: 9,
+            stderr_data: 1 as *mut u8,
+            stderr_len: 9,
+        };
+        let status = unsafe { bottle_exec(self.0, script, user, &mut r) };
+        if let Err(f) = check(status) {
+            assert!(
+                r.stdout_data.is_null() && r.stderr_data.is_null(),
+                "zeroed on failure"
+            );
+            assert_eq!((r.exit_code, r.stdout_len, r.stderr_len), (0, 0, 0));
+            return Err(f);
+        }
+        assert!(!r.stdout_data.is_null() && !r.stderr_data.is_null());
+        let owned = unsafe {
+            assert_eq!(
+                *r.stdout_data.add(r.stdout_len),
+                0,
+                "stdout is NUL-terminated"
+            );
+            assert_eq!(
+                *r.stderr_data.add(r.stderr_len),
+                0,
+                "stderr is NUL-terminated"
+            );
+            Exec {
+                exit_code: r.exit_code,
+                stdout: std::slice::from_raw_parts(r.stdout_data, r.stdout_len).to_vec(),
+                stderr: std::slice::from_raw_parts(r.stderr_data, r.stderr_len).to_vec(),
+            }
+        };
+        unsafe { bottle_exec_result_free(&mut r) };
+        assert!(
+            r.stdout_data.is_null() && r.stderr_data.is_null(),
+            "free zeroes"
+        );
+        Ok(owned)
+    }
+
+    pub fn exec(&self, script: &str, user: Option<&str>) -> Result<Exec, Failure> {
+        let script = cstr(script);
+        let user = user.map(cstr);
+        self.exec_raw(
+            script.as_ptr(),
+            user.as_ref().map_or(std::ptr::null(), |u| u.as_ptr()),
+        )
+    }
+
+    /// Runs `script` as node and returns its stdout, asserting exit 0.
+    pub fn sh(&self, script: &str) -> String {
+        let r = self.exec(script, None).expect("exec");
+        assert_eq!(r.exit_code, 0, "{script}: {r:?}");
+        String::from_utf8(r.stdout).unwrap()
+    }
+
+    pub fn exec_claude(&self, args: &[&str], tty: bool) -> Result<i32, Failure> {
+        let owned: Vec<CString> = args.iter().map(|a| cstr(a)).collect();
+        let ptrs: Vec<*const c_char> = owned.iter().map(|a| a.as_ptr()).collect();
+        let mut code = -7;
+        let status =
+            unsafe { bottle_exec_claude(self.0, ptrs.as_ptr(), ptrs.len(), tty, &mut code) };
+        check(status)
+            .map(|()| code)
+            .inspect_err(|_| assert_eq!(code, 0))
+    }
+
+    pub fn cp_in(&self, host: &[u8], guest: &str) -> Result<(), Failure> {
+        let host = CString::new(host).unwrap();
+        let guest = cstr(guest);
+        check(unsafe { bottle_cp_in(self.0, host.as_ptr(), guest.as_ptr()) })
+    }
+
+    /// The argv the claude stand-in last recorded, split at its NULs.
+    pub fn claude_argv(&self) -> Vec<Vec<u8>> {
+        let r = self
+            .exec("cat ~/.claude-standin/argv", None)
+            .expect("read argv");
+        assert_eq!(r.exit_code, 0, "{r:?}");
+        let mut args: Vec<Vec<u8>> = r.stdout.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
+        assert_eq!(args.pop(), Some(Vec::new()), "argv ends with a NUL");
+        args
+    }
+}
+
+impl Drop for Bottle {
+    fn drop(&mut self) {
+        unsafe { bottle_close(self.0) };
+    }
+}
+
+/// Asserts a failure's status and that its message contains `needle`.
+pub fn assert_fails<T: std::fmt::Debug>(
+    r: Result<T, Failure>,
+    status: bottle_status,
+    needle: &str,
+) {
+    let f = r.expect_err("the call should fail");
+    assert_eq!(f.status, status, "{}", f.message);
+    assert!(
+        f.message.contains(needle),
+        "message {:?} does not contain {needle:?}",
+        f.message
+    );
+}
+
+/// Strings that break naive quoting: spaces, both quotes, `$`, backticks,
+/// newlines, globs, backslashes, non-ASCII text, empty strings, leading
+/// dashes.
+pub const TRICKY: &[&str] = &[
+    "",
+    " ",
+    "plain",
+    "two words",
+    "it's",
+    "say \"hi\"",
+    "'\"'\"",
+    "$HOME ${USER} $(id -u)",
+    "`id`",
+    "line one\nline two\n",
+    "*",
+    "/etc/*",
+    "?[a-z]",
+    "back\\slash\\\\ \\n \\",
+    "tab\there",
+    "héllo wörld ✓ 日本語 🙂",
+    "-p",
+    "--dangerously-skip-permissions",
+    "-",
+    "--",
+    "a;b|c&d>e<f",
+    "!!",
+    "~",
+    "#comment",
+    "x=y",
+    "{a,b}",
+    "\u{7f}\u{1}\u{1b}[31m",
+];
