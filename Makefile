@@ -12,15 +12,56 @@ BUILD    := build
 # Tests keep the stand-in's machines under target/, never in the host's /tmp.
 export SMOLVM_STANDIN_HOME ?= $(CURDIR)/target/standin-home
 
-# What a static Rust library needs from the C side when linked.
+# What a static Rust library needs from the C side when linked
+# (`cargo rustc -- --print native-static-libs`).
 STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
-.PHONY: all lib standin header demo test lint test-rust test-c test-standin clean
+VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+# A 0.x library may break its ABI in any minor release (see build.rs).
+SONAME   := libbottle.so.$(shell echo $(VERSION) | awk -F. '$$1 == 0 { print "0." $$2; next } { print $$1 }')
+
+# Installation, GNU style; DESTDIR is honoured.
+PREFIX      ?= /usr/local
+INSTALL_LIB ?= $(PREFIX)/lib
+INSTALL_INC ?= $(PREFIX)/include
+INSTALL_PC  ?= $(INSTALL_LIB)/pkgconfig
+
+.PHONY: all lib standin header install uninstall demo test lint test-rust test-c test-standin \
+	test-sanitize test-valgrind test-examples test-go clean
 
 all: lib
 
-lib:
+# The in-tree build, with the soname link a program linked to it looks for,
+# and a pkg-config file for using it uninstalled:
+# PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig.
+lib: | $(BUILD)
 	cargo build --release
+	ln -sf libbottle.so $(LIBDIR)/$(SONAME)
+	mkdir -p $(BUILD)/pkgconfig
+	$(call pc_file,$(CURDIR),$(LIBDIR),$(CURDIR)/include, -Wl$(comma)-rpath$(comma)$(LIBDIR)) \
+		> $(BUILD)/pkgconfig/bottle-uninstalled.pc
+
+comma := ,
+# $(call pc_file,prefix,libdir,includedir,extra libs)
+pc_file = sed -e 's|@PREFIX@|$(1)|' -e 's|@LIBDIR@|$(2)|' -e 's|@INCLUDEDIR@|$(3)|' \
+	-e 's|@VERSION@|$(VERSION)|' -e 's|@EXTRA_LIBS@|$(4)|' -e 's|@STATIC_LIBS@|$(STATIC_LIBS)|' \
+	bottle.pc.in
+
+# Installs the shared library (real file, soname link, dev link), the static
+# library, the header and bottle.pc; uninstall removes exactly those.
+install: lib
+	install -d $(DESTDIR)$(INSTALL_LIB) $(DESTDIR)$(INSTALL_INC) $(DESTDIR)$(INSTALL_PC)
+	install -m 0755 $(LIBDIR)/libbottle.so $(DESTDIR)$(INSTALL_LIB)/libbottle.so.$(VERSION)
+	ln -sf libbottle.so.$(VERSION) $(DESTDIR)$(INSTALL_LIB)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(INSTALL_LIB)/libbottle.so
+	install -m 0644 $(LIBDIR)/libbottle.a $(DESTDIR)$(INSTALL_LIB)/libbottle.a
+	install -m 0644 include/bottle.h $(DESTDIR)$(INSTALL_INC)/bottle.h
+	$(call pc_file,$(PREFIX),$(INSTALL_LIB),$(INSTALL_INC),) > $(DESTDIR)$(INSTALL_PC)/bottle.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INSTALL_LIB)/libbottle.so.$(VERSION) $(DESTDIR)$(INSTALL_LIB)/$(SONAME) \
+		$(DESTDIR)$(INSTALL_LIB)/libbottle.so $(DESTDIR)$(INSTALL_LIB)/libbottle.a \
+		$(DESTDIR)$(INSTALL_INC)/bottle.h $(DESTDIR)$(INSTALL_PC)/bottle.pc
 
 standin:
 	cargo build -p smolvm-standin
@@ -38,13 +79,15 @@ demo: lib standin $(BUILD)/demo
 	scripts/demo.sh
 
 # Every test: formatting and lints, the Rust unit and integration tests (the
-# header drift check among them), the stand-in's own checks, and the C tests
-# against the shared and the static library.
-test: lint test-rust test-standin test-c
+# header drift check among them), the stand-in's own checks, the C tests
+# against the shared and the static library and under ASan+UBSan and
+# valgrind, the C and Python examples with an install, and the Go binding.
+test: lint test-rust test-standin test-c test-sanitize test-valgrind test-examples test-go
 
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	test -z "$$(gofmt -l bindings/go)" || { gofmt -l bindings/go; exit 1; }
 
 test-rust: standin
 	cargo test --workspace
@@ -66,6 +109,28 @@ test-c: standin $(BUILD)/test_bottle $(BUILD)/test_bottle_static $(BUILD)/header
 	BOTTLE_SMOLVM=$(STANDIN) $(BUILD)/test_bottle
 	BOTTLE_SMOLVM=$(STANDIN) $(BUILD)/test_bottle_static
 	BOTTLE_SMOLVM=/nonexistent $(BUILD)/header_cpp
+
+SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+$(BUILD)/test_bottle_asan: tests/c/test_bottle.c include/bottle.h lib | $(BUILD)
+	$(CC) -std=c11 $(WARN) -O1 -g $(SANITIZE) -Iinclude $< -o $@ -L$(LIBDIR) -lbottle -lpthread \
+		-Wl,-rpath,$(LIBDIR)
+
+test-sanitize: standin $(BUILD)/test_bottle_asan
+	BOTTLE_SMOLVM=$(STANDIN) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(BUILD)/test_bottle_asan
+
+test-valgrind: standin $(BUILD)/test_bottle
+	BOTTLE_SMOLVM=$(STANDIN) valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+		--errors-for-leak-kinds=definite,indirect,possible --error-exitcode=1 $(BUILD)/test_bottle
+
+test-examples: standin lib
+	BOTTLE_SMOLVM=$(STANDIN) tests/examples.sh
+
+test-go: standin lib
+	cd bindings/go && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(STANDIN) \
+		go vet ./... && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(STANDIN) \
+		go test -race -count=1 ./...
 
 clean:
 	cargo clean

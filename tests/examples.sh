@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Runs the C examples, the Python ctypes example, and an install into a
+# scratch PREFIX, against the stand-in smolvm. Prints "N passed, M failed".
+# Needs: make lib, the stand-in, BOTTLE_SMOLVM and SMOLVM_STANDIN_HOME set
+# (the Makefile's test-examples target does all of that).
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+: "${BOTTLE_SMOLVM:?BOTTLE_SMOLVM must name the stand-in smolvm}"
+: "${SMOLVM_STANDIN_HOME:?SMOLVM_STANDIN_HOME must be set}"
+[ "$(id -u)" = 0 ] || { echo "examples: the stand-in smolvm needs root" >&2; exit 2; }
+
+passed=0 failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+# expect DESCRIPTION NEEDLE OUTPUT: OUTPUT must contain NEEDLE.
+expect() { case "$3" in *"$2"*) ok ;; *) bad "$1: no \"$2\" in: $3" ;; esac; }
+
+scratch=$(mktemp -d)
+machine="examples-$$"
+cleanup() {
+    "$BOTTLE_SMOLVM" machine delete --name "$machine" -f >/dev/null 2>&1
+    rm -rf "$scratch"
+}
+trap cleanup EXIT
+"$BOTTLE_SMOLVM" machine create --name "$machine" >/dev/null &&
+    "$BOTTLE_SMOLVM" machine start --name "$machine" >/dev/null ||
+    { echo "examples: cannot create a stand-in machine" >&2; exit 2; }
+
+# The C examples, built against the in-tree library.
+make -s -C "$root/bindings/c" OUT="$scratch/in-tree" >/dev/null || bad "build C examples"
+bin="$scratch/in-tree"
+out=$("$bin/exec" "$machine" 2>&1); code=$?
+[ $code = 0 ] && ok || bad "exec example exited $code"
+expect "exec example" "exit code: 3" "$out"
+expect "exec example" "node in /home/node" "$out"
+expect "exec example" "stderr (5 bytes): oops" "$out"
+
+out=$("$bin/claude" "$machine" /home/node/prompt.md -p "it's a test" "" </dev/null 2>&1); code=$?
+[ $code = 0 ] && ok || bad "claude example exited $code: $out"
+argv=$("$bin/exec" "$machine" 'tr "\0" "|" < ~/.claude-standin/argv' 2>&1)
+expect "claude example argv" "--append-system-prompt-file|/home/node/prompt.md|-p|it's a test||" "$argv"
+
+printf 'payload\n' > "$scratch/host file: -x"
+out=$("$bin/cp_in" "$machine" "$scratch/host file: -x" "/tmp/it's here" 2>&1); code=$?
+[ $code = 0 ] && ok || bad "cp_in example exited $code: $out"
+expect "cp_in example" "$(sha256sum < "$scratch/host file: -x" | cut -d' ' -f1)" "$out"
+
+out=$("$bin/exec" no-such-machine true 2>&1); code=$?
+[ $code = 1 ] && ok || bad "exec example on a missing machine exited $code"
+expect "exec example error" "smolvm failed: smolvm machine exec on 'no-such-machine' failed: vm not found" "$out"
+
+# Python, through ctypes.
+out=$(python3 "$root/bindings/python/bottle_example.py" "$machine" 2>&1); code=$?
+[ $code = 0 ] && ok || bad "python example exited $code: $out"
+expect "python example" "exit code: 4" "$out"
+expect "python example" "stdout: b'hello from node\\n'" "$out"
+expect "python example" "stderr: b'\\x01\\x00\\xff'" "$out"
+out=$(python3 "$root/bindings/python/bottle_example.py" "bad name" 2>&1); code=$?
+[ $code = 1 ] && ok || bad "python example with a bad name exited $code"
+expect "python example error" "open: invalid argument: machine_name:" "$out"
+
+# Install into a scratch PREFIX, build an example against it with
+# pkg-config, run it, and uninstall: exactly what was installed goes.
+prefix="$scratch/prefix"
+make -s -C "$root" install PREFIX="$prefix" >/dev/null || bad "make install"
+installed=$(cd "$prefix" && find . | sort)
+expect "installed files" "./lib/libbottle.so.0.1" "$installed"
+[ "$(readlink "$prefix/lib/libbottle.so")" = libbottle.so.0.1 ] && ok || bad "dev symlink"
+[ "$(readlink "$prefix/lib/libbottle.so.0.1")" = libbottle.so.0.1.0 ] && ok || bad "soname symlink"
+readelf -d "$prefix/lib/libbottle.so.0.1.0" | grep -q 'SONAME.*libbottle.so.0.1' && ok || bad "soname"
+PKG_CONFIG_PATH="$prefix/lib/pkgconfig" cc -std=c11 "$root/bindings/c/exec.c" -o "$scratch/exec-installed" \
+    $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs bottle) || bad "build against install"
+out=$(LD_LIBRARY_PATH="$prefix/lib" "$scratch/exec-installed" "$machine" 'echo installed' 2>&1)
+expect "installed library" "stdout (10 bytes): installed" "$out"
+ldd "$scratch/exec-installed" | grep -q "libbottle.so.0.1 => $prefix/lib/" && ok || bad "linked to the installed soname"
+PKG_CONFIG_PATH="$prefix/lib/pkgconfig" cc -std=c11 -static-libgcc "$root/bindings/c/exec.c" -o "$scratch/exec-static" \
+    $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags bottle) "$prefix/lib/libbottle.a" \
+    $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --libs-only-other --static bottle) \
+    $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --libs-only-l --static bottle | sed 's/-lbottle//') || bad "static build"
+out=$("$scratch/exec-static" "$machine" 'echo static' 2>&1)
+expect "static library" "stdout (7 bytes): static" "$out"
+make -s -C "$root" uninstall PREFIX="$prefix" >/dev/null || bad "make uninstall"
+left=$(cd "$prefix" && find . -type f -o -type l)
+[ -z "$left" ] && ok || bad "uninstall left: $left"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
