@@ -1,0 +1,3 @@
+module github.com/libbottle/libbottle/bindings/go
+
+go 1.22

@@ -1,0 +1,186 @@
+package bottle
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The tests run against the stand-in smolvm (tests/smolvm-standin), which
+// runs each machine's commands for real in a chroot with a node user and a
+// recording claude. They fail, never skip, when it is not there.
+
+// standin returns the stand-in smolvm's path, or fails the test with the
+// reason the tests cannot run here.
+func standin(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("BOTTLE_SMOLVM")
+	if path == "" {
+		t.Fatal("BOTTLE_SMOLVM is not set: run `make test-go` from the repository root, " +
+			"or set it to the stand-in smolvm, target/debug/smolvm-standin")
+	}
+	if os.Getenv("SMOLVM_STANDIN_HOME") == "" {
+		t.Fatal("SMOLVM_STANDIN_HOME is not set: the stand-in smolvm keeps its machines there " +
+			"(make test-go sets it to target/standin-home)")
+	}
+	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("the stand-in smolvm %s is missing (%v): build it with `cargo build -p smolvm-standin`",
+			path, err)
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("the stand-in smolvm needs root (mount namespaces and chroot); " +
+			"these tests cannot run as a normal user")
+	}
+	return path
+}
+
+// smolvm runs the stand-in directly, for setup the package does not do.
+func smolvm(t *testing.T, args ...string) {
+	t.Helper()
+	out, err := exec.Command(standin(t), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("smolvm %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+var machines atomic.Int64
+
+// newMachine creates and starts a stand-in machine with a unique name,
+// deleted when the test ends.
+func newMachine(t *testing.T) string {
+	t.Helper()
+	name := fmt.Sprintf("go-%d-%d", os.Getpid(), machines.Add(1))
+	smolvm(t, "machine", "create", "--name", name)
+	t.Cleanup(func() {
+		out, err := exec.Command(standin(t), "machine", "delete", "--name", name, "-f").CombinedOutput()
+		if err != nil {
+			t.Errorf("delete machine %s: %v\n%s", name, err, out)
+		}
+	})
+	smolvm(t, "machine", "start", "--name", name)
+	return name
+}
+
+// openMachine opens a Bottle on a new running machine, closed when the
+// test ends (before the machine is deleted).
+func openMachine(t *testing.T, opts ...Option) (*Bottle, string) {
+	t.Helper()
+	name := newMachine(t)
+	b, err := Open(name, opts...)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", name, err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, name
+}
+
+// run is Exec that must succeed.
+func run(t *testing.T, b *Bottle, script string, opts ...ExecOption) *ExecResult {
+	t.Helper()
+	r, err := b.Exec(context.Background(), script, opts...)
+	if err != nil {
+		t.Fatalf("Exec(%q): %v", script, err)
+	}
+	return r
+}
+
+// sh runs script as node, asserts exit 0 and returns its stdout.
+func sh(t *testing.T, b *Bottle, script string) string {
+	t.Helper()
+	r := run(t, b, script)
+	if r.ExitCode != 0 {
+		t.Fatalf("Exec(%q): exit %d, stderr %q", script, r.ExitCode, r.Stderr)
+	}
+	return string(r.Stdout)
+}
+
+// claudeArgv is the argv the claude stand-in last recorded.
+func claudeArgv(t *testing.T, b *Bottle) []string {
+	t.Helper()
+	out := sh(t, b, "cat ~/.claude-standin/argv")
+	args := strings.Split(out, "\x00")
+	if args[len(args)-1] != "" {
+		t.Fatalf("argv file does not end with a NUL: %q", out)
+	}
+	return args[:len(args)-1]
+}
+
+// wantErr asserts that err is an *Error matching sentinel whose message
+// contains needle.
+func wantErr(t *testing.T, err, sentinel error, needle string) {
+	t.Helper()
+	var e *Error
+	switch {
+	case err == nil:
+		t.Fatalf("no error; want %v containing %q", sentinel, needle)
+	case !errors.Is(err, sentinel):
+		t.Fatalf("error %v is not %v", err, sentinel)
+	case !errors.As(err, &e):
+		t.Fatalf("error %v (%T) is not an *Error", err, err)
+	case !strings.Contains(e.Message, needle):
+		t.Fatalf("error %v does not contain %q", err, needle)
+	}
+}
+
+// waitIdle waits until no C call is using b's handle, so that a test does
+// not delete a machine under a call it abandoned.
+func waitIdle(t *testing.T, b *Bottle) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b.mu.Lock()
+		n := b.inFlight
+		b.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls still in flight", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// tricky breaks naive quoting: spaces, both quotes, $, backticks,
+// newlines, globs, backslashes, non-ASCII text, empty strings, leading
+// dashes (the same list as the Rust and C tests).
+var tricky = []string{
+	"",
+	" ",
+	"plain",
+	"two words",
+	"it's",
+	"say \"hi\"",
+	"'\"'\"",
+	"$HOME ${USER} $(id -u)",
+	"`id`",
+	"line one\nline two\n",
+	"*",
+	"/etc/*",
+	"?[a-z]",
+	"back\\slash\\\\ \\n \\",
+	"tab\there",
+	"héllo wörld ✓ 日本語 🙂",
+	"-p",
+	"--dangerously-skip-permissions",
+	"-",
+	"--",
+	"a;b|c&d>e<f",
+	"!!",
+	"~",
+	"#comment",
+	"x=y",
+	"{a,b}",
+	"\x7f\x01\x1b[31m",
+}
+
+func allZero(p []byte) bool {
+	return len(bytes.Trim(p, "\x00")) == 0
+}
