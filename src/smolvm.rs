@@ -213,14 +213,21 @@ pub fn lone_error_line(out: &Captured) -> Option<&str> {
 }
 
 /// A usage error from smolvm's argument parser (clap): exit 2, nothing on
-/// stdout, `error: ...` and smolvm's own usage line on stderr. Returns the
-/// first line. A guest tool's usage error names that tool, not smolvm.
+/// stdout, and on stderr `error: ...`, smolvm's own usage line and clap's
+/// closing hint. Returns the first line. A guest tool's usage error names
+/// that tool, not smolvm; only a guest command that prints smolvm's usage
+/// error word for word is mistaken for one.
 pub fn usage_error(out: &Captured) -> Option<&str> {
     if out.status.code() != Some(2) || !out.stdout.is_empty() {
         return None;
     }
     let stderr = std::str::from_utf8(&out.stderr).ok()?;
-    if !stderr.starts_with("error: ") || !stderr.contains("\nUsage: smolvm ") {
+    let clap_shape = stderr.starts_with("error: ")
+        && stderr.contains("\nUsage: smolvm machine ")
+        && stderr
+            .trim_end()
+            .ends_with("For more information, try '--help'.");
+    if !clap_shape {
         return None;
     }
     stderr.lines().next()
@@ -287,13 +294,18 @@ mod tests {
 
     #[test]
     fn usage_error_must_name_smolvm() {
-        let smolvm =
-            "error: unexpected argument '--x' found\n\nUsage: smolvm machine exec [OPTIONS]\n";
+        let smolvm = "error: unexpected argument '--x' found\n\n\
+                      Usage: smolvm machine exec [OPTIONS] <COMMAND>...\n\n\
+                      For more information, try '--help'.\n";
         assert_eq!(
             usage_error(&captured(2, "", smolvm)),
             Some("error: unexpected argument '--x' found")
         );
-        let guest = "error: unexpected argument\n\nUsage: rg [OPTIONS]\n";
+        let guest = "error: unexpected argument\n\nUsage: rg [OPTIONS]\n\n\
+                     For more information, try '--help'.\n";
+        assert_eq!(usage_error(&captured(2, "", guest)), None);
+        let no_hint = "error: x\n\nUsage: smolvm machine exec\n";
+        assert_eq!(usage_error(&captured(2, "", no_hint)), None);
         assert_eq!(usage_error(&captured(2, "", guest)), None);
         assert_eq!(usage_error(&captured(1, "", smolvm)), None);
     }

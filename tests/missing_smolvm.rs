@@ -21,7 +21,9 @@ fn smolvm_is_found_through_bottle_smolvm_or_path() {
         BOTTLE_ERR_SMOLVM_NOT_FOUND,
         "BOTTLE_SMOLVM=",
     );
-    std::env::set_var("BOTTLE_SMOLVM", "/etc/hostname");
+    let not_executable = dir.join("not-executable");
+    std::fs::write(&not_executable, "#!/bin/sh\n").unwrap();
+    std::env::set_var("BOTTLE_SMOLVM", &not_executable);
     assert_fails(
         Bottle::open(&m.name, None),
         BOTTLE_ERR_SMOLVM_NOT_FOUND,
@@ -66,6 +68,7 @@ fn smolvm_is_found_through_bottle_smolvm_or_path() {
         BOTTLE_ERR_SMOLVM_NOT_FOUND,
         "cannot start smolvm",
     );
+    std::fs::remove_file(&not_executable).unwrap();
     std::fs::remove_dir(&dir).unwrap();
     std::env::set_var("BOTTLE_SMOLVM", &standin);
 }

@@ -121,9 +121,16 @@ static void test_exec(const bottle *b) {
     CHECK(r.stderr_len == 2 && memcmp(r.stderr_data, "e\0", 2) == 0, "binary stderr");
     bottle_exec_result_free(&r);
 
-    r = run(b, "head -c 67108864 /dev/zero | tee /dev/stderr", NULL);
+    /* 1 MiB to each stream in turn: both pipes must be read at once. */
+    r = run(b,
+            "for i in $(seq 64); do head -c 1048576 /dev/zero; "
+            "head -c 1048576 /dev/zero | tr '\\0' e >&2; done",
+            NULL);
     CHECK(r.stdout_len == 67108864 && r.stderr_len == 67108864, "64 MiB each: %zu %zu",
           r.stdout_len, r.stderr_len);
+    CHECK(r.stdout_data[67108863] == 0 && r.stderr_data[0] == 'e' &&
+              r.stderr_data[67108863] == 'e',
+          "64 MiB contents");
     bottle_exec_result_free(&r);
 }
 

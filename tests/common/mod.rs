@@ -6,6 +6,7 @@ use std::ffi::{c_char, CStr, CString};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use ::bottle::ffi::bottle::{
     bottle, bottle_close, bottle_cp_in, bottle_exec, bottle_exec_claude, bottle_open,
@@ -16,6 +17,11 @@ use ::bottle::ffi::status::{bottle_last_error, bottle_status};
 /// The stand-in smolvm the library is pointed at. Fails loudly, with the
 /// reason, when the tests cannot run here.
 pub fn standin() -> PathBuf {
+    static STANDIN: OnceLock<PathBuf> = OnceLock::new();
+    STANDIN.get_or_init(find_standin).clone()
+}
+
+fn find_standin() -> PathBuf {
     let path = PathBuf::from(std::env::var_os("BOTTLE_SMOLVM").expect(
         "BOTTLE_SMOLVM is not set: run the tests with `make test` or plain `cargo test`, \
          which sets it through .cargo/config.toml",
@@ -87,8 +93,12 @@ impl Machine {
 
 impl Drop for Machine {
     fn drop(&mut self) {
-        let out = smolvm(&["machine", "delete", "--name", &self.name, "-f"]);
-        if !out.status.success() && !std::thread::panicking() {
+        let out = Command::new(standin())
+            .args(["machine", "delete", "--name", &self.name, "-f"])
+            .output();
+        let deleted = matches!(&out, Ok(o) if o.status.success());
+        // A second panic while a failed test unwinds would abort the run.
+        if !deleted && !std::thread::panicking() {
             panic!("delete {}: {out:?}", self.name);
         }
     }
