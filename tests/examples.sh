@@ -72,7 +72,7 @@ PKG_CONFIG_PATH="$prefix/lib/pkgconfig" cc -std=c11 "$root/bindings/c/exec.c" -o
     $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs bottle) || bad "build against install"
 out=$(LD_LIBRARY_PATH="$prefix/lib" "$scratch/exec-installed" "$machine" 'echo installed' 2>&1)
 expect "installed library" "stdout (10 bytes): installed" "$out"
-ldd "$scratch/exec-installed" | grep -q "libbottle.so.0.1 => $prefix/lib/" && ok || bad "linked to the installed soname"
+LD_LIBRARY_PATH="$prefix/lib" ldd "$scratch/exec-installed" | grep -q "libbottle.so.0.1 => $prefix/lib/" && ok || bad "linked to the installed soname"
 PKG_CONFIG_PATH="$prefix/lib/pkgconfig" cc -std=c11 -static-libgcc "$root/bindings/c/exec.c" -o "$scratch/exec-static" \
     $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags bottle) "$prefix/lib/libbottle.a" \
     $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --libs-only-other --static bottle) \
