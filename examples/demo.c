@@ -4,9 +4,11 @@
  *
  *   usage: demo MACHINE
  */
+#define _POSIX_C_SOURCE 200809L /* mkstemp */
 #include <bottle.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -51,7 +53,9 @@ int main(int argc, char **argv) {
     printf("cp_in: guest reads: %s", (const char *)r.stdout_data);
     bottle_exec_result_free(&r);
 
-    /* 3. claude, on this terminal, with exactly these arguments. */
+    /* 3. claude, on this terminal, with exactly these arguments. It writes
+     * to the same descriptors as we do, so flush what stdio holds first. */
+    fflush(NULL);
     const char *args[] = {"--version"};
     int32_t code;
     s = bottle_exec_claude(b, args, 1, isatty(STDIN_FILENO), &code);

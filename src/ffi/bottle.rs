@@ -129,7 +129,8 @@ pub unsafe extern "C" fn bottle_exec(
 /// inherited, not captured: claude talks to the caller's terminal. With
 /// `tty` true smolvm is given `-i -t` (keep stdin open, allocate a guest
 /// terminal); pass true when the caller's stdin is a terminal. The call
-/// blocks until claude exits.
+/// blocks until claude exits. claude writes to the caller's descriptors
+/// directly, so flush stdio buffers (`fflush(NULL)`) before calling.
 ///
 /// - `b`: required, an open bottle.
 /// - `argv`: `argc` UTF-8 strings, each non-NULL (may be empty); NULL is
