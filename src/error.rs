@@ -20,6 +20,15 @@ pub enum Error {
     #[error("{0}")]
     Smolvm(String),
 
+    /// The command did not finish within its timeout; it has been stopped.
+    #[error("{0}")]
+    Timeout(String),
+
+    /// The run was cancelled, by a cancel token or by an output callback
+    /// that asked to stop; the command has been stopped.
+    #[error("{0}")]
+    Cancelled(String),
+
     /// A host-side I/O error while talking to smolvm or reading a host file.
     #[error("{context}: {source}")]
     Io {

@@ -8,7 +8,8 @@
 //! and maps errors to `bottle_status` codes.
 
 pub mod bottle;
-mod capture;
+pub mod cancel;
+pub mod capture;
 pub mod error;
 pub mod ffi;
 pub mod guest_command;
@@ -16,4 +17,5 @@ pub mod smolvm;
 pub mod validate;
 
 pub use bottle::{Bottle, ExecOutput};
+pub use cancel::Cancel;
 pub use error::{Error, Result};

@@ -13,7 +13,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
-use crate::capture::{self, Captured};
+use crate::capture::{self, Captured, Io, RunError, Stopped};
 use crate::error::{Error, Result};
 
 /// The variable that names the smolvm executable (a path, or a name looked
@@ -90,7 +90,25 @@ impl Smolvm {
 
     /// Runs `cmd` (built by [`Smolvm::command`]) with output captured.
     pub fn capture(&self, cmd: &mut Command) -> Result<Captured> {
-        capture::run(cmd).map_err(|e| self.spawn_error(e))
+        self.capture_with(cmd, Io::default())
+    }
+
+    /// Runs `cmd` with stdin, output, deadline and cancel token as `io`
+    /// says. A run stopped early is `Error::Timeout` or `Error::Cancelled`,
+    /// smolvm having been stopped and reaped.
+    pub fn capture_with(&self, cmd: &mut Command, io: Io<'_>) -> Result<Captured> {
+        capture::run_with(cmd, io).map_err(|e| match e {
+            RunError::Spawn(e) => self.spawn_error(e),
+            RunError::Io(e) => Error::io(format!("talking to smolvm at {}", self.path.display()), e),
+            RunError::Stopped(Stopped::DeadlinePassed) => {
+                Error::Timeout("smolvm did not finish in time and was stopped".into())
+            }
+            RunError::Stopped(Stopped::Cancelled) => Error::Cancelled("cancelled".into()),
+            RunError::Stopped(Stopped::CallbackStopped(stream)) => Error::Cancelled(format!(
+                "the {} callback asked to stop",
+                stream.name()
+            )),
+        })
     }
 
     /// Runs `cmd` with the caller's stdin, stdout and stderr.

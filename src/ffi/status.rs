@@ -27,6 +27,11 @@ pub enum bottle_status {
     BOTTLE_ERR_IO = 4,
     /// A bug inside the library, caught at the boundary; the process goes on.
     BOTTLE_ERR_PANIC = 5,
+    /// The command did not finish within its timeout and was stopped.
+    BOTTLE_ERR_TIMEOUT = 6,
+    /// The call was cancelled (a tripped `bottle_cancel`, or an output
+    /// callback that returned non-zero) and the command was stopped.
+    BOTTLE_ERR_CANCELLED = 7,
 }
 
 /// `bottle_status` as the C caller may pass it: any int. Declared as the
@@ -35,13 +40,15 @@ pub enum bottle_status {
 pub type BottleStatusCode = c_int;
 
 impl bottle_status {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 8] = [
         Self::BOTTLE_OK,
         Self::BOTTLE_ERR_INVALID_ARGUMENT,
         Self::BOTTLE_ERR_SMOLVM_NOT_FOUND,
         Self::BOTTLE_ERR_SMOLVM,
         Self::BOTTLE_ERR_IO,
         Self::BOTTLE_ERR_PANIC,
+        Self::BOTTLE_ERR_TIMEOUT,
+        Self::BOTTLE_ERR_CANCELLED,
     ];
 
     fn from_code(code: BottleStatusCode) -> Option<Self> {
@@ -58,6 +65,8 @@ impl bottle_status {
             Self::BOTTLE_ERR_SMOLVM => c"smolvm failed",
             Self::BOTTLE_ERR_IO => c"I/O error",
             Self::BOTTLE_ERR_PANIC => c"internal error (panic) in libbottle",
+            Self::BOTTLE_ERR_TIMEOUT => c"timed out",
+            Self::BOTTLE_ERR_CANCELLED => c"cancelled",
         }
     }
 
@@ -67,6 +76,8 @@ impl bottle_status {
             Error::SmolvmNotFound(_) => Self::BOTTLE_ERR_SMOLVM_NOT_FOUND,
             Error::Smolvm(_) => Self::BOTTLE_ERR_SMOLVM,
             Error::Io { .. } => Self::BOTTLE_ERR_IO,
+            Error::Timeout(_) => Self::BOTTLE_ERR_TIMEOUT,
+            Error::Cancelled(_) => Self::BOTTLE_ERR_CANCELLED,
         }
     }
 }
@@ -121,7 +132,7 @@ mod tests {
                 "{s:?}"
             );
         }
-        assert_eq!(text(bottle_status_str(6)), "unknown status");
+        assert_eq!(text(bottle_status_str(8)), "unknown status");
         assert_eq!(text(bottle_status_str(-1)), "unknown status");
     }
 
