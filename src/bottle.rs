@@ -1,17 +1,21 @@
 //! The bottle: a handle on one named smolvm machine, and the operations the
 //! agent harness needs on it. Nothing here knows about C.
 
-use std::fs::{File, OpenOptions};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::borrow::Cow;
+use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
+use std::time::{Duration, Instant};
 
+use crate::capture::{Io, Sink};
 use crate::error::{Error, Result};
-use crate::guest_command::{claude_script, runuser_command, DEFAULT_USER};
-use crate::smolvm::{self, Smolvm};
+use crate::exec_options::ExecOptions;
+use crate::guest_command::{claude_script, in_workdir, runuser_command, DEFAULT_USER};
+use crate::smolvm::{self, ExecFlags, Smolvm};
 use crate::validate;
+
+/// How long after an exec's timeout the library stops a smolvm that has not
+/// returned by itself (smolvm's own --timeout should have ended it).
+const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
 
 /// A handle on a named smolvm machine. Opening one checks the arguments and
 /// finds smolvm; it neither boots nor contacts the machine. A `Bottle` holds
@@ -59,6 +63,17 @@ impl Bottle {
     /// Runs `script` in `user`'s login shell (default `node`) and captures
     /// its exit status, stdout and stderr. A non-zero exit of the script is
     /// an `Ok` result; only smolvm's own failures are errors.
+    pub fn exec(&self, script: &str, user: Option<&str>) -> Result<ExecOutput> {
+        let opts = ExecOptions {
+            user: user.map(str::to_owned),
+            ..ExecOptions::default()
+        };
+        self.exec_with(script, &opts, Sink::default(), Sink::default())
+    }
+
+    /// Runs `script` as [`Bottle::exec`] does, with the options in `opts`,
+    /// and stdout and stderr going where the sinks say (captured, handed to
+    /// a callback as they arrive, or both).
     ///
     /// smolvm exits 1 both when it fails and when the script exits 1. When
     /// the output is exactly what a smolvm failure looks like (one `Error:`
@@ -66,12 +81,62 @@ impl Bottle {
     /// state: a machine that is missing or not running could not have run
     /// the script, so the exit is smolvm's; on a running machine it is the
     /// script's.
-    pub fn exec(&self, script: &str, user: Option<&str>) -> Result<ExecOutput> {
-        let user = user.unwrap_or(DEFAULT_USER);
-        validate::user(user)?;
+    pub fn exec_with<'a>(
+        &self,
+        script: &str,
+        opts: &'a ExecOptions,
+        stdout: Sink<'a>,
+        stderr: Sink<'a>,
+    ) -> Result<ExecOutput> {
+        opts.validate()?;
+        let user = opts.user.as_deref().unwrap_or(DEFAULT_USER);
+        let script: Cow<str> = match &opts.workdir {
+            Some(dir) => Cow::Owned(in_workdir(dir, script)),
+            None => Cow::Borrowed(script),
+        };
         validate::single_argument("script", "the script", script.len())?;
-        let args = smolvm::exec_args(&self.machine, false, &runuser_command(user, script));
-        let out = self.smolvm.capture(&mut self.smolvm.command(args))?;
+
+        // Each secret reaches smolvm as a variable of its own environment.
+        let secret_vars: Vec<(String, String)> = (0..opts.secret_env.len())
+            .map(|i| format!("BOTTLE_SECRET_{i}"))
+            .zip(&opts.secret_env)
+            .map(|(var, (name, _))| (name.clone(), var))
+            .collect();
+        let flags = ExecFlags {
+            stdin: opts.stdin.is_some(),
+            stream: stdout.on_chunk.is_some() || stderr.on_chunk.is_some(),
+            timeout: opts.timeout,
+            env: &opts.env,
+            secret_env: &secret_vars,
+            ..ExecFlags::default()
+        };
+        let guest = runuser_command(user, &opts.env_names(), &script);
+        let mut cmd = self
+            .smolvm
+            .command(smolvm::exec_args(&self.machine, &flags, &guest));
+        for ((_, var), (_, value)) in secret_vars.iter().zip(&opts.secret_env) {
+            cmd.env(var, value);
+        }
+
+        let started = Instant::now();
+        let io = Io {
+            stdin: opts.stdin.as_deref(),
+            stdout,
+            stderr,
+            deadline: opts.timeout.map(|t| started + t + TIMEOUT_GRACE),
+            cancel: opts.cancel.as_deref(),
+        };
+        let out = self
+            .smolvm
+            .capture_with(&mut cmd, io)
+            .map_err(|e| self.stopped("exec", opts.timeout, e))?;
+        // smolvm's own --timeout ends the run with a failure status once the
+        // time is up; a script cannot run that long and still be in time.
+        if let Some(timeout) = opts.timeout {
+            if !out.status.success() && started.elapsed() >= timeout {
+                return Err(self.stopped("exec", opts.timeout, Error::Timeout(String::new())));
+            }
+        }
         if let Some(usage) = smolvm::usage_error(&out) {
             return Err(self.failed("exec", usage));
         }
@@ -99,10 +164,15 @@ impl Bottle {
     pub fn exec_claude(&self, args: &[&str], tty: bool) -> Result<i32> {
         let script = claude_script(self.prompt_path.as_deref(), args)?;
         self.require_running()?;
-        let guest = runuser_command(DEFAULT_USER, &script);
+        let guest = runuser_command(DEFAULT_USER, &[], &script);
+        let flags = ExecFlags {
+            stdin: tty,
+            tty,
+            ..ExecFlags::default()
+        };
         let mut cmd = self
             .smolvm
-            .command(smolvm::exec_args(&self.machine, tty, &guest));
+            .command(smolvm::exec_args(&self.machine, &flags, &guest));
         let status = self.smolvm.run_inheriting(&mut cmd)?;
         if status.code() == Some(1) {
             let state = self.smolvm.machine_state(&self.machine)?;
@@ -119,40 +189,7 @@ impl Bottle {
         self.guest_exit_code(status)
     }
 
-    /// Copies the regular file `host_path` to `guest_path` in the machine.
-    ///
-    /// `machine cp` reads any `:` in its source as `MACHINE:PATH` and a
-    /// leading `-` as an option, so the host path itself never reaches
-    /// smolvm: the file is opened here and smolvm reads it as `/dev/fd/N`.
-    /// That also means the file copied is the very file that was checked.
-    pub fn cp_in(&self, host_path: &Path, guest_path: &str) -> Result<()> {
-        validate::guest_path("guest_path", guest_path)?;
-        if guest_path.contains(':') {
-            return Err(Error::invalid(
-                "guest_path",
-                format!("{guest_path:?} contains ':', which smolvm's cp reads as MACHINE:PATH"),
-            ));
-        }
-        let file = open_regular_file(host_path)?;
-        let fd = file.as_raw_fd();
-        let mut cmd = self.smolvm.command(smolvm::cp_args(
-            &format!("/dev/fd/{fd}"),
-            &format!("{}:{guest_path}", self.machine),
-        ));
-        // SAFETY: the closure only calls fcntl, which is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || inherit_fd(fd));
-        }
-        let out = self.smolvm.capture(&mut cmd)?;
-        drop(file);
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(self.failed("cp", &smolvm::failure_message(&out)))
-        }
-    }
-
-    fn require_running(&self) -> Result<()> {
+    pub(crate) fn require_running(&self) -> Result<()> {
         let state = self.smolvm.machine_state(&self.machine)?;
         if state.is_running() {
             Ok(())
@@ -176,60 +213,23 @@ impl Bottle {
         }
     }
 
-    fn failed(&self, subcommand: &str, message: &str) -> Error {
+    /// A run stopped early, described with this bottle's machine.
+    fn stopped(&self, subcommand: &str, timeout: Option<Duration>, e: Error) -> Error {
+        let what = format!("smolvm machine {subcommand} on '{}'", self.machine);
+        match e {
+            Error::Timeout(_) => Error::Timeout(format!(
+                "{what} timed out after {} ms and was stopped",
+                timeout.unwrap_or_default().as_millis()
+            )),
+            Error::Cancelled(why) => Error::Cancelled(format!("{what} was stopped: {why}")),
+            other => other,
+        }
+    }
+
+    pub(crate) fn failed(&self, subcommand: &str, message: &str) -> Error {
         Error::Smolvm(format!(
             "smolvm machine {subcommand} on '{}' failed: {message}",
             self.machine
         ))
     }
-}
-
-/// Opens `path` for reading and checks it is a regular file. O_NONBLOCK keeps
-/// a FIFO from blocking the open; it has no effect on a regular file. The
-/// descriptor is kept above stdio, which the child's own stdio would replace.
-fn open_regular_file(path: &Path) -> Result<File> {
-    let shown = path.display();
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| Error::io(format!("host_path {shown}: cannot open"), e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Error::io(format!("host_path {shown}: cannot stat"), e))?;
-    if !meta.is_file() {
-        let kind = if meta.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file"
-        };
-        return Err(Error::invalid(
-            "host_path",
-            format!("{shown} is {kind}; only regular files can be copied"),
-        ));
-    }
-    if file.as_raw_fd() > 2 {
-        return Ok(file);
-    }
-    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
-    let dup = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-    if dup < 0 {
-        return Err(Error::io(
-            format!("host_path {shown}: cannot duplicate descriptor"),
-            std::io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(dup) }))
-}
-
-/// In the child between fork and exec: let `fd` survive exec. Every
-/// descriptor the library opens is close-on-exec, so no other thread's files
-/// leak into smolvm; this one is cleared in the child only.
-fn inherit_fd(fd: RawFd) -> std::io::Result<()> {
-    // SAFETY: fcntl on a descriptor the child inherited; async-signal-safe.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }

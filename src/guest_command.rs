@@ -14,14 +14,31 @@ use crate::validate;
 /// The user commands run as when the caller names none.
 pub const DEFAULT_USER: &str = "node";
 
-/// `runuser -l USER -c SCRIPT` as separate arguments. SCRIPT is shell code
-/// meant for USER's login shell and is passed as one argument, unchanged;
-/// USER has been validated so that it cannot be read as a runuser option.
-pub fn runuser_command(user: &str, script: &str) -> Vec<String> {
-    ["runuser", "-l", user, "-c", script]
-        .into_iter()
-        .map(str::to_owned)
-        .collect()
+/// `runuser -l USER [-w NAME,...] -c SCRIPT` as separate arguments. SCRIPT
+/// is shell code meant for USER's login shell and is passed as one argument,
+/// unchanged; USER has been validated so that it cannot be read as a runuser
+/// option. A login shell starts from a clean environment, so the variables
+/// smolvm sets for runuser (`-e`, `--secret-env`) survive only when named in
+/// `-w` (`--whitelist-environment`).
+pub fn runuser_command(user: &str, keep_env: &[&str], script: &str) -> Vec<String> {
+    let mut argv: Vec<String> = vec!["runuser".into(), "-l".into(), user.into()];
+    if !keep_env.is_empty() {
+        argv.push("-w".into());
+        argv.push(keep_env.join(","));
+    }
+    argv.push("-c".into());
+    argv.push(script.into());
+    argv
+}
+
+/// `script` run in `dir`. A login shell always starts in the user's home
+/// (smolvm's own `-w` is undone by it), so the script changes directory
+/// itself; on the same line, so the script's line numbers stay its own.
+pub fn in_workdir(dir: &str, script: &str) -> String {
+    format!(
+        "cd -- {} || exit 1; {script}",
+        shell_escape::unix::escape(Cow::Borrowed(dir))
+    )
 }
 
 /// The login-shell script that starts claude with exactly `args`:
@@ -46,8 +63,18 @@ mod tests {
 
     #[test]
     fn runuser_keeps_the_script_as_one_argument() {
-        let argv = runuser_command("node", "echo 'a b'; exit 3");
+        let argv = runuser_command("node", &[], "echo 'a b'; exit 3");
         assert_eq!(argv, ["runuser", "-l", "node", "-c", "echo 'a b'; exit 3"]);
+        let argv = runuser_command("root", &["A", "B_2"], "env");
+        assert_eq!(argv, ["runuser", "-l", "root", "-w", "A,B_2", "-c", "env"]);
+    }
+
+    #[test]
+    fn workdir_is_quoted_and_keeps_line_numbers() {
+        assert_eq!(
+            in_workdir("/w/it's here", "echo $LINENO"),
+            r#"cd -- '/w/it'\''s here' || exit 1; echo $LINENO"#
+        );
     }
 
     #[test]

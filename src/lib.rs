@@ -10,7 +10,9 @@
 pub mod bottle;
 pub mod cancel;
 pub mod capture;
+pub mod copy;
 pub mod error;
+pub mod exec_options;
 pub mod ffi;
 pub mod guest_command;
 pub mod smolvm;
@@ -18,4 +20,6 @@ pub mod validate;
 
 pub use bottle::{Bottle, ExecOutput};
 pub use cancel::Cancel;
+pub use copy::{CopyOptions, Owner, Progress};
 pub use error::{Error, Result};
+pub use exec_options::ExecOptions;

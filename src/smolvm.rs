@@ -12,6 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
+use std::time::Duration;
 
 use crate::capture::{self, Captured, Io, RunError, Stopped};
 use crate::error::{Error, Result};
@@ -175,23 +176,62 @@ fn executable_file(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// `machine exec --name N [-i -t] -- GUEST...`
-pub fn exec_args(machine: &str, interactive_tty: bool, guest: &[String]) -> Vec<String> {
+/// The options of one `machine exec`.
+#[derive(Debug, Default)]
+pub struct ExecFlags<'a> {
+    /// `-i`: keep stdin open for the guest command.
+    pub stdin: bool,
+    /// `-t`: allocate a guest terminal.
+    pub tty: bool,
+    /// `--stream`: pass output on as it is produced.
+    pub stream: bool,
+    /// `--timeout`: smolvm kills the guest command after this long.
+    pub timeout: Option<Duration>,
+    /// `-e NAME=VALUE`: visible in smolvm's argv, so never for secrets.
+    pub env: &'a [(String, String)],
+    /// `--secret-env NAME=HOST_VAR`: smolvm reads the value from its own
+    /// environment variable HOST_VAR, so it appears in no argv.
+    pub secret_env: &'a [(String, String)],
+}
+
+/// `machine exec --name N [OPTIONS] -- GUEST...`
+pub fn exec_args(machine: &str, flags: &ExecFlags<'_>, guest: &[String]) -> Vec<String> {
     let mut args: Vec<String> = ["machine", "exec", "--name", machine]
         .into_iter()
         .map(str::to_owned)
         .collect();
-    if interactive_tty {
-        args.extend(["-i".to_owned(), "-t".to_owned()]);
+    for (on, flag) in [
+        (flags.stdin, "-i"),
+        (flags.tty, "-t"),
+        (flags.stream, "--stream"),
+    ] {
+        if on {
+            args.push(flag.to_owned());
+        }
+    }
+    if let Some(timeout) = flags.timeout {
+        args.push("--timeout".into());
+        args.push(format!("{}ms", timeout.as_millis()));
+    }
+    for (name, value) in flags.env {
+        args.push("-e".into());
+        args.push(format!("{name}={value}"));
+    }
+    for (name, host_var) in flags.secret_env {
+        args.push("--secret-env".into());
+        args.push(format!("{name}={host_var}"));
     }
     args.push("--".to_owned());
     args.extend_from_slice(guest);
     args
 }
 
-/// `machine cp -- SRC DST`
-pub fn cp_args(src: &str, dst: &str) -> [String; 5] {
-    ["machine", "cp", "--", src, dst].map(str::to_owned)
+/// `machine cp [FLAGS] -- SRC DST`
+pub fn cp_args(flags: &[String], src: &str, dst: &str) -> Vec<String> {
+    let mut args = vec!["machine".to_owned(), "cp".to_owned()];
+    args.extend_from_slice(flags);
+    args.extend(["--", src, dst].map(str::to_owned));
+    args
 }
 
 /// `machine status --name N --json`
@@ -274,15 +314,41 @@ mod tests {
     #[test]
     fn argv_puts_double_dash_before_the_guest_command() {
         let guest = vec!["runuser".to_owned(), "-c".to_owned()];
+        let interactive = ExecFlags {
+            stdin: true,
+            tty: true,
+            ..ExecFlags::default()
+        };
         assert_eq!(
-            exec_args("m", true, &guest),
+            exec_args("m", &interactive, &guest),
             ["machine", "exec", "--name", "m", "-i", "-t", "--", "runuser", "-c"]
         );
         assert_eq!(
-            exec_args("m", false, &[]),
+            exec_args("m", &ExecFlags::default(), &[]),
             ["machine", "exec", "--name", "m", "--"]
         );
-        assert_eq!(cp_args("-a", "m:/b"), ["machine", "cp", "--", "-a", "m:/b"]);
+        let env = [("A".to_owned(), "x y".to_owned())];
+        let secret = [("TOKEN".to_owned(), "BOTTLE_SECRET_0".to_owned())];
+        let all = ExecFlags {
+            stream: true,
+            timeout: Some(Duration::from_millis(1500)),
+            env: &env,
+            secret_env: &secret,
+            ..ExecFlags::default()
+        };
+        assert_eq!(
+            exec_args("m", &all, &guest),
+            [
+                "machine", "exec", "--name", "m", "--stream", "--timeout", "1500ms", "-e", "A=x y",
+                "--secret-env", "TOKEN=BOTTLE_SECRET_0", "--", "runuser", "-c"
+            ]
+        );
+        assert_eq!(cp_args(&[], "-a", "m:/b"), ["machine", "cp", "--", "-a", "m:/b"]);
+        let mode = ["--mode".to_owned(), "600".to_owned()];
+        assert_eq!(
+            cp_args(&mode, "/dev/fd/3", "m:/b"),
+            ["machine", "cp", "--mode", "600", "--", "/dev/fd/3", "m:/b"]
+        );
     }
 
     #[test]

@@ -120,6 +120,25 @@ pub fn single_argument(arg: &str, what: &str, len: usize) -> Result<()> {
     Ok(())
 }
 
+/// An environment variable name: an ASCII letter or `_`, then letters,
+/// digits and `_`. Anything else could not be exported by the guest shell,
+/// and `=` would split `-e K=V` in the wrong place.
+pub fn env_name(arg: &str, name: &str) -> Result<()> {
+    let valid = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            arg,
+            format!("{name:?} is not a valid environment variable name (use ASCII letters, digits and '_', not starting with a digit)"),
+        ))
+    }
+}
+
 fn describe_char(c: char) -> String {
     if c.is_ascii_graphic() || c == ' ' {
         format!("character {c:?}")
@@ -191,6 +210,16 @@ mod tests {
         assert!(reason(guest_path("prompt_path", "-x")).starts_with("prompt_path: "));
         let long = format!("/{}", "a".repeat(PATH_MAX_BYTES));
         assert!(reason(guest_path("guest_path", &long)).contains("4096 bytes"));
+    }
+
+    #[test]
+    fn env_names_are_shell_identifiers() {
+        for ok in ["A", "_x", "PATH", "a1_B"] {
+            env_name("key", ok).unwrap();
+        }
+        for bad in ["", "1A", "A=B", "A B", "-e", "é", "A-B"] {
+            assert!(reason(env_name("key", bad)).starts_with("key: "), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,0 +1,507 @@
+//! Files in and out of a bottle, through `smolvm machine cp`.
+//!
+//! `machine cp` reads any `:` in its source as `MACHINE:PATH` and a leading
+//! `-` as an option, so a host path never reaches smolvm: the library opens
+//! the host file itself and smolvm reads or writes it as `/dev/fd/N`. That
+//! also means the file copied in is the very file that was checked, and a
+//! copy out lands in a temporary file that replaces the destination only
+//! once smolvm has succeeded, so a failed copy destroys nothing.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+
+use crate::bottle::Bottle;
+use crate::error::{Error, Result};
+use crate::exec_options::ExecOptions;
+use crate::smolvm;
+use crate::validate;
+
+/// Who owns what `cp_in_with` creates in the guest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Owner {
+    /// root:root, as smolvm does by default.
+    #[default]
+    Root,
+    /// These numeric ids.
+    Ids { uid: u32, gid: u32 },
+    /// This guest user and its primary group, looked up in the guest (for
+    /// example `node`, so the agent can write what it was given).
+    User(String),
+}
+
+/// Options for [`Bottle::cp_in_with`].
+#[derive(Debug, Clone, Default)]
+pub struct CopyOptions {
+    /// Permission bits for copied files. `None`: 0644 for a single file;
+    /// each file's own host permissions in a directory copy.
+    pub mode: Option<u32>,
+    pub owner: Owner,
+}
+
+/// How far a copy has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub files_done: u64,
+    pub files_total: u64,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+/// Called before the first file and after each file copied.
+pub type OnProgress<'a> = &'a mut dyn FnMut(Progress);
+
+/// What a directory copy will do, worked out before anything is copied.
+struct Tree {
+    /// Guest directories to create, parents first (the top one included).
+    dirs: Vec<String>,
+    /// (host file, guest path, size, host permission bits)
+    files: Vec<(PathBuf, String, u64, u32)>,
+}
+
+impl Bottle {
+    /// Copies the regular file `host_path` to `guest_path` in the machine,
+    /// owned by root with mode 0644.
+    pub fn cp_in(&self, host_path: &Path, guest_path: &str) -> Result<()> {
+        let file = open_regular_file(host_path)?;
+        self.copy_file_in(&file, guest_path, Some(0o644), None)
+    }
+
+    /// Copies `host_path` into the machine at `guest_path` with `opts`: a
+    /// regular file to that path, or a directory recursively, as a
+    /// directory at that path (created if missing) holding the same tree.
+    ///
+    /// A directory is checked whole before anything is copied: every entry
+    /// must be a regular file or a directory with a UTF-8 name (symbolic
+    /// links, devices and sockets are refused). Its directories are created
+    /// in one `exec` as root (`mkdir -p`, then `chown` to the owner), then
+    /// each file is copied with `machine cp`. `progress` is called before
+    /// the first file and after each one.
+    pub fn cp_in_with(
+        &self,
+        host_path: &Path,
+        guest_path: &str,
+        opts: &CopyOptions,
+        mut progress: Option<OnProgress<'_>>,
+    ) -> Result<()> {
+        if let Some(mode) = opts.mode {
+            validate_mode(mode)?;
+        }
+        check_cp_guest_path(guest_path)?;
+        let meta = fs::symlink_metadata(host_path)
+            .map_err(|e| Error::io(format!("host_path {}: cannot stat", host_path.display()), e))?;
+        let owner = self.owner_ids(&opts.owner)?;
+        let mut report = |p: Progress| {
+            if let Some(progress) = progress.as_mut() {
+                progress(p);
+            }
+        };
+
+        if !meta.is_dir() {
+            let file = open_regular_file(host_path)?;
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let mut p = Progress {
+                files_done: 0,
+                files_total: 1,
+                bytes_done: 0,
+                bytes_total: size,
+            };
+            report(p);
+            self.copy_file_in(&file, guest_path, Some(opts.mode.unwrap_or(0o644)), owner)?;
+            p.files_done = 1;
+            p.bytes_done = size;
+            report(p);
+            return Ok(());
+        }
+
+        let tree = walk(host_path, guest_path)?;
+        let mut p = Progress {
+            files_done: 0,
+            files_total: tree.files.len() as u64,
+            bytes_done: 0,
+            bytes_total: tree.files.iter().map(|f| f.2).sum(),
+        };
+        report(p);
+        self.make_guest_dirs(&tree.dirs, owner)?;
+        for (host, guest, size, host_mode) in &tree.files {
+            let file = open_regular_file(host)?;
+            self.copy_file_in(&file, guest, Some(opts.mode.unwrap_or(*host_mode)), owner)?;
+            p.files_done += 1;
+            p.bytes_done += size;
+            report(p);
+        }
+        Ok(())
+    }
+
+    /// Copies the guest file `guest_path` to `host_path`. The host file is
+    /// written under a temporary name beside it and renamed into place only
+    /// when smolvm has succeeded: an existing file is replaced whole or not
+    /// at all. A new file gets mode 0666 less the process umask.
+    pub fn cp_out(&self, guest_path: &str, host_path: &Path) -> Result<()> {
+        check_cp_guest_path(guest_path)?;
+        if host_path.as_os_str().is_empty() {
+            return Err(Error::invalid("host_path", "must not be empty"));
+        }
+        if host_path.is_dir() {
+            return Err(Error::invalid(
+                "host_path",
+                format!("{} is a directory; name the file to write", host_path.display()),
+            ));
+        }
+        let (temp_path, temp) = create_temp_beside(host_path)?;
+        let copied = self.run_cp(
+            &[],
+            &format!("{}:{guest_path}", self.machine()),
+            &fd_path(&temp),
+            temp.as_raw_fd(),
+        );
+        drop(temp);
+        let result = copied.and_then(|()| {
+            fs::rename(&temp_path, host_path).map_err(|e| {
+                Error::io(format!("host_path {}: cannot replace", host_path.display()), e)
+            })
+        });
+        if result.is_err() {
+            // Only our own temporary file: nothing the caller had is lost.
+            let _ = fs::remove_file(&temp_path);
+        }
+        result
+    }
+
+    fn copy_file_in(
+        &self,
+        file: &File,
+        guest_path: &str,
+        mode: Option<u32>,
+        owner: Option<(u32, u32)>,
+    ) -> Result<()> {
+        check_cp_guest_path(guest_path)?;
+        let mut flags = Vec::new();
+        if let Some(mode) = mode {
+            flags.extend(["--mode".to_owned(), format!("{mode:o}")]);
+        }
+        if let Some((uid, gid)) = owner {
+            flags.extend([
+                "--uid".to_owned(),
+                uid.to_string(),
+                "--gid".to_owned(),
+                gid.to_string(),
+            ]);
+        }
+        self.run_cp(
+            &flags,
+            &fd_path(file),
+            &format!("{}:{guest_path}", self.machine()),
+            file.as_raw_fd(),
+        )
+    }
+
+    /// `machine cp [FLAGS] -- SRC DST`, with `fd` passed on to smolvm.
+    fn run_cp(&self, flags: &[String], src: &str, dst: &str, fd: RawFd) -> Result<()> {
+        let mut cmd = self.smolvm().command(smolvm::cp_args(flags, src, dst));
+        // SAFETY: the closure only calls fcntl, which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || inherit_fd(fd));
+        }
+        let out = self.smolvm().capture(&mut cmd)?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(self.failed("cp", &smolvm::failure_message(&out)))
+        }
+    }
+
+    /// The numeric ids for `owner`; `None` leaves smolvm's default (root).
+    fn owner_ids(&self, owner: &Owner) -> Result<Option<(u32, u32)>> {
+        let user = match owner {
+            Owner::Root => return Ok(None),
+            Owner::Ids { uid, gid } => return Ok(Some((*uid, *gid))),
+            Owner::User(user) => user,
+        };
+        validate::user(user)?;
+        let root = ExecOptions {
+            user: Some("root".into()),
+            ..ExecOptions::default()
+        };
+        let out = self.exec_with(
+            &format!("id -u -- {user} && id -g -- {user}"),
+            &root,
+            Default::default(),
+            Default::default(),
+        )?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut ids = text.lines().map(|l| l.trim().parse::<u32>());
+        match (out.exit_code, ids.next(), ids.next()) {
+            (0, Some(Ok(uid)), Some(Ok(gid))) => Ok(Some((uid, gid))),
+            _ => Err(Error::invalid(
+                "user",
+                format!(
+                    "no user {user:?} in the guest: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            )),
+        }
+    }
+
+    /// Creates `dirs` in the guest as root, then gives them to `owner`. The
+    /// names go through stdin, NUL-separated, so no name is parsed by a
+    /// shell and no command line grows with the tree.
+    fn make_guest_dirs(&self, dirs: &[String], owner: Option<(u32, u32)>) -> Result<()> {
+        let mut list = Vec::new();
+        for dir in dirs {
+            list.extend_from_slice(dir.as_bytes());
+            list.push(0);
+        }
+        let chown = match owner {
+            Some((uid, gid)) => format!(" && chown -- {uid}:{gid} \"$@\""),
+            None => String::new(),
+        };
+        let script = format!("xargs -0 sh -c 'mkdir -p -- \"$@\"{chown}' sh");
+        let opts = ExecOptions {
+            user: Some("root".into()),
+            stdin: Some(list),
+            ..ExecOptions::default()
+        };
+        let out = self.exec_with(&script, &opts, Default::default(), Default::default())?;
+        if out.exit_code == 0 {
+            Ok(())
+        } else {
+            Err(self.failed(
+                "exec",
+                &format!(
+                    "creating the guest directories failed (exit status {}): {}",
+                    out.exit_code,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            ))
+        }
+    }
+}
+
+fn validate_mode(mode: u32) -> Result<()> {
+    if mode > 0o7777 {
+        return Err(Error::invalid(
+            "mode",
+            format!("{mode:#o} has bits beyond 07777"),
+        ));
+    }
+    Ok(())
+}
+
+/// A guest path smolvm's cp can take: absolute, and without the `:` that
+/// cp reads as the machine separator.
+fn check_cp_guest_path(guest_path: &str) -> Result<()> {
+    validate::guest_path("guest_path", guest_path)?;
+    if guest_path.contains(':') {
+        return Err(Error::invalid(
+            "guest_path",
+            format!("{guest_path:?} contains ':', which smolvm's cp reads as MACHINE:PATH"),
+        ));
+    }
+    Ok(())
+}
+
+/// Every directory and file under `root`, mapped to guest paths under
+/// `guest_root`, refusing what cannot be copied before anything is.
+fn walk(root: &Path, guest_root: &str) -> Result<Tree> {
+    let mut tree = Tree {
+        dirs: vec![guest_root.to_owned()],
+        files: Vec::new(),
+    };
+    let mut pending = vec![(root.to_path_buf(), guest_root.trim_end_matches('/').to_owned())];
+    while let Some((host_dir, guest_dir)) = pending.pop() {
+        let read = |e| Error::io(format!("host_path {}: cannot read", host_dir.display()), e);
+        let mut entries: Vec<fs::DirEntry> =
+            fs::read_dir(&host_dir).map_err(read)?.collect::<io::Result<_>>().map_err(read)?;
+        entries.sort_by_key(fs::DirEntry::file_name);
+        for entry in entries {
+            let host = entry.path();
+            let file_name = entry.file_name();
+            let name = utf8_name(&host, &file_name)?;
+            let guest = format!("{guest_dir}/{name}");
+            check_cp_guest_path(&guest)
+                .map_err(|e| Error::invalid("host_path", format!("{}: {e}", host.display())))?;
+            let meta = entry
+                .metadata()
+                .map_err(|e| Error::io(format!("host_path {}: cannot stat", host.display()), e))?;
+            if meta.is_dir() {
+                tree.dirs.push(guest.clone());
+                pending.push((host, guest));
+            } else if meta.is_file() {
+                tree.files.push((host, guest, meta.len(), meta.mode() & 0o7777));
+            } else {
+                return Err(Error::invalid(
+                    "host_path",
+                    format!(
+                        "{} is {}; a directory copy takes only regular files and directories",
+                        host.display(),
+                        if meta.is_symlink() { "a symbolic link" } else { "a special file" }
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(tree)
+}
+
+fn utf8_name<'a>(host: &Path, name: &'a OsStr) -> Result<&'a str> {
+    name.to_str().ok_or_else(|| {
+        Error::invalid(
+            "host_path",
+            format!("{} has a name that is not UTF-8, which smolvm cannot take", host.display()),
+        )
+    })
+}
+
+/// Opens `path` for reading and checks it is a regular file. O_NONBLOCK keeps
+/// a FIFO from blocking the open; it has no effect on a regular file.
+pub(crate) fn open_regular_file(path: &Path) -> Result<File> {
+    let shown = path.display();
+    if path.as_os_str().is_empty() {
+        return Err(Error::invalid("host_path", "must not be empty"));
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io(format!("host_path {shown}: cannot open"), e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(format!("host_path {shown}: cannot stat"), e))?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::invalid(
+            "host_path",
+            format!("{shown} is {kind}; only regular files can be copied"),
+        ));
+    }
+    above_stdio(file, path)
+}
+
+/// A new file beside `path`, with a name no one else uses, for writing.
+fn create_temp_beside(path: &Path) -> Result<(PathBuf, File)> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let base = path.file_name().unwrap_or(OsStr::new("file"));
+    loop {
+        let mut name = OsString::from(".");
+        name.push(base);
+        name.push(format!(".bottle-{:016x}", random_u64()));
+        let temp = dir.join(name);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o666)
+            .open(&temp)
+        {
+            Ok(file) => return Ok((temp.clone(), above_stdio(file, &temp)?)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(Error::io(
+                    format!("host_path {}: cannot create a file beside it", path.display()),
+                    e,
+                ))
+            }
+        }
+    }
+}
+
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    // SAFETY: getrandom writes at most `bytes.len()` bytes into `bytes`.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        // Uniqueness, not secrecy, is what the name needs; create_new()
+        // catches any collision.
+        return std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id());
+    }
+    u64::from_ne_bytes(bytes)
+}
+
+/// The path smolvm opens to reach `file`.
+fn fd_path(file: &File) -> String {
+    format!("/dev/fd/{}", file.as_raw_fd())
+}
+
+/// Keeps a descriptor that is handed to smolvm above 0, 1 and 2, which the
+/// child's own stdio replaces (a host that closed its stdin gets fd 0 back
+/// from open).
+fn above_stdio(file: File, path: &Path) -> Result<File> {
+    if file.as_raw_fd() > 2 {
+        return Ok(file);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
+    let dup = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if dup < 0 {
+        return Err(Error::io(
+            format!("host_path {}: cannot duplicate descriptor", path.display()),
+            io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(dup) }))
+}
+
+/// In the child between fork and exec: let `fd` survive exec. Every
+/// descriptor the library opens is close-on-exec, so no other thread's files
+/// leak into smolvm; this one is cleared in the child only.
+fn inherit_fd(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor the child inherited; async-signal-safe.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Non-UTF-8 host paths are fine: only the descriptor reaches smolvm.
+pub fn host_path_from_bytes(bytes: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_are_permission_bits() {
+        validate_mode(0o7777).unwrap();
+        validate_mode(0).unwrap();
+        let e = validate_mode(0o10000).unwrap_err().to_string();
+        assert!(e.starts_with("mode: 0o10000"), "{e}");
+    }
+
+    #[test]
+    fn walk_maps_a_tree_and_refuses_links() {
+        let root = std::env::temp_dir().join(format!("bottle-walk-{}", std::process::id()));
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::write(root.join("top.txt"), "1").unwrap();
+        fs::write(root.join("a/b/deep.txt"), "22").unwrap();
+        let tree = walk(&root, "/g/").unwrap();
+        assert_eq!(tree.dirs, ["/g/", "/g/a", "/g/a/b"]);
+        let files: Vec<(&str, u64)> = tree.files.iter().map(|f| (f.1.as_str(), f.2)).collect();
+        assert_eq!(files, [("/g/top.txt", 1), ("/g/a/b/deep.txt", 2)]);
+
+        std::os::unix::fs::symlink("/etc/passwd", root.join("a/link")).unwrap();
+        let e = walk(&root, "/g").err().unwrap().to_string();
+        assert!(e.contains("is a symbolic link"), "{e}");
+        fs::remove_file(root.join("a/link")).unwrap();
+        fs::write(root.join("a/x:y"), "").unwrap();
+        let e = walk(&root, "/g").err().unwrap().to_string();
+        assert!(e.contains("contains ':'"), "{e}");
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,59 @@
+//! How to run a script: everything beyond the script itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cancel::Cancel;
+use crate::error::{Error, Result};
+use crate::validate;
+
+/// Options for [`crate::Bottle::exec_with`]. The default runs as `node`
+/// with empty stdin, no extra environment, no timeout.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// The guest user; `None` is `node`.
+    pub user: Option<String>,
+    /// Variables set for the script. They travel as `-e NAME=VALUE` on
+    /// smolvm's command line, visible to every local user while it runs.
+    pub env: Vec<(String, String)>,
+    /// Variables whose values must stay out of every process list: they
+    /// reach smolvm through its environment (`--secret-env`).
+    pub secret_env: Vec<(String, String)>,
+    /// The guest directory the script starts in; `None` is the user's home.
+    pub workdir: Option<String>,
+    /// How long the script may run. smolvm kills it then; should smolvm not
+    /// return, the library stops smolvm itself shortly after.
+    pub timeout: Option<Duration>,
+    /// Bytes for the script's stdin; `None` is empty stdin.
+    pub stdin: Option<Vec<u8>>,
+    /// Tripped from any thread, it stops the run.
+    pub cancel: Option<Arc<Cancel>>,
+}
+
+impl ExecOptions {
+    /// Checks every field; messages name the C argument.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(user) = &self.user {
+            validate::user(user)?;
+        }
+        for (name, _) in self.env.iter().chain(&self.secret_env) {
+            validate::env_name("name", name)?;
+        }
+        if let Some(dir) = &self.workdir {
+            validate::guest_path("dir", dir)?;
+        }
+        if self.timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::invalid("timeout_ms", "must be greater than 0"));
+        }
+        Ok(())
+    }
+
+    /// The names of every variable set, for runuser to keep.
+    pub fn env_names(&self) -> Vec<&str> {
+        self.env
+            .iter()
+            .chain(&self.secret_env)
+            .map(|(name, _)| name.as_str())
+            .collect()
+    }
+}
