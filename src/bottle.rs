@@ -18,14 +18,17 @@ use crate::validate;
 const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
 
 /// A handle on a named smolvm machine. Opening one checks the arguments and
-/// finds smolvm; it neither boots nor contacts the machine. A `Bottle` holds
-/// no mutable state and is safe to share between threads: each operation is
-/// its own smolvm process.
-#[derive(Debug, Clone)]
+/// finds smolvm; it neither boots nor contacts the machine. A `Bottle` is
+/// safe to share between threads: each operation is its own smolvm process.
+///
+/// A bottle from [`Bottle::launch`] owns its machine: [`Bottle::close`], or
+/// dropping it, stops and deletes the machine.
+#[derive(Debug)]
 pub struct Bottle {
     machine: String,
     prompt_path: Option<String>,
     smolvm: Smolvm,
+    owns_machine: bool,
 }
 
 /// The result of a command that ran in the guest.
@@ -45,11 +48,43 @@ impl Bottle {
         if let Some(p) = prompt_path {
             validate::guest_path("prompt_path", p)?;
         }
-        Ok(Bottle {
-            machine: machine.to_owned(),
-            prompt_path: prompt_path.map(str::to_owned),
-            smolvm: Smolvm::locate()?,
-        })
+        Ok(Bottle::new(
+            machine.to_owned(),
+            prompt_path.map(str::to_owned),
+            Smolvm::locate()?,
+            false,
+        ))
+    }
+
+    pub(crate) fn new(
+        machine: String,
+        prompt_path: Option<String>,
+        smolvm: Smolvm,
+        owns_machine: bool,
+    ) -> Self {
+        Bottle {
+            machine,
+            prompt_path,
+            smolvm,
+            owns_machine,
+        }
+    }
+
+    /// Whether closing this bottle stops and deletes its machine.
+    pub fn owns_machine(&self) -> bool {
+        self.owns_machine
+    }
+
+    /// Releases the bottle; a launched bottle's machine is stopped and
+    /// deleted, and a failure to do so is returned (the handle is gone
+    /// either way).
+    pub fn close(mut self) -> Result<()> {
+        let owned = std::mem::take(&mut self.owns_machine);
+        if owned {
+            crate::launch::teardown(&self.smolvm, &self.machine)
+        } else {
+            Ok(())
+        }
     }
 
     pub fn machine(&self) -> &str {
@@ -231,5 +266,17 @@ impl Bottle {
             "smolvm machine {subcommand} on '{}' failed: {message}",
             self.machine
         ))
+    }
+}
+
+impl Drop for Bottle {
+    /// A launched bottle dropped without [`Bottle::close`] still tears its
+    /// machine down. A drop cannot report a failure: the machine then stays
+    /// behind, labelled as this process's, for [`crate::launch::reap`] once
+    /// this process has exited.
+    fn drop(&mut self) {
+        if self.owns_machine {
+            let _ = crate::launch::teardown(&self.smolvm, &self.machine);
+        }
     }
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod exec_options;
 pub mod ffi;
 pub mod guest_command;
+pub mod launch;
 pub mod smolvm;
 pub mod validate;
 
@@ -23,3 +24,4 @@ pub use cancel::Cancel;
 pub use copy::{CopyOptions, Owner, Progress};
 pub use error::{Error, Result};
 pub use exec_options::ExecOptions;
+pub use launch::{LaunchOptions, Volume};

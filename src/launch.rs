@@ -1,0 +1,409 @@
+//! Machines the library creates and tears down itself, and finding the ones
+//! a dead process left behind.
+//!
+//! Every machine launched here carries smolvm labels that say it is
+//! libbottle's and which process owns it: the pid, that process's start time
+//! (so a reused pid is not mistaken for the owner) and the boot id (so is a
+//! pid from before a reboot).
+
+use std::fs;
+use std::path::PathBuf;
+
+use crate::bottle::Bottle;
+use crate::error::{Error, Result};
+use crate::smolvm::{self, Smolvm};
+use crate::validate;
+
+/// The label that marks a machine as libbottle's.
+pub const LABEL: &str = "libbottle";
+const LABEL_PID: &str = "libbottle.pid";
+const LABEL_START: &str = "libbottle.start";
+const LABEL_BOOT: &str = "libbottle.boot";
+
+/// A host directory shared into the guest (`-v HOST:GUEST[:ro]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub host: PathBuf,
+    pub guest: String,
+    pub read_only: bool,
+}
+
+/// What to launch. The default is smolvm's default image, CPUs and memory,
+/// no network, and a generated name.
+#[derive(Debug, Clone, Default)]
+pub struct LaunchOptions {
+    /// The machine name; `None` generates a unique one (`bottle-PID-HEX`).
+    pub name: Option<String>,
+    pub image: Option<String>,
+    pub cpus: Option<u32>,
+    pub memory_mib: Option<u32>,
+    pub network: bool,
+    pub volumes: Vec<Volume>,
+    /// Variables for every command in the machine; they travel on smolvm's
+    /// command line, visible to local users while `create` runs.
+    pub env: Vec<(String, String)>,
+    /// The in-guest system-prompt file for claude, as in [`Bottle::open`].
+    pub prompt_path: Option<String>,
+}
+
+impl LaunchOptions {
+    /// Checks every field; messages name the C argument.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(name) = &self.name {
+            validate::machine_name(name)?;
+        }
+        if let Some(image) = &self.image {
+            image_ref(image)?;
+        }
+        if self.cpus == Some(0) {
+            return Err(Error::invalid("cpus", "must be at least 1"));
+        }
+        if self.memory_mib == Some(0) {
+            return Err(Error::invalid("mib", "must be at least 1"));
+        }
+        for v in &self.volumes {
+            volume(v)?;
+        }
+        for (name, _) in &self.env {
+            validate::env_name("name", name)?;
+        }
+        if let Some(p) = &self.prompt_path {
+            validate::guest_path("prompt_path", p)?;
+        }
+        Ok(())
+    }
+
+    /// `machine create` in the forms of smolvm's documented command line.
+    /// Each value has been validated not to start with `-`, so none can be
+    /// read as an option: names and variables start with a letter, volume
+    /// paths with `/`, images are checked, numbers are numbers.
+    fn create_args(&self, name: &str, owner: &ProcessId) -> Vec<String> {
+        let mut args: Vec<String> = ["machine", "create", "--name", name]
+            .map(str::to_owned)
+            .to_vec();
+        let mut option = |flag: &str, value: String| {
+            args.push(flag.to_owned());
+            args.push(value);
+        };
+        if let Some(image) = &self.image {
+            option("--image", image.clone());
+        }
+        if let Some(cpus) = self.cpus {
+            option("--cpus", cpus.to_string());
+        }
+        if let Some(mib) = self.memory_mib {
+            option("--mem", mib.to_string());
+        }
+        for v in &self.volumes {
+            let ro = if v.read_only { ":ro" } else { "" };
+            option("-v", format!("{}:{}{ro}", v.host.display(), v.guest));
+        }
+        for (k, v) in &self.env {
+            option("-e", format!("{k}={v}"));
+        }
+        for (k, v) in owner.labels() {
+            option("--label", format!("{k}={v}"));
+        }
+        if self.network {
+            args.push("--net".into());
+        }
+        args
+    }
+}
+
+/// Which process owns a machine, as recorded in its labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProcessId {
+    pid: u32,
+    start: String,
+    boot: String,
+}
+
+impl ProcessId {
+    fn current() -> Result<Self> {
+        let pid = std::process::id();
+        Ok(ProcessId {
+            pid,
+            start: start_time(pid)
+                .ok_or_else(|| Error::io("reading /proc/self/stat", std::io::Error::other("unreadable")))?,
+            boot: boot_id()?,
+        })
+    }
+
+    fn labels(&self) -> [(&'static str, String); 4] {
+        [
+            (LABEL, "1".into()),
+            (LABEL_PID, self.pid.to_string()),
+            (LABEL_START, self.start.clone()),
+            (LABEL_BOOT, self.boot.clone()),
+        ]
+    }
+
+    /// Whether this process still runs on this machine.
+    fn is_alive(&self, boot: &str) -> bool {
+        self.boot == boot && start_time(self.pid).as_deref() == Some(self.start.as_str())
+    }
+}
+
+/// A process's start time in clock ticks since boot (field 22 of
+/// /proc/PID/stat), or `None` if there is no such process.
+fn start_time(pid: u32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count
+    // fields from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19).map(str::to_owned)
+}
+
+fn boot_id() -> Result<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| Error::io("reading /proc/sys/kernel/random/boot_id", e))
+}
+
+impl Bottle {
+    /// Creates a machine as `opts` says, starts it, and returns a bottle that
+    /// owns it: closing or dropping the bottle stops and deletes it. If the
+    /// start fails, the machine just created is deleted and the start error
+    /// returned.
+    pub fn launch(opts: &LaunchOptions) -> Result<Bottle> {
+        opts.validate()?;
+        let smolvm = Smolvm::locate()?;
+        let owner = ProcessId::current()?;
+        let name = opts.name.clone().unwrap_or_else(|| generated_name(owner.pid));
+        run(&smolvm, opts.create_args(&name, &owner), "create", &name)?;
+        if let Err(start) = run(&smolvm, start_args(&name), "start", &name) {
+            return Err(match run(&smolvm, delete_args(&name), "delete", &name) {
+                Ok(()) => start,
+                Err(delete) => Error::Smolvm(format!(
+                    "{start}; deleting the machine afterwards failed too: {delete}"
+                )),
+            });
+        }
+        Ok(Bottle::new(name, opts.prompt_path.clone(), smolvm, true))
+    }
+}
+
+/// Stops and deletes `machine`. Deletion is tried even when the stop fails,
+/// and the first failure is returned.
+pub fn teardown(smolvm: &Smolvm, machine: &str) -> Result<()> {
+    let stopped = run(
+        smolvm,
+        ["machine", "stop", "--name", machine].map(str::to_owned).to_vec(),
+        "stop",
+        machine,
+    );
+    let deleted = run(smolvm, delete_args(machine), "delete", machine);
+    stopped.and(deleted)
+}
+
+/// Deletes every machine launched by this library whose owning process is
+/// gone, and returns their names. A machine that cannot be deleted is
+/// reported in the error after the others have been tried; `removed` then
+/// still lists what was deleted.
+pub fn reap(removed: &mut Vec<String>) -> Result<()> {
+    let smolvm = Smolvm::locate()?;
+    let out = smolvm.capture(&mut smolvm.command(["machine", "ls", "--json"]))?;
+    if !out.status.success() {
+        return Err(Error::Smolvm(format!(
+            "smolvm machine ls failed: {}",
+            smolvm::failure_message(&out)
+        )));
+    }
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| Error::Smolvm(format!("smolvm machine ls printed no JSON: {e}")))?;
+    let boot = boot_id()?;
+    let mut failures = Vec::new();
+    for machine in list.as_array().into_iter().flatten() {
+        let Some(name) = machine.get("name").and_then(|n| n.as_str()) else {
+            continue;
+        };
+        let Some(owner) = owner_of(machine) else { continue };
+        if owner.is_alive(&boot) {
+            continue;
+        }
+        match run(&smolvm, delete_args(name), "delete", name) {
+            Ok(()) => removed.push(name.to_owned()),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Smolvm(failures.join("; ")))
+    }
+}
+
+/// The owner recorded in a machine's labels, if it is libbottle's.
+fn owner_of(machine: &serde_json::Value) -> Option<ProcessId> {
+    let labels = machine.get("labels")?;
+    let label = |k: &str| labels.get(k).and_then(|v| v.as_str());
+    if label(LABEL) != Some("1") {
+        return None;
+    }
+    Some(ProcessId {
+        pid: label(LABEL_PID)?.parse().ok()?,
+        start: label(LABEL_START)?.to_owned(),
+        boot: label(LABEL_BOOT)?.to_owned(),
+    })
+}
+
+fn generated_name(pid: u32) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let mut bytes = [0u8; 4];
+    // SAFETY: getrandom writes at most 4 bytes into `bytes`. Should it fail,
+    // the pid and counter alone still make the name unique in this process.
+    unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("bottle-{pid}-{n}-{:08x}", u32::from_ne_bytes(bytes))
+}
+
+fn start_args(machine: &str) -> Vec<String> {
+    ["machine", "start", "--name", machine].map(str::to_owned).to_vec()
+}
+
+fn delete_args(machine: &str) -> Vec<String> {
+    ["machine", "delete", "--name", machine, "-f"].map(str::to_owned).to_vec()
+}
+
+/// Runs a lifecycle subcommand; its failure carries smolvm's message.
+fn run(smolvm: &Smolvm, args: Vec<String>, what: &str, machine: &str) -> Result<()> {
+    let out = smolvm.capture(&mut smolvm.command(args))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Smolvm(format!(
+            "smolvm machine {what} on '{machine}' failed: {}",
+            smolvm::failure_message(&out)
+        )))
+    }
+}
+
+/// An image reference: non-empty, printable ASCII, no spaces, and not
+/// starting with `-`.
+fn image_ref(image: &str) -> Result<()> {
+    let printable = image.bytes().all(|b| b.is_ascii_graphic());
+    if image.is_empty() || !printable || image.starts_with('-') {
+        return Err(Error::invalid(
+            "image",
+            format!("{image:?} is not an image reference (printable ASCII without spaces, not starting with '-')"),
+        ));
+    }
+    Ok(())
+}
+
+/// `-v HOST:GUEST[:ro]` is split at `:`, so neither side may hold one.
+fn volume(v: &Volume) -> Result<()> {
+    let host = v.host.to_str().ok_or_else(|| {
+        Error::invalid("host_path", format!("{} is not UTF-8", v.host.display()))
+    })?;
+    if !host.starts_with('/') || host.contains(':') {
+        return Err(Error::invalid(
+            "host_path",
+            format!("{host:?} must be an absolute path without ':'"),
+        ));
+    }
+    validate::guest_path("guest_path", &v.guest)?;
+    if v.guest.contains(':') {
+        return Err(Error::invalid(
+            "guest_path",
+            format!("{:?} must not contain ':'", v.guest),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_current_process_is_alive_and_a_dead_one_is_not() {
+        let me = ProcessId::current().unwrap();
+        let boot = boot_id().unwrap();
+        assert!(me.is_alive(&boot));
+        assert!(!me.is_alive("another-boot"));
+        let reused_pid = ProcessId {
+            start: "1".into(),
+            ..me.clone()
+        };
+        assert!(!reused_pid.is_alive(&boot));
+    }
+
+    #[test]
+    fn owners_are_read_back_from_labels() {
+        let me = ProcessId::current().unwrap();
+        let labels: serde_json::Map<String, serde_json::Value> = me
+            .labels()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into()))
+            .collect();
+        let machine = serde_json::json!({ "name": "m", "labels": labels });
+        assert_eq!(owner_of(&machine), Some(me));
+        let foreign = serde_json::json!({ "name": "m", "labels": { "app": "x" } });
+        assert_eq!(owner_of(&foreign), None);
+    }
+
+    #[test]
+    fn create_args_keep_values_out_of_option_position() {
+        let opts = LaunchOptions {
+            image: Some("ghcr.io/x/agent:1".into()),
+            cpus: Some(2),
+            memory_mib: Some(1024),
+            network: true,
+            volumes: vec![Volume {
+                host: "/srv/work".into(),
+                guest: "/work".into(),
+                read_only: true,
+            }],
+            env: vec![("A".into(), "-x y".into())],
+            ..LaunchOptions::default()
+        };
+        opts.validate().unwrap();
+        let owner = ProcessId {
+            pid: 7,
+            start: "99".into(),
+            boot: "b".into(),
+        };
+        assert_eq!(
+            opts.create_args("m1", &owner),
+            [
+                "machine", "create", "--name", "m1", "--image", "ghcr.io/x/agent:1", "--cpus",
+                "2", "--mem", "1024", "-v", "/srv/work:/work:ro", "-e", "A=-x y", "--label",
+                "libbottle=1", "--label", "libbottle.pid=7", "--label", "libbottle.start=99",
+                "--label", "libbottle.boot=b", "--net"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_launch_options_name_their_argument() {
+        let bad = |opts: LaunchOptions, arg: &str| {
+            let e = opts.validate().unwrap_err().to_string();
+            assert!(e.starts_with(&format!("{arg}: ")), "{e}");
+        };
+        bad(LaunchOptions { name: Some("-x".into()), ..Default::default() }, "machine_name");
+        bad(LaunchOptions { image: Some("--privileged".into()), ..Default::default() }, "image");
+        bad(LaunchOptions { image: Some("a b".into()), ..Default::default() }, "image");
+        bad(LaunchOptions { cpus: Some(0), ..Default::default() }, "cpus");
+        let vol = |host: &str, guest: &str| Volume {
+            host: host.into(),
+            guest: guest.into(),
+            read_only: false,
+        };
+        bad(LaunchOptions { volumes: vec![vol("rel", "/g")], ..Default::default() }, "host_path");
+        bad(LaunchOptions { volumes: vec![vol("/a:b", "/g")], ..Default::default() }, "host_path");
+        bad(LaunchOptions { volumes: vec![vol("/a", "/g:ro")], ..Default::default() }, "guest_path");
+        bad(LaunchOptions { env: vec![("1X".into(), "v".into())], ..Default::default() }, "name");
+    }
+
+    #[test]
+    fn generated_names_are_valid_and_distinct() {
+        let a = generated_name(42);
+        let b = generated_name(42);
+        validate::machine_name(&a).unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with("bottle-42-"));
+    }
+}
