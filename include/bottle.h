@@ -43,16 +43,46 @@ typedef enum bottle_status {
     BOTTLE_ERR_IO = 4,
     // A bug inside the library, caught at the boundary; the process goes on.
     BOTTLE_ERR_PANIC = 5,
+    // The command did not finish within its timeout and was stopped.
+    BOTTLE_ERR_TIMEOUT = 6,
+    // The call was cancelled (a tripped `bottle_cancel`, or an output
+    // callback that returned non-zero) and the command was stopped.
+    BOTTLE_ERR_CANCELLED = 7,
 } bottle_status;
 
 // An open handle on one smolvm machine (opaque).
 //
-// Create it with `bottle_open`, release it with `bottle_close`. A bottle
-// holds no mutable state: any number of threads may call `bottle_exec`,
-// `bottle_exec_claude` and `bottle_cp_in` on the same bottle at once; each
-// call runs its own smolvm process. Only `bottle_close` must not race with
-// other calls on the same bottle.
+// Get one from `bottle_open` (a machine someone else runs) or
+// `bottle_launch` (a machine the bottle owns), release it with
+// `bottle_close` or `bottle_close_checked`. A bottle holds no mutable
+// state: any number of threads may run operations on the same bottle at
+// once; each call runs its own smolvm process. Only closing must not race
+// with other calls on the same bottle.
 typedef struct bottle bottle;
+
+// A cancel token (opaque): attach it to exec options with
+// `bottle_exec_options_set_cancel`, then trip it from any thread to stop
+// every running and future call that uses it. Tripping is permanent: make
+// a new token for new work.
+typedef struct bottle_cancel bottle_cancel;
+
+// Options for `bottle_cp_in_with` (opaque). Same rules as
+// `bottle_exec_options`: extended only by new setters; shareable between
+// calls, not changed during one.
+typedef struct bottle_copy_options bottle_copy_options;
+
+// Options for `bottle_exec_with` (opaque).
+//
+// Make one with `bottle_exec_options_new`, set what you need, pass it to any
+// number of calls, free it with `bottle_exec_options_free`. Options are
+// extended only by adding new setter functions, so code built against an
+// older header keeps working. An options object may be used by several
+// calls at once, but must not be changed while a call uses it.
+typedef struct bottle_exec_options bottle_exec_options;
+
+// Options for `bottle_launch` (opaque). Same rules as `bottle_exec_options`:
+// extended only by new setters; not changed while a call uses them.
+typedef struct bottle_launch_options bottle_launch_options;
 
 // What a script run by `bottle_exec` left behind.
 //
@@ -76,6 +106,35 @@ typedef struct bottle_exec_result {
     // Bytes in `stderr_data`, not counting the trailing NUL.
     size_t stderr_len;
 } bottle_exec_result;
+
+// How far a copy has got: files and bytes done out of the totals, which
+// are known before the first file is copied. Read only the fields you
+// know: later versions may add fields at the end.
+typedef struct bottle_progress {
+    uint64_t files_done;
+    uint64_t files_total;
+    uint64_t bytes_done;
+    uint64_t bytes_total;
+} bottle_progress;
+
+// Called by `bottle_cp_in_with` before the first file and after each file
+// copied, on the calling thread. `progress` is valid only during the call.
+typedef void (*bottle_progress_fn)(void *user_data, const struct bottle_progress *progress);
+
+// Receives output of `bottle_exec_with` as it arrives: `len` bytes at
+// `data`, valid only during the call. Return 0 to go on; any other value
+// stops the command, and `bottle_exec_with` returns `BOTTLE_ERR_CANCELLED`.
+// Called on the thread that called `bottle_exec_with`, one call at a time,
+// chunks in order. It must return normally (no longjmp, no C++ exception).
+typedef int (*bottle_output_fn)(void *user_data, const uint8_t *data, size_t len);
+
+// A list of machine names, owned by the library: free it with
+// `bottle_names_free`.
+typedef struct bottle_names {
+    // `count` NUL-terminated UTF-8 names.
+    char **names;
+    size_t count;
+} bottle_names;
 
 #ifdef __cplusplus
 extern "C" {
@@ -151,6 +210,26 @@ enum bottle_status bottle_exec(const struct bottle *b,
                                const char *user,
                                struct bottle_exec_result *out);
 
+// Runs `script` as `bottle_exec` does, with the options in `opts` (NULL:
+// the defaults, which make it exactly `bottle_exec` with user NULL): user,
+// environment and secrets, working directory, timeout, stdin bytes,
+// streaming callbacks for stdout and stderr, and a cancel token. See the
+// `bottle_exec_options_*` functions.
+//
+// Besides `bottle_exec`'s codes: `BOTTLE_ERR_TIMEOUT` when the timeout
+// passed, `BOTTLE_ERR_CANCELLED` when the cancel token was tripped or a
+// callback returned non-zero. In both cases smolvm has been stopped and
+// reaped, no smolvm process is left, and `out` is all zeros; output that
+// reached a callback before then stays delivered. Callbacks run on the
+// calling thread. Thread-safe as `bottle_exec`.
+//
+// # Safety
+// As for `bottle_exec`; `opts` is NULL or live options.
+enum bottle_status bottle_exec_with(const struct bottle *b,
+                                    const char *script,
+                                    const struct bottle_exec_options *opts,
+                                    struct bottle_exec_result *out);
+
 // Runs claude-code in the machine, interactively, with exactly the
 // arguments given.
 //
@@ -209,13 +288,260 @@ enum bottle_status bottle_cp_in(const struct bottle *b,
                                 const char *host_path,
                                 const char *guest_path);
 
-// Releases a bottle. NULL is ignored. The machine is left as it is: its
-// lifecycle belongs to whoever started it. No other thread may be using the
+// Copies `host_path` into the machine at `guest_path` with the options in
+// `opts` (NULL: as `bottle_cp_in`): mode, owner and a progress callback.
+//
+// `host_path` may be a regular file, copied to `guest_path`, or a
+// directory, copied recursively: `guest_path` becomes a directory (created
+// if missing, with its parents) holding the same tree. The whole tree is
+// checked before anything is copied: every entry must be a regular file or
+// a directory whose name is UTF-8 without `:`; symbolic links and special
+// files are refused with `BOTTLE_ERR_INVALID_ARGUMENT`. Directories are
+// created as root with one `exec`, then given to the owner; each file is
+// then copied with `smolvm machine cp`. A failure part-way leaves what was
+// already copied in the guest.
+//
+// Codes as for `bottle_cp_in`. Thread-safe. Blocks until done.
+//
+// # Safety
+// As for `bottle_cp_in`; `opts` is NULL or live options.
+enum bottle_status bottle_cp_in_with(const struct bottle *b,
+                                     const char *host_path,
+                                     const char *guest_path,
+                                     const struct bottle_copy_options *opts);
+
+// Copies the guest file `guest_path` out of the machine to `host_path`.
+//
+// - `guest_path`: required; an absolute UTF-8 path without `:`, naming a
+//   regular file.
+// - `host_path`: required; any bytes, like `bottle_cp_in`'s. Its directory
+//   must exist. The file is written under a temporary name in that
+//   directory and renamed over `host_path` only once smolvm has succeeded,
+//   so an existing file is replaced whole or left untouched. A new file
+//   gets mode 0666 less the umask.
+//
+// Codes as for `bottle_cp_in` (`BOTTLE_ERR_IO` when the host directory is
+// missing or not writable). Thread-safe. Blocks until done.
+//
+// # Safety
+// `b` is NULL or an open bottle; strings are NULL or NUL-terminated.
+enum bottle_status bottle_cp_out(const struct bottle *b,
+                                 const char *guest_path,
+                                 const char *host_path);
+
+// The name of the bottle's machine (for a launched bottle, the generated
+// one unless a name was set). The string belongs to the bottle and lives as
+// long as it; NULL for a NULL bottle. Thread-safe.
+//
+// # Safety
+// `b` is NULL or an open bottle.
+const char *bottle_machine_name(const struct bottle *b);
+
+// Releases a bottle and reports what happened to its machine: for a bottle
+// from `bottle_launch`, the machine is stopped and deleted, and a failure
+// of either is returned as `BOTTLE_ERR_SMOLVM` (deletion is tried even if
+// the stop failed); for a bottle from `bottle_open` nothing happens to the
+// machine and the result is `BOTTLE_OK`. The handle is freed in every case
+// and must not be used again. NULL is `BOTTLE_ERR_INVALID_ARGUMENT`.
+//
+// # Safety
+// `b` is NULL or an open bottle, used by no other thread.
+enum bottle_status bottle_close_checked(struct bottle *b);
+
+// Releases a bottle. NULL is ignored. A bottle from `bottle_open` leaves
+// its machine as it is: its lifecycle belongs to whoever started it. A
+// bottle from `bottle_launch` stops and deletes its machine; a failure to
+// do so is not reported (use `bottle_close_checked` to see it), and the
+// machine then stays behind, labelled as this process's, for `bottle_reap`
+// to delete once this process has exited. No other thread may be using the
 // bottle, and it must not be used afterwards.
 //
 // # Safety
 // `b` is NULL or a bottle from `bottle_open` not yet closed.
 void bottle_close(struct bottle *b);
+
+// Makes a new, untripped token in `*out` (NULL on failure). Free it with
+// `bottle_cancel_free`; options it was attached to keep their own
+// reference, so freeing it early is safe.
+//
+// # Safety
+// `out` is NULL or writable.
+enum bottle_status bottle_cancel_new(struct bottle_cancel **out);
+
+// Trips the token: every call using it stops its smolvm process (SIGTERM,
+// then SIGKILL after half a second), reaps it, and returns
+// `BOTTLE_ERR_CANCELLED`; calls started later fail the same way at once.
+// Idempotent. Safe from any thread, and from a signal handler (it only
+// stores a flag and writes to an eventfd). NULL is ignored.
+//
+// # Safety
+// `cancel` is NULL or a live token.
+void bottle_cancel_trip(const struct bottle_cancel *cancel);
+
+// Whether the token has been tripped. NULL gives false. Thread-safe.
+//
+// # Safety
+// `cancel` is NULL or a live token.
+bool bottle_cancel_is_tripped(const struct bottle_cancel *cancel);
+
+// Frees the caller's reference to the token. NULL is ignored.
+//
+// # Safety
+// `cancel` is NULL or a token from `bottle_cancel_new` not yet freed.
+void bottle_cancel_free(struct bottle_cancel *cancel);
+
+// Makes copy options with the defaults in `*out` (NULL on failure): mode
+// 0644 for a single file (each file's host permissions in a directory),
+// owned by root, no progress callback.
+//
+// # Safety
+// `out` is NULL or writable.
+enum bottle_status bottle_copy_options_new(struct bottle_copy_options **out);
+
+// Frees copy options; NULL is ignored.
+//
+// # Safety
+// `opts` is NULL or from `bottle_copy_options_new`, not yet freed, and not
+// in use by a running call.
+void bottle_copy_options_free(struct bottle_copy_options *opts);
+
+// Permission bits (at most 07777) for every file copied, as in `chmod`.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_copy_options_set_mode(struct bottle_copy_options *opts, uint32_t mode);
+
+// Gives everything copied to numeric `uid` and `gid` in the guest.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_copy_options_set_owner_ids(struct bottle_copy_options *opts,
+                                                     uint32_t uid,
+                                                     uint32_t gid);
+
+// Gives everything copied to the guest user `user` and its primary group,
+// looked up in the guest at copy time; pass `"node"` so the agent can
+// write what it was given. NULL goes back to root.
+//
+// # Safety
+// `opts` is NULL or live options; `user` is NULL or NUL-terminated.
+enum bottle_status bottle_copy_options_set_owner_user(struct bottle_copy_options *opts,
+                                                      const char *user);
+
+// Reports progress to `callback` with `user_data`; NULL removes it.
+//
+// # Safety
+// `opts` is NULL or live options; `callback`, if set, is safe to call with
+// `user_data` for as long as the options are used.
+enum bottle_status bottle_copy_options_set_progress_fn(struct bottle_copy_options *opts,
+                                                       bottle_progress_fn callback,
+                                                       void *user_data);
+
+// Makes options with the defaults in `*out` (NULL on failure): user `node`,
+// no extra environment, the user's home as working directory, no timeout,
+// empty stdin, both outputs captured, no cancel token.
+//
+// # Safety
+// `out` is NULL or writable.
+enum bottle_status bottle_exec_options_new(struct bottle_exec_options **out);
+
+// Frees options; NULL is ignored. Calls that used them are unaffected.
+//
+// # Safety
+// `opts` is NULL or from `bottle_exec_options_new`, not yet freed, and not
+// in use by a running call.
+void bottle_exec_options_free(struct bottle_exec_options *opts);
+
+// The guest user the script runs as; NULL goes back to `node`. Same rules
+// as `user` of `bottle_exec`.
+//
+// # Safety
+// `opts` is NULL or live options; `user` is NULL or NUL-terminated.
+enum bottle_status bottle_exec_options_set_user(struct bottle_exec_options *opts, const char *user);
+
+// Adds the environment variable `name=value` for the script. `name`: an
+// ASCII letter or `_`, then letters, digits, `_`. `value`: UTF-8, may be
+// empty. The pair travels on smolvm's command line (`-e`), where every
+// local user can read it while the command runs: use
+// `bottle_exec_options_add_secret_env` for secrets.
+//
+// # Safety
+// `opts` is NULL or live options; strings are NULL or NUL-terminated.
+enum bottle_status bottle_exec_options_add_env(struct bottle_exec_options *opts,
+                                               const char *name,
+                                               const char *value);
+
+// Adds the environment variable `name=value` for the script, keeping the
+// value out of every process's command line on the host: smolvm is given
+// `--secret-env` and reads the value from its own environment. Same rules
+// as `bottle_exec_options_add_env`.
+//
+// # Safety
+// As for `bottle_exec_options_add_env`.
+enum bottle_status bottle_exec_options_add_secret_env(struct bottle_exec_options *opts,
+                                                      const char *name,
+                                                      const char *value);
+
+// The guest directory the script starts in (absolute, UTF-8); NULL goes
+// back to the user's home. If it does not exist, the script does not run:
+// it exits 1 with the shell's `cd` message on stderr.
+//
+// # Safety
+// `opts` is NULL or live options; `dir` is NULL or NUL-terminated.
+enum bottle_status bottle_exec_options_set_workdir(struct bottle_exec_options *opts,
+                                                   const char *dir);
+
+// How long the script may run, in milliseconds; 0 means no limit. When it
+// is up, smolvm kills the script (`--timeout`), and if smolvm itself has
+// not returned a second later the library stops it; either way the call
+// returns `BOTTLE_ERR_TIMEOUT` with no smolvm process left behind.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_exec_options_set_timeout_ms(struct bottle_exec_options *opts,
+                                                      uint64_t timeout_ms);
+
+// Bytes for the script's stdin: `len` bytes at `data`, copied (the caller
+// may free them at once). `data` may be NULL only when `len` is 0, which
+// gives an empty stdin that is open (as opposed to the default /dev/null).
+// A script that exits without reading all of it is not an error, and never
+// raises SIGPIPE in the calling process.
+//
+// # Safety
+// `opts` is NULL or live options; `data` is NULL or `len` readable bytes.
+enum bottle_status bottle_exec_options_set_stdin(struct bottle_exec_options *opts,
+                                                 const uint8_t *data,
+                                                 size_t len);
+
+// Hands stdout to `callback` as it arrives (smolvm's `--stream`), with
+// `user_data` as its first argument. With `capture` true the bytes are also
+// kept in the result; with false the result's stdout is empty. A NULL
+// callback goes back to plain capture.
+//
+// # Safety
+// `opts` is NULL or live options; `callback`, if set, is safe to call with
+// `user_data` for as long as the options are used.
+enum bottle_status bottle_exec_options_set_stdout_fn(struct bottle_exec_options *opts,
+                                                     bottle_output_fn callback,
+                                                     void *user_data,
+                                                     bool capture);
+
+// As `bottle_exec_options_set_stdout_fn`, for stderr.
+//
+// # Safety
+// As for `bottle_exec_options_set_stdout_fn`.
+enum bottle_status bottle_exec_options_set_stderr_fn(struct bottle_exec_options *opts,
+                                                     bottle_output_fn callback,
+                                                     void *user_data,
+                                                     bool capture);
+
+// Attaches a cancel token (NULL detaches). The options keep their own
+// reference, so the token may be freed before them.
+//
+// # Safety
+// `opts` is NULL or live options; `cancel` is NULL or a live token.
+enum bottle_status bottle_exec_options_set_cancel(struct bottle_exec_options *opts,
+                                                  const struct bottle_cancel *cancel);
 
 // Frees the buffers of a result filled by `bottle_exec` and sets the whole
 // struct to zeros. NULL-safe, and safe to call twice on the same struct or
@@ -227,6 +553,122 @@ void bottle_close(struct bottle *b);
 // `result` is NULL or points to a `bottle_exec_result` that is all zeros or
 // was filled by `bottle_exec` and not freed since.
 void bottle_exec_result_free(struct bottle_exec_result *result);
+
+// Makes launch options with the defaults in `*out` (NULL on failure): a
+// generated unique name, smolvm's default image, CPUs and memory, no
+// network, no volumes, no environment, no prompt file.
+//
+// # Safety
+// `out` is NULL or writable.
+enum bottle_status bottle_launch_options_new(struct bottle_launch_options **out);
+
+// Frees launch options; NULL is ignored.
+//
+// # Safety
+// `opts` is NULL or from `bottle_launch_options_new` and not yet freed.
+void bottle_launch_options_free(struct bottle_launch_options *opts);
+
+// The machine's name (smolvm's rules, as for `bottle_open`); NULL goes
+// back to a generated one, `bottle-PID-N-HEX`.
+//
+// # Safety
+// `opts` is NULL or live options; `name` is NULL or NUL-terminated.
+enum bottle_status bottle_launch_options_set_name(struct bottle_launch_options *opts,
+                                                  const char *name);
+
+// The image to boot (an OCI reference such as the agent image: printable
+// ASCII, no spaces, not starting with `-`); NULL is smolvm's default.
+//
+// # Safety
+// `opts` is NULL or live options; `image` is NULL or NUL-terminated.
+enum bottle_status bottle_launch_options_set_image(struct bottle_launch_options *opts,
+                                                   const char *image);
+
+// Virtual CPUs; 0 goes back to smolvm's default.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_launch_options_set_cpus(struct bottle_launch_options *opts,
+                                                  uint32_t cpus);
+
+// Memory in MiB; 0 goes back to smolvm's default.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_launch_options_set_memory_mib(struct bottle_launch_options *opts,
+                                                        uint32_t mib);
+
+// Outbound network for the guest (smolvm's `--net`); off by default.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_launch_options_set_network(struct bottle_launch_options *opts,
+                                                     bool enabled);
+
+// Shares the host directory `host_path` into the guest at `guest_path`,
+// read-only if `read_only`. Both absolute, UTF-8, without `:` (smolvm's
+// `-v HOST:GUEST[:ro]` is split at `:`).
+//
+// # Safety
+// `opts` is NULL or live options; strings are NULL or NUL-terminated.
+enum bottle_status bottle_launch_options_add_volume(struct bottle_launch_options *opts,
+                                                    const char *host_path,
+                                                    const char *guest_path,
+                                                    bool read_only);
+
+// Adds `name=value` to the environment of every command in the machine.
+// Same rules as `bottle_exec_options_add_env`, and likewise visible on
+// smolvm's command line while `create` runs: no secrets here.
+//
+// # Safety
+// `opts` is NULL or live options; strings are NULL or NUL-terminated.
+enum bottle_status bottle_launch_options_add_env(struct bottle_launch_options *opts,
+                                                 const char *name,
+                                                 const char *value);
+
+// The in-guest system-prompt file for `bottle_exec_claude`, as
+// `prompt_path` of `bottle_open`; NULL for none.
+//
+// # Safety
+// `opts` is NULL or live options; `path` is NULL or NUL-terminated.
+enum bottle_status bottle_launch_options_set_prompt_path(struct bottle_launch_options *opts,
+                                                         const char *path);
+
+// Creates a machine as `opts` says (NULL: all defaults), starts it, and
+// returns in `*out` a bottle that owns it: `bottle_close` stops and deletes
+// the machine. The machine carries smolvm labels marking it as libbottle's
+// and naming this process (pid, start time, boot id), so that
+// `bottle_reap` can find it should this process die without closing it.
+// `bottle_machine_name` tells the name.
+//
+// If the machine is created but fails to start, it is deleted again and the
+// start's error returned (`BOTTLE_ERR_SMOLVM`, smolvm's message). Other
+// codes: `BOTTLE_ERR_INVALID_ARGUMENT`, `BOTTLE_ERR_SMOLVM_NOT_FOUND`,
+// `BOTTLE_ERR_IO`. Blocks until the machine runs. Thread-safe.
+//
+// # Safety
+// `opts` is NULL or live options; `out` is NULL or writable.
+enum bottle_status bottle_launch(const struct bottle_launch_options *opts, struct bottle **out);
+
+// Deletes every machine that libbottle launched and whose owning process
+// is gone (exited, or from before a reboot), such as those of a process
+// that was killed before it could close its bottles. Machines of live
+// processes, and machines libbottle did not launch, are left alone.
+//
+// `removed` (required) receives the names deleted, also when the call
+// fails part-way: a machine that could not be deleted makes the call
+// return `BOTTLE_ERR_SMOLVM` after the others have been tried. Free it with
+// `bottle_names_free`. Thread-safe; finds smolvm as `bottle_open` does.
+//
+// # Safety
+// `removed` is NULL or writable.
+enum bottle_status bottle_reap(struct bottle_names *removed);
+
+// Frees a name list and zeroes it. NULL-safe and twice-safe.
+//
+// # Safety
+// `names` is NULL or a list filled by libbottle (or all zeros).
+void bottle_names_free(struct bottle_names *names);
 
 // This thread's message for its last failed libbottle call, or NULL if no
 // call has failed on this thread yet.

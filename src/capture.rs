@@ -136,8 +136,16 @@ pub fn run_with(cmd: &mut Command, io: Io<'_>) -> Result<Captured, RunError> {
     let mut child = spawned.map_err(RunError::Spawn)?;
 
     let mut session = Session {
-        stdout: Reader::new(child.stdout.take().map(OwnedFd::from), io.stdout, Stream::Stdout),
-        stderr: Reader::new(child.stderr.take().map(OwnedFd::from), io.stderr, Stream::Stderr),
+        stdout: Reader::new(
+            child.stdout.take().map(OwnedFd::from),
+            io.stdout,
+            Stream::Stdout,
+        ),
+        stderr: Reader::new(
+            child.stderr.take().map(OwnedFd::from),
+            io.stderr,
+            Stream::Stderr,
+        ),
         stdin,
         exited: pidfd_open(child.id()),
         deadline: io.deadline,
@@ -334,7 +342,9 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     fn on_ready(&mut self) -> Result<(), RunError> {
-        let Some(socket) = &self.socket else { return Ok(()) };
+        let Some(socket) = &self.socket else {
+            return Ok(());
+        };
         if !self.data.is_empty() {
             // SAFETY: sends from a live slice of `data.len()` bytes.
             let n = unsafe {
@@ -456,7 +466,10 @@ mod tests {
             ..Io::default()
         };
         let e = run_with(&mut sh("exec sleep 30"), io).unwrap_err();
-        assert!(matches!(e, RunError::Stopped(Stopped::DeadlinePassed)), "{e:?}");
+        assert!(
+            matches!(e, RunError::Stopped(Stopped::DeadlinePassed)),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -466,7 +479,10 @@ mod tests {
             ..Io::default()
         };
         let e = run_with(&mut sh("exec >&- 2>&-; sleep 30"), io).unwrap_err();
-        assert!(matches!(e, RunError::Stopped(Stopped::DeadlinePassed)), "{e:?}");
+        assert!(
+            matches!(e, RunError::Stopped(Stopped::DeadlinePassed)),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -514,7 +530,10 @@ mod tests {
         };
         let e = run_with(&mut sh("echo x >&2; exec sleep 30"), io).unwrap_err();
         assert!(
-            matches!(e, RunError::Stopped(Stopped::CallbackStopped(Stream::Stderr))),
+            matches!(
+                e,
+                RunError::Stopped(Stopped::CallbackStopped(Stream::Stderr))
+            ),
             "{e:?}"
         );
     }

@@ -150,7 +150,10 @@ impl Bottle {
         if host_path.is_dir() {
             return Err(Error::invalid(
                 "host_path",
-                format!("{} is a directory; name the file to write", host_path.display()),
+                format!(
+                    "{} is a directory; name the file to write",
+                    host_path.display()
+                ),
             ));
         }
         let (temp_path, temp) = create_temp_beside(host_path)?;
@@ -163,7 +166,10 @@ impl Bottle {
         drop(temp);
         let result = copied.and_then(|()| {
             fs::rename(&temp_path, host_path).map_err(|e| {
-                Error::io(format!("host_path {}: cannot replace", host_path.display()), e)
+                Error::io(
+                    format!("host_path {}: cannot replace", host_path.display()),
+                    e,
+                )
             })
         });
         if result.is_err() {
@@ -283,7 +289,8 @@ impl Bottle {
     }
 }
 
-fn validate_mode(mode: u32) -> Result<()> {
+/// Permission bits as `chmod` takes them.
+pub(crate) fn validate_mode(mode: u32) -> Result<()> {
     if mode > 0o7777 {
         return Err(Error::invalid(
             "mode",
@@ -313,11 +320,16 @@ fn walk(root: &Path, guest_root: &str) -> Result<Tree> {
         dirs: vec![guest_root.to_owned()],
         files: Vec::new(),
     };
-    let mut pending = vec![(root.to_path_buf(), guest_root.trim_end_matches('/').to_owned())];
+    let mut pending = vec![(
+        root.to_path_buf(),
+        guest_root.trim_end_matches('/').to_owned(),
+    )];
     while let Some((host_dir, guest_dir)) = pending.pop() {
         let read = |e| Error::io(format!("host_path {}: cannot read", host_dir.display()), e);
-        let mut entries: Vec<fs::DirEntry> =
-            fs::read_dir(&host_dir).map_err(read)?.collect::<io::Result<_>>().map_err(read)?;
+        let mut entries: Vec<fs::DirEntry> = fs::read_dir(&host_dir)
+            .map_err(read)?
+            .collect::<io::Result<_>>()
+            .map_err(read)?;
         entries.sort_by_key(fs::DirEntry::file_name);
         for entry in entries {
             let host = entry.path();
@@ -333,14 +345,19 @@ fn walk(root: &Path, guest_root: &str) -> Result<Tree> {
                 tree.dirs.push(guest.clone());
                 pending.push((host, guest));
             } else if meta.is_file() {
-                tree.files.push((host, guest, meta.len(), meta.mode() & 0o7777));
+                tree.files
+                    .push((host, guest, meta.len(), meta.mode() & 0o7777));
             } else {
                 return Err(Error::invalid(
                     "host_path",
                     format!(
                         "{} is {}; a directory copy takes only regular files and directories",
                         host.display(),
-                        if meta.is_symlink() { "a symbolic link" } else { "a special file" }
+                        if meta.is_symlink() {
+                            "a symbolic link"
+                        } else {
+                            "a special file"
+                        }
                     ),
                 ));
             }
@@ -353,7 +370,10 @@ fn utf8_name<'a>(host: &Path, name: &'a OsStr) -> Result<&'a str> {
     name.to_str().ok_or_else(|| {
         Error::invalid(
             "host_path",
-            format!("{} has a name that is not UTF-8, which smolvm cannot take", host.display()),
+            format!(
+                "{} has a name that is not UTF-8, which smolvm cannot take",
+                host.display()
+            ),
         )
     })
 }
@@ -409,7 +429,10 @@ fn create_temp_beside(path: &Path) -> Result<(PathBuf, File)> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => {
                 return Err(Error::io(
-                    format!("host_path {}: cannot create a file beside it", path.display()),
+                    format!(
+                        "host_path {}: cannot create a file beside it",
+                        path.display()
+                    ),
                     e,
                 ))
             }

@@ -124,8 +124,12 @@ impl ProcessId {
         let pid = std::process::id();
         Ok(ProcessId {
             pid,
-            start: start_time(pid)
-                .ok_or_else(|| Error::io("reading /proc/self/stat", std::io::Error::other("unreadable")))?,
+            start: start_time(pid).ok_or_else(|| {
+                Error::io(
+                    "reading /proc/self/stat",
+                    std::io::Error::other("unreadable"),
+                )
+            })?,
             boot: boot_id()?,
         })
     }
@@ -170,7 +174,10 @@ impl Bottle {
         opts.validate()?;
         let smolvm = Smolvm::locate()?;
         let owner = ProcessId::current()?;
-        let name = opts.name.clone().unwrap_or_else(|| generated_name(owner.pid));
+        let name = opts
+            .name
+            .clone()
+            .unwrap_or_else(|| generated_name(owner.pid));
         run(&smolvm, opts.create_args(&name, &owner), "create", &name)?;
         if let Err(start) = run(&smolvm, start_args(&name), "start", &name) {
             return Err(match run(&smolvm, delete_args(&name), "delete", &name) {
@@ -189,7 +196,9 @@ impl Bottle {
 pub fn teardown(smolvm: &Smolvm, machine: &str) -> Result<()> {
     let stopped = run(
         smolvm,
-        ["machine", "stop", "--name", machine].map(str::to_owned).to_vec(),
+        ["machine", "stop", "--name", machine]
+            .map(str::to_owned)
+            .to_vec(),
         "stop",
         machine,
     );
@@ -218,7 +227,9 @@ pub fn reap(removed: &mut Vec<String>) -> Result<()> {
         let Some(name) = machine.get("name").and_then(|n| n.as_str()) else {
             continue;
         };
-        let Some(owner) = owner_of(machine) else { continue };
+        let Some(owner) = owner_of(machine) else {
+            continue;
+        };
         if owner.is_alive(&boot) {
             continue;
         }
@@ -260,11 +271,15 @@ fn generated_name(pid: u32) -> String {
 }
 
 fn start_args(machine: &str) -> Vec<String> {
-    ["machine", "start", "--name", machine].map(str::to_owned).to_vec()
+    ["machine", "start", "--name", machine]
+        .map(str::to_owned)
+        .to_vec()
 }
 
 fn delete_args(machine: &str) -> Vec<String> {
-    ["machine", "delete", "--name", machine, "-f"].map(str::to_owned).to_vec()
+    ["machine", "delete", "--name", machine, "-f"]
+        .map(str::to_owned)
+        .to_vec()
 }
 
 /// Runs a lifecycle subcommand; its failure carries smolvm's message.
@@ -282,7 +297,7 @@ fn run(smolvm: &Smolvm, args: Vec<String>, what: &str, machine: &str) -> Result<
 
 /// An image reference: non-empty, printable ASCII, no spaces, and not
 /// starting with `-`.
-fn image_ref(image: &str) -> Result<()> {
+pub(crate) fn image_ref(image: &str) -> Result<()> {
     let printable = image.bytes().all(|b| b.is_ascii_graphic());
     if image.is_empty() || !printable || image.starts_with('-') {
         return Err(Error::invalid(
@@ -294,10 +309,11 @@ fn image_ref(image: &str) -> Result<()> {
 }
 
 /// `-v HOST:GUEST[:ro]` is split at `:`, so neither side may hold one.
-fn volume(v: &Volume) -> Result<()> {
-    let host = v.host.to_str().ok_or_else(|| {
-        Error::invalid("host_path", format!("{} is not UTF-8", v.host.display()))
-    })?;
+pub(crate) fn volume(v: &Volume) -> Result<()> {
+    let host = v
+        .host
+        .to_str()
+        .ok_or_else(|| Error::invalid("host_path", format!("{} is not UTF-8", v.host.display())))?;
     if !host.starts_with('/') || host.contains(':') {
         return Err(Error::invalid(
             "host_path",
@@ -369,10 +385,29 @@ mod tests {
         assert_eq!(
             opts.create_args("m1", &owner),
             [
-                "machine", "create", "--name", "m1", "--image", "ghcr.io/x/agent:1", "--cpus",
-                "2", "--mem", "1024", "-v", "/srv/work:/work:ro", "-e", "A=-x y", "--label",
-                "libbottle=1", "--label", "libbottle.pid=7", "--label", "libbottle.start=99",
-                "--label", "libbottle.boot=b", "--net"
+                "machine",
+                "create",
+                "--name",
+                "m1",
+                "--image",
+                "ghcr.io/x/agent:1",
+                "--cpus",
+                "2",
+                "--mem",
+                "1024",
+                "-v",
+                "/srv/work:/work:ro",
+                "-e",
+                "A=-x y",
+                "--label",
+                "libbottle=1",
+                "--label",
+                "libbottle.pid=7",
+                "--label",
+                "libbottle.start=99",
+                "--label",
+                "libbottle.boot=b",
+                "--net"
             ]
         );
     }
@@ -383,19 +418,67 @@ mod tests {
             let e = opts.validate().unwrap_err().to_string();
             assert!(e.starts_with(&format!("{arg}: ")), "{e}");
         };
-        bad(LaunchOptions { name: Some("-x".into()), ..Default::default() }, "machine_name");
-        bad(LaunchOptions { image: Some("--privileged".into()), ..Default::default() }, "image");
-        bad(LaunchOptions { image: Some("a b".into()), ..Default::default() }, "image");
-        bad(LaunchOptions { cpus: Some(0), ..Default::default() }, "cpus");
+        bad(
+            LaunchOptions {
+                name: Some("-x".into()),
+                ..Default::default()
+            },
+            "machine_name",
+        );
+        bad(
+            LaunchOptions {
+                image: Some("--privileged".into()),
+                ..Default::default()
+            },
+            "image",
+        );
+        bad(
+            LaunchOptions {
+                image: Some("a b".into()),
+                ..Default::default()
+            },
+            "image",
+        );
+        bad(
+            LaunchOptions {
+                cpus: Some(0),
+                ..Default::default()
+            },
+            "cpus",
+        );
         let vol = |host: &str, guest: &str| Volume {
             host: host.into(),
             guest: guest.into(),
             read_only: false,
         };
-        bad(LaunchOptions { volumes: vec![vol("rel", "/g")], ..Default::default() }, "host_path");
-        bad(LaunchOptions { volumes: vec![vol("/a:b", "/g")], ..Default::default() }, "host_path");
-        bad(LaunchOptions { volumes: vec![vol("/a", "/g:ro")], ..Default::default() }, "guest_path");
-        bad(LaunchOptions { env: vec![("1X".into(), "v".into())], ..Default::default() }, "name");
+        bad(
+            LaunchOptions {
+                volumes: vec![vol("rel", "/g")],
+                ..Default::default()
+            },
+            "host_path",
+        );
+        bad(
+            LaunchOptions {
+                volumes: vec![vol("/a:b", "/g")],
+                ..Default::default()
+            },
+            "host_path",
+        );
+        bad(
+            LaunchOptions {
+                volumes: vec![vol("/a", "/g:ro")],
+                ..Default::default()
+            },
+            "guest_path",
+        );
+        bad(
+            LaunchOptions {
+                env: vec![("1X".into(), "v".into())],
+                ..Default::default()
+            },
+            "name",
+        );
     }
 
     #[test]

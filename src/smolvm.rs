@@ -100,15 +100,16 @@ impl Smolvm {
     pub fn capture_with(&self, cmd: &mut Command, io: Io<'_>) -> Result<Captured> {
         capture::run_with(cmd, io).map_err(|e| match e {
             RunError::Spawn(e) => self.spawn_error(e),
-            RunError::Io(e) => Error::io(format!("talking to smolvm at {}", self.path.display()), e),
+            RunError::Io(e) => {
+                Error::io(format!("talking to smolvm at {}", self.path.display()), e)
+            }
             RunError::Stopped(Stopped::DeadlinePassed) => {
                 Error::Timeout("smolvm did not finish in time and was stopped".into())
             }
             RunError::Stopped(Stopped::Cancelled) => Error::Cancelled("cancelled".into()),
-            RunError::Stopped(Stopped::CallbackStopped(stream)) => Error::Cancelled(format!(
-                "the {} callback asked to stop",
-                stream.name()
-            )),
+            RunError::Stopped(Stopped::CallbackStopped(stream)) => {
+                Error::Cancelled(format!("the {} callback asked to stop", stream.name()))
+            }
         })
     }
 
@@ -339,11 +340,26 @@ mod tests {
         assert_eq!(
             exec_args("m", &all, &guest),
             [
-                "machine", "exec", "--name", "m", "--stream", "--timeout", "1500ms", "-e", "A=x y",
-                "--secret-env", "TOKEN=BOTTLE_SECRET_0", "--", "runuser", "-c"
+                "machine",
+                "exec",
+                "--name",
+                "m",
+                "--stream",
+                "--timeout",
+                "1500ms",
+                "-e",
+                "A=x y",
+                "--secret-env",
+                "TOKEN=BOTTLE_SECRET_0",
+                "--",
+                "runuser",
+                "-c"
             ]
         );
-        assert_eq!(cp_args(&[], "-a", "m:/b"), ["machine", "cp", "--", "-a", "m:/b"]);
+        assert_eq!(
+            cp_args(&[], "-a", "m:/b"),
+            ["machine", "cp", "--", "-a", "m:/b"]
+        );
         let mode = ["--mode".to_owned(), "600".to_owned()];
         assert_eq!(
             cp_args(&mode, "/dev/fd/3", "m:/b"),

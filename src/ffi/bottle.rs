@@ -1,23 +1,37 @@
 //! The bottle handle and its operations.
 
-use std::ffi::{c_char, OsStr};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::ffi::{c_char, CString};
 
 use super::boundary::{self, bytes_arg, opt_str_arg, out_arg, ref_arg, str_arg};
+use super::copy_options::bottle_copy_options;
+use super::exec_options::{bottle_exec_options, Output};
 use super::exec_result::bottle_exec_result;
 use super::status::bottle_status;
 use crate::bottle::Bottle;
+use crate::copy::host_path_from_bytes;
 use crate::error::Error;
+use crate::exec_options::ExecOptions;
 
 /// An open handle on one smolvm machine (opaque).
 ///
-/// Create it with `bottle_open`, release it with `bottle_close`. A bottle
-/// holds no mutable state: any number of threads may call `bottle_exec`,
-/// `bottle_exec_claude` and `bottle_cp_in` on the same bottle at once; each
-/// call runs its own smolvm process. Only `bottle_close` must not race with
-/// other calls on the same bottle.
-pub struct bottle(Bottle);
+/// Get one from `bottle_open` (a machine someone else runs) or
+/// `bottle_launch` (a machine the bottle owns), release it with
+/// `bottle_close` or `bottle_close_checked`. A bottle holds no mutable
+/// state: any number of threads may run operations on the same bottle at
+/// once; each call runs its own smolvm process. Only closing must not race
+/// with other calls on the same bottle.
+pub struct bottle {
+    inner: Bottle,
+    /// The machine name as C sees it, kept for `bottle_machine_name`.
+    name: CString,
+}
+
+impl bottle {
+    pub(crate) fn new(inner: Bottle) -> Self {
+        let name = CString::new(inner.machine()).expect("machine names have no NUL");
+        bottle { inner, name }
+    }
+}
 
 /// Opens a handle on the smolvm machine named `machine_name`.
 ///
@@ -56,7 +70,7 @@ pub unsafe extern "C" fn bottle_open(
         unsafe { out.as_ptr().write(std::ptr::null_mut()) };
         let machine = unsafe { str_arg(machine_name, "machine_name") }?;
         let prompt = unsafe { opt_str_arg(prompt_path, "prompt_path") }?;
-        let handle = Box::new(bottle(Bottle::open(machine, prompt)?));
+        let handle = Box::new(bottle::new(Bottle::open(machine, prompt)?));
         unsafe { out.as_ptr().write(Box::into_raw(handle)) };
         Ok(())
     })
@@ -112,7 +126,54 @@ pub unsafe extern "C" fn bottle_exec(
         let b = unsafe { ref_arg(b, "b") }?;
         let script = unsafe { str_arg(script, "script") }?;
         let user = unsafe { opt_str_arg(user, "user") }?;
-        let output = b.0.exec(script, user)?;
+        let output = b.inner.exec(script, user)?;
+        unsafe { out.as_ptr().write(bottle_exec_result::from_output(output)) };
+        Ok(())
+    })
+}
+
+/// Runs `script` as `bottle_exec` does, with the options in `opts` (NULL:
+/// the defaults, which make it exactly `bottle_exec` with user NULL): user,
+/// environment and secrets, working directory, timeout, stdin bytes,
+/// streaming callbacks for stdout and stderr, and a cancel token. See the
+/// `bottle_exec_options_*` functions.
+///
+/// Besides `bottle_exec`'s codes: `BOTTLE_ERR_TIMEOUT` when the timeout
+/// passed, `BOTTLE_ERR_CANCELLED` when the cancel token was tripped or a
+/// callback returned non-zero. In both cases smolvm has been stopped and
+/// reaped, no smolvm process is left, and `out` is all zeros; output that
+/// reached a callback before then stays delivered. Callbacks run on the
+/// calling thread. Thread-safe as `bottle_exec`.
+///
+/// # Safety
+/// As for `bottle_exec`; `opts` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_exec_with(
+    b: *const bottle,
+    script: *const c_char,
+    opts: *const bottle_exec_options,
+    out: *mut bottle_exec_result,
+) -> bottle_status {
+    boundary::guard(|| {
+        let out = out_arg(out, "out")?;
+        // SAFETY: `out` is non-NULL and writable per the contract.
+        unsafe { out.as_ptr().write(bottle_exec_result::EMPTY) };
+        let b = unsafe { ref_arg(b, "b") }?;
+        let script = unsafe { str_arg(script, "script") }?;
+        let default = ExecOptions::default();
+        // SAFETY: per the contract.
+        let (options, stdout, stderr) = match unsafe { opts.as_ref() } {
+            Some(o) => (&o.inner, o.stdout, o.stderr),
+            None => (&default, Output::CAPTURED, Output::CAPTURED),
+        };
+        let mut on_stdout = |chunk: &[u8]| stdout.call(chunk);
+        let mut on_stderr = |chunk: &[u8]| stderr.call(chunk);
+        let output = b.inner.exec_with(
+            script,
+            options,
+            stdout.sink(&mut on_stdout),
+            stderr.sink(&mut on_stderr),
+        )?;
         unsafe { out.as_ptr().write(bottle_exec_result::from_output(output)) };
         Ok(())
     })
@@ -161,7 +222,7 @@ pub unsafe extern "C" fn bottle_exec_claude(
         unsafe { exit_code.as_ptr().write(0) };
         let b = unsafe { ref_arg(b, "b") }?;
         let args = unsafe { argv_arg(argv, argc) }?;
-        let code = b.0.exec_claude(&args, tty)?;
+        let code = b.inner.exec_claude(&args, tty)?;
         unsafe { exit_code.as_ptr().write(code) };
         Ok(())
     })
@@ -199,12 +260,127 @@ pub unsafe extern "C" fn bottle_cp_in(
             return Err(Error::invalid("host_path", "must not be empty"));
         }
         let guest = unsafe { str_arg(guest_path, "guest_path") }?;
-        b.0.cp_in(Path::new(OsStr::from_bytes(host)), guest)
+        b.inner.cp_in(host_path_from_bytes(host), guest)
     })
 }
 
-/// Releases a bottle. NULL is ignored. The machine is left as it is: its
-/// lifecycle belongs to whoever started it. No other thread may be using the
+/// Copies `host_path` into the machine at `guest_path` with the options in
+/// `opts` (NULL: as `bottle_cp_in`): mode, owner and a progress callback.
+///
+/// `host_path` may be a regular file, copied to `guest_path`, or a
+/// directory, copied recursively: `guest_path` becomes a directory (created
+/// if missing, with its parents) holding the same tree. The whole tree is
+/// checked before anything is copied: every entry must be a regular file or
+/// a directory whose name is UTF-8 without `:`; symbolic links and special
+/// files are refused with `BOTTLE_ERR_INVALID_ARGUMENT`. Directories are
+/// created as root with one `exec`, then given to the owner; each file is
+/// then copied with `smolvm machine cp`. A failure part-way leaves what was
+/// already copied in the guest.
+///
+/// Codes as for `bottle_cp_in`. Thread-safe. Blocks until done.
+///
+/// # Safety
+/// As for `bottle_cp_in`; `opts` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_cp_in_with(
+    b: *const bottle,
+    host_path: *const c_char,
+    guest_path: *const c_char,
+    opts: *const bottle_copy_options,
+) -> bottle_status {
+    boundary::guard(|| {
+        let b = unsafe { ref_arg(b, "b") }?;
+        let host = unsafe { bytes_arg(host_path, "host_path") }?;
+        if host.is_empty() {
+            return Err(Error::invalid("host_path", "must not be empty"));
+        }
+        let guest = unsafe { str_arg(guest_path, "guest_path") }?;
+        match unsafe { opts.as_ref() } {
+            Some(o) => {
+                let mut report = |p| o.report(p);
+                b.inner.cp_in_with(
+                    host_path_from_bytes(host),
+                    guest,
+                    &o.inner,
+                    Some(&mut report),
+                )
+            }
+            None => {
+                b.inner
+                    .cp_in_with(host_path_from_bytes(host), guest, &Default::default(), None)
+            }
+        }
+    })
+}
+
+/// Copies the guest file `guest_path` out of the machine to `host_path`.
+///
+/// - `guest_path`: required; an absolute UTF-8 path without `:`, naming a
+///   regular file.
+/// - `host_path`: required; any bytes, like `bottle_cp_in`'s. Its directory
+///   must exist. The file is written under a temporary name in that
+///   directory and renamed over `host_path` only once smolvm has succeeded,
+///   so an existing file is replaced whole or left untouched. A new file
+///   gets mode 0666 less the umask.
+///
+/// Codes as for `bottle_cp_in` (`BOTTLE_ERR_IO` when the host directory is
+/// missing or not writable). Thread-safe. Blocks until done.
+///
+/// # Safety
+/// `b` is NULL or an open bottle; strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_cp_out(
+    b: *const bottle,
+    guest_path: *const c_char,
+    host_path: *const c_char,
+) -> bottle_status {
+    boundary::guard(|| {
+        let b = unsafe { ref_arg(b, "b") }?;
+        let guest = unsafe { str_arg(guest_path, "guest_path") }?;
+        let host = unsafe { bytes_arg(host_path, "host_path") }?;
+        b.inner.cp_out(guest, host_path_from_bytes(host))
+    })
+}
+
+/// The name of the bottle's machine (for a launched bottle, the generated
+/// one unless a name was set). The string belongs to the bottle and lives as
+/// long as it; NULL for a NULL bottle. Thread-safe.
+///
+/// # Safety
+/// `b` is NULL or an open bottle.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_machine_name(b: *const bottle) -> *const c_char {
+    // SAFETY: per the contract.
+    unsafe { b.as_ref() }.map_or(std::ptr::null(), |b| b.name.as_ptr())
+}
+
+/// Releases a bottle and reports what happened to its machine: for a bottle
+/// from `bottle_launch`, the machine is stopped and deleted, and a failure
+/// of either is returned as `BOTTLE_ERR_SMOLVM` (deletion is tried even if
+/// the stop failed); for a bottle from `bottle_open` nothing happens to the
+/// machine and the result is `BOTTLE_OK`. The handle is freed in every case
+/// and must not be used again. NULL is `BOTTLE_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `b` is NULL or an open bottle, used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_close_checked(b: *mut bottle) -> bottle_status {
+    boundary::guard(|| {
+        if b.is_null() {
+            return Err(Error::invalid("b", "must not be NULL"));
+        }
+        // SAFETY: `b` came from `Box::into_raw` in `bottle_open` or `bottle_launch`.
+        let handle = unsafe { Box::from_raw(b) };
+        handle.inner.close()
+    })
+}
+
+/// Releases a bottle. NULL is ignored. A bottle from `bottle_open` leaves
+/// its machine as it is: its lifecycle belongs to whoever started it. A
+/// bottle from `bottle_launch` stops and deletes its machine; a failure to
+/// do so is not reported (use `bottle_close_checked` to see it), and the
+/// machine then stays behind, labelled as this process's, for `bottle_reap`
+/// to delete once this process has exited. No other thread may be using the
 /// bottle, and it must not be used afterwards.
 ///
 /// # Safety

@@ -115,6 +115,38 @@ pub unsafe fn ref_arg<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Error> 
         .ok_or_else(|| Error::invalid(name, "must not be NULL"))
 }
 
+/// A required pointer argument the call may change.
+///
+/// # Safety
+/// `ptr` is NULL or points to a valid `T`, used by no one else during the
+/// call, that outlives `'a`.
+pub unsafe fn mut_arg<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, Error> {
+    ptr.as_mut()
+        .ok_or_else(|| Error::invalid(name, "must not be NULL"))
+}
+
+/// Stores `value` in a new heap object and hands it to C through `out`
+/// (NULL first, so a failure leaves NULL behind).
+pub fn box_out<T>(out: *mut *mut T, value: impl FnOnce() -> Result<T, Error>) -> Result<(), Error> {
+    let out = out_arg(out, "out")?;
+    // SAFETY: `out` is non-NULL and writable per every caller's contract.
+    unsafe { out.as_ptr().write(std::ptr::null_mut()) };
+    let boxed = Box::into_raw(Box::new(value()?));
+    // SAFETY: as above.
+    unsafe { out.as_ptr().write(boxed) };
+    Ok(())
+}
+
+/// Frees an object made by [`box_out`]; NULL is ignored.
+///
+/// # Safety
+/// `ptr` is NULL or came from [`box_out`] and has not been freed.
+pub unsafe fn free_boxed<T>(ptr: *mut T) {
+    if !ptr.is_null() {
+        drop(Box::from_raw(ptr));
+    }
+}
+
 /// A required out-parameter. It is only ever written with `ptr::write`,
 /// never read or dropped, as the caller's memory may be uninitialised.
 pub fn out_arg<T>(ptr: *mut T, name: &str) -> Result<NonNull<T>, Error> {

@@ -7,5 +7,9 @@
 
 pub mod bottle;
 mod boundary;
+pub mod cancel;
+pub mod copy_options;
+pub mod exec_options;
 pub mod exec_result;
+pub mod launch;
 pub mod status;

@@ -1,0 +1,159 @@
+//! Options for `bottle_cp_in_with`.
+
+use std::ffi::{c_char, c_void};
+
+use super::boundary::{self, box_out, free_boxed, mut_arg, opt_str_arg};
+use super::status::bottle_status;
+use crate::copy::{self, CopyOptions, Owner, Progress};
+use crate::validate;
+
+/// How far a copy has got: files and bytes done out of the totals, which
+/// are known before the first file is copied. Read only the fields you
+/// know: later versions may add fields at the end.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct bottle_progress {
+    pub files_done: u64,
+    pub files_total: u64,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+/// Called by `bottle_cp_in_with` before the first file and after each file
+/// copied, on the calling thread. `progress` is valid only during the call.
+pub type bottle_progress_fn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, progress: *const bottle_progress)>;
+
+/// Options for `bottle_cp_in_with` (opaque). Same rules as
+/// `bottle_exec_options`: extended only by new setters; shareable between
+/// calls, not changed during one.
+pub struct bottle_copy_options {
+    pub(crate) inner: CopyOptions,
+    pub(crate) progress: bottle_progress_fn,
+    pub(crate) progress_data: *mut c_void,
+}
+
+impl bottle_copy_options {
+    /// Reports `p` to the callback, if one is set.
+    pub(crate) fn report(&self, p: Progress) {
+        if let Some(f) = self.progress {
+            let c = bottle_progress {
+                files_done: p.files_done,
+                files_total: p.files_total,
+                bytes_done: p.bytes_done,
+                bytes_total: p.bytes_total,
+            };
+            // SAFETY: the caller promised a callback taking these arguments.
+            unsafe { f(self.progress_data, &c) };
+        }
+    }
+}
+
+/// Makes copy options with the defaults in `*out` (NULL on failure): mode
+/// 0644 for a single file (each file's host permissions in a directory),
+/// owned by root, no progress callback.
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_copy_options_new(
+    out: *mut *mut bottle_copy_options,
+) -> bottle_status {
+    boundary::guard(|| {
+        box_out(out, || {
+            Ok(bottle_copy_options {
+                inner: CopyOptions::default(),
+                progress: None,
+                progress_data: std::ptr::null_mut(),
+            })
+        })
+    })
+}
+
+/// Frees copy options; NULL is ignored.
+///
+/// # Safety
+/// `opts` is NULL or from `bottle_copy_options_new`, not yet freed, and not
+/// in use by a running call.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_copy_options_free(opts: *mut bottle_copy_options) {
+    boundary::guard_void(|| unsafe { free_boxed(opts) });
+}
+
+/// Permission bits (at most 07777) for every file copied, as in `chmod`.
+///
+/// # Safety
+/// `opts` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_copy_options_set_mode(
+    opts: *mut bottle_copy_options,
+    mode: u32,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        copy::validate_mode(mode)?;
+        opts.inner.mode = Some(mode);
+        Ok(())
+    })
+}
+
+/// Gives everything copied to numeric `uid` and `gid` in the guest.
+///
+/// # Safety
+/// `opts` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_copy_options_set_owner_ids(
+    opts: *mut bottle_copy_options,
+    uid: u32,
+    gid: u32,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        opts.inner.owner = Owner::Ids { uid, gid };
+        Ok(())
+    })
+}
+
+/// Gives everything copied to the guest user `user` and its primary group,
+/// looked up in the guest at copy time; pass `"node"` so the agent can
+/// write what it was given. NULL goes back to root.
+///
+/// # Safety
+/// `opts` is NULL or live options; `user` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_copy_options_set_owner_user(
+    opts: *mut bottle_copy_options,
+    user: *const c_char,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        let user = unsafe { opt_str_arg(user, "user") }?;
+        opts.inner.owner = match user {
+            Some(u) => {
+                validate::user(u)?;
+                Owner::User(u.to_owned())
+            }
+            None => Owner::Root,
+        };
+        Ok(())
+    })
+}
+
+/// Reports progress to `callback` with `user_data`; NULL removes it.
+///
+/// # Safety
+/// `opts` is NULL or live options; `callback`, if set, is safe to call with
+/// `user_data` for as long as the options are used.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_copy_options_set_progress_fn(
+    opts: *mut bottle_copy_options,
+    callback: bottle_progress_fn,
+    user_data: *mut c_void,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        opts.progress = callback;
+        opts.progress_data = user_data;
+        Ok(())
+    })
+}

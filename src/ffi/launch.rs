@@ -1,0 +1,302 @@
+//! Launching bottles that own their machine, and reaping leftovers.
+
+use std::ffi::{c_char, CString};
+
+use super::bottle::bottle;
+use super::boundary::{
+    self, box_out, bytes_arg, free_boxed, mut_arg, opt_str_arg, out_arg, str_arg,
+};
+use super::status::bottle_status;
+use crate::bottle::Bottle;
+use crate::copy::host_path_from_bytes;
+use crate::launch::{self, LaunchOptions, Volume};
+use crate::validate;
+
+/// Options for `bottle_launch` (opaque). Same rules as `bottle_exec_options`:
+/// extended only by new setters; not changed while a call uses them.
+pub struct bottle_launch_options(LaunchOptions);
+
+/// Makes launch options with the defaults in `*out` (NULL on failure): a
+/// generated unique name, smolvm's default image, CPUs and memory, no
+/// network, no volumes, no environment, no prompt file.
+///
+/// # Safety
+/// `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_launch_options_new(
+    out: *mut *mut bottle_launch_options,
+) -> bottle_status {
+    boundary::guard(|| box_out(out, || Ok(bottle_launch_options(LaunchOptions::default()))))
+}
+
+/// Frees launch options; NULL is ignored.
+///
+/// # Safety
+/// `opts` is NULL or from `bottle_launch_options_new` and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_launch_options_free(opts: *mut bottle_launch_options) {
+    boundary::guard_void(|| unsafe { free_boxed(opts) });
+}
+
+/// The machine's name (smolvm's rules, as for `bottle_open`); NULL goes
+/// back to a generated one, `bottle-PID-N-HEX`.
+///
+/// # Safety
+/// `opts` is NULL or live options; `name` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_launch_options_set_name(
+    opts: *mut bottle_launch_options,
+    name: *const c_char,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        let name = unsafe { opt_str_arg(name, "name") }?;
+        if let Some(n) = name {
+            validate::machine_name(n)?;
+        }
+        opts.0.name = name.map(str::to_owned);
+        Ok(())
+    })
+}
+
+/// The image to boot (an OCI reference such as the agent image: printable
+/// ASCII, no spaces, not starting with `-`); NULL is smolvm's default.
+///
+/// # Safety
+/// `opts` is NULL or live options; `image` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_launch_options_set_image(
+    opts: *mut bottle_launch_options,
+    image: *const c_char,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        let image = unsafe { opt_str_arg(image, "image") }?;
+        if let Some(i) = image {
+            launch::image_ref(i)?;
+        }
+        opts.0.image = image.map(str::to_owned);
+        Ok(())
+    })
+}
+
+/// Virtual CPUs; 0 goes back to smolvm's default.
+///
+/// # Safety
+/// `opts` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_launch_options_set_cpus(
+    opts: *mut bottle_launch_options,
+    cpus: u32,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        opts.0.cpus = (cpus > 0).then_some(cpus);
+        Ok(())
+    })
+}
+
+/// Memory in MiB; 0 goes back to smolvm's default.
+///
+/// # Safety
+/// `opts` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_launch_options_set_memory_mib(
+    opts: *mut bottle_launch_options,
+    mib: u32,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        opts.0.memory_mib = (mib > 0).then_some(mib);
+        Ok(())
+    })
+}
+
+/// Outbound network for the guest (smolvm's `--net`); off by default.
+///
+/// # Safety
+/// `opts` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_launch_options_set_network(
+    opts: *mut bottle_launch_options,
+    enabled: bool,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        opts.0.network = enabled;
+        Ok(())
+    })
+}
+
+/// Shares the host directory `host_path` into the guest at `guest_path`,
+/// read-only if `read_only`. Both absolute, UTF-8, without `:` (smolvm's
+/// `-v HOST:GUEST[:ro]` is split at `:`).
+///
+/// # Safety
+/// `opts` is NULL or live options; strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_launch_options_add_volume(
+    opts: *mut bottle_launch_options,
+    host_path: *const c_char,
+    guest_path: *const c_char,
+    read_only: bool,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        let host = unsafe { bytes_arg(host_path, "host_path") }?;
+        let guest = unsafe { str_arg(guest_path, "guest_path") }?;
+        let volume = Volume {
+            host: host_path_from_bytes(host).to_path_buf(),
+            guest: guest.to_owned(),
+            read_only,
+        };
+        launch::volume(&volume)?;
+        opts.0.volumes.push(volume);
+        Ok(())
+    })
+}
+
+/// Adds `name=value` to the environment of every command in the machine.
+/// Same rules as `bottle_exec_options_add_env`, and likewise visible on
+/// smolvm's command line while `create` runs: no secrets here.
+///
+/// # Safety
+/// `opts` is NULL or live options; strings are NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_launch_options_add_env(
+    opts: *mut bottle_launch_options,
+    name: *const c_char,
+    value: *const c_char,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        let name = unsafe { str_arg(name, "name") }?;
+        validate::env_name("name", name)?;
+        let value = unsafe { str_arg(value, "value") }?;
+        opts.0.env.push((name.to_owned(), value.to_owned()));
+        Ok(())
+    })
+}
+
+/// The in-guest system-prompt file for `bottle_exec_claude`, as
+/// `prompt_path` of `bottle_open`; NULL for none.
+///
+/// # Safety
+/// `opts` is NULL or live options; `path` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_launch_options_set_prompt_path(
+    opts: *mut bottle_launch_options,
+    path: *const c_char,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        let path = unsafe { opt_str_arg(path, "prompt_path") }?;
+        if let Some(p) = path {
+            validate::guest_path("prompt_path", p)?;
+        }
+        opts.0.prompt_path = path.map(str::to_owned);
+        Ok(())
+    })
+}
+
+/// Creates a machine as `opts` says (NULL: all defaults), starts it, and
+/// returns in `*out` a bottle that owns it: `bottle_close` stops and deletes
+/// the machine. The machine carries smolvm labels marking it as libbottle's
+/// and naming this process (pid, start time, boot id), so that
+/// `bottle_reap` can find it should this process die without closing it.
+/// `bottle_machine_name` tells the name.
+///
+/// If the machine is created but fails to start, it is deleted again and the
+/// start's error returned (`BOTTLE_ERR_SMOLVM`, smolvm's message). Other
+/// codes: `BOTTLE_ERR_INVALID_ARGUMENT`, `BOTTLE_ERR_SMOLVM_NOT_FOUND`,
+/// `BOTTLE_ERR_IO`. Blocks until the machine runs. Thread-safe.
+///
+/// # Safety
+/// `opts` is NULL or live options; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_launch(
+    opts: *const bottle_launch_options,
+    out: *mut *mut bottle,
+) -> bottle_status {
+    boundary::guard(|| {
+        let default = LaunchOptions::default();
+        // SAFETY: per the contract.
+        let opts = unsafe { opts.as_ref() }.map_or(&default, |o| &o.0);
+        box_out(out, || Bottle::launch(opts).map(bottle::new))
+    })
+}
+
+/// A list of machine names, owned by the library: free it with
+/// `bottle_names_free`.
+#[repr(C)]
+pub struct bottle_names {
+    /// `count` NUL-terminated UTF-8 names.
+    pub names: *mut *mut c_char,
+    pub count: usize,
+}
+
+/// Deletes every machine that libbottle launched and whose owning process
+/// is gone (exited, or from before a reboot), such as those of a process
+/// that was killed before it could close its bottles. Machines of live
+/// processes, and machines libbottle did not launch, are left alone.
+///
+/// `removed` (required) receives the names deleted, also when the call
+/// fails part-way: a machine that could not be deleted makes the call
+/// return `BOTTLE_ERR_SMOLVM` after the others have been tried. Free it with
+/// `bottle_names_free`. Thread-safe; finds smolvm as `bottle_open` does.
+///
+/// # Safety
+/// `removed` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_reap(removed: *mut bottle_names) -> bottle_status {
+    boundary::guard(|| {
+        let out = out_arg(removed, "removed")?;
+        let mut names = Vec::new();
+        let result = launch::reap(&mut names);
+        // SAFETY: `out` is non-NULL and writable per the contract.
+        unsafe { out.as_ptr().write(names_to_c(names)) };
+        result
+    })
+}
+
+/// Frees a name list and zeroes it. NULL-safe and twice-safe.
+///
+/// # Safety
+/// `names` is NULL or a list filled by libbottle (or all zeros).
+#[no_mangle]
+pub unsafe extern "C" fn bottle_names_free(names: *mut bottle_names) {
+    boundary::guard_void(|| {
+        // SAFETY: per the contract.
+        let Some(list) = (unsafe { names.as_mut() }) else {
+            return;
+        };
+        if !list.names.is_null() {
+            // SAFETY: made by `names_to_c` from a boxed slice of `count`
+            // pointers, each from `CString::into_raw`.
+            let all = unsafe {
+                Box::from_raw(std::ptr::slice_from_raw_parts_mut(list.names, list.count))
+            };
+            for &name in all.iter() {
+                drop(unsafe { CString::from_raw(name) });
+            }
+        }
+        list.names = std::ptr::null_mut();
+        list.count = 0;
+    });
+}
+
+fn names_to_c(names: Vec<String>) -> bottle_names {
+    let raw: Box<[*mut c_char]> = names
+        .into_iter()
+        .map(|n| {
+            CString::new(n)
+                .expect("machine names have no NUL")
+                .into_raw()
+        })
+        .collect();
+    let count = raw.len();
+    bottle_names {
+        names: Box::into_raw(raw).cast(),
+        count,
+    }
+}
