@@ -312,3 +312,68 @@ pub const TRICKY: &[&str] = &[
     "{a,b}",
     "\u{7f}\u{1}\u{1b}[31m",
 ];
+
+/// Exec options through the C ABI, freed on drop.
+pub struct ExecOpts(pub *mut ::bottle::ffi::exec_options::bottle_exec_options);
+
+impl ExecOpts {
+    pub fn new() -> Self {
+        let mut p = std::ptr::null_mut();
+        check(unsafe { ::bottle::ffi::exec_options::bottle_exec_options_new(&mut p) }).unwrap();
+        ExecOpts(p)
+    }
+}
+
+impl Default for ExecOpts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for ExecOpts {
+    fn drop(&mut self) {
+        unsafe { ::bottle::ffi::exec_options::bottle_exec_options_free(self.0) };
+    }
+}
+
+impl Bottle {
+    /// bottle_exec_with, its result copied out and freed.
+    pub fn exec_with(&self, script: &str, opts: &ExecOpts) -> Result<Exec, Failure> {
+        let script = cstr(script);
+        let mut r = bottle_exec_result {
+            exit_code: 0,
+            stdout_data: std::ptr::null_mut(),
+            stdout_len: 0,
+            stderr_data: std::ptr::null_mut(),
+            stderr_len: 0,
+        };
+        let status =
+            unsafe { ::bottle::ffi::bottle::bottle_exec_with(self.0, script.as_ptr(), opts.0, &mut r) };
+        check(status)?;
+        let owned = unsafe {
+            Exec {
+                exit_code: r.exit_code,
+                stdout: std::slice::from_raw_parts(r.stdout_data, r.stdout_len).to_vec(),
+                stderr: std::slice::from_raw_parts(r.stderr_data, r.stderr_len).to_vec(),
+            }
+        };
+        unsafe { bottle_exec_result_free(&mut r) };
+        Ok(owned)
+    }
+}
+
+/// Every process whose command line contains `needle`, as "pid: cmdline".
+pub fn processes_with(needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        if cmdline.windows(needle.len()).any(|w| w == needle) {
+            found.push(format!("{pid}: {}", String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+        }
+    }
+    found
+}

@@ -1,0 +1,217 @@
+//! bottle_exec_with: environment, secrets, working directory, timeout,
+//! stdin, streaming and cancellation, through the C ABI.
+
+mod common;
+
+use std::ffi::{c_int, c_void};
+use std::time::{Duration, Instant};
+
+use ::bottle::ffi::cancel::*;
+use ::bottle::ffi::exec_options::*;
+use ::bottle::ffi::status::bottle_status::*;
+use common::{assert_fails, check, cstr, processes_with, ExecOpts, Machine};
+
+#[test]
+fn null_options_behave_like_exec() {
+    let m = Machine::new("nullopts");
+    let b = m.open();
+    let r = b.exec_with("id -un; exit 4", &ExecOpts(std::ptr::null_mut())).unwrap();
+    assert_eq!((r.exit_code, r.stdout_str()), (4, "node\n"));
+}
+
+#[test]
+fn env_user_and_workdir_reach_the_script() {
+    let m = Machine::new("env");
+    let b = m.open();
+    let o = ExecOpts::new();
+    let (k, v) = (cstr("GREETING"), cstr("hello 'there' $HOME"));
+    unsafe {
+        check(bottle_exec_options_add_env(o.0, k.as_ptr(), v.as_ptr())).unwrap();
+        check(bottle_exec_options_set_user(o.0, cstr("root").as_ptr())).unwrap();
+        check(bottle_exec_options_set_workdir(o.0, cstr("/tmp").as_ptr())).unwrap();
+    }
+    let r = b.exec_with("printf '%s|' \"$GREETING\" \"$(id -un)\" \"$PWD\" $LINENO", &o).unwrap();
+    assert_eq!(r.stdout_str(), "hello 'there' $HOME|root|/tmp|1|");
+
+    let missing = ExecOpts::new();
+    unsafe { check(bottle_exec_options_set_workdir(missing.0, cstr("/no/such").as_ptr())).unwrap() };
+    let r = b.exec_with("echo ran", &missing).unwrap();
+    assert_eq!(r.exit_code, 1);
+    assert!(r.stdout.is_empty(), "the script did not run");
+}
+
+#[test]
+fn secrets_reach_the_script_but_no_command_line() {
+    let m = Machine::new("secret");
+    let b = m.open();
+    let secret = format!("s3cr3t-{}-value", std::process::id());
+    let o = ExecOpts::new();
+    let (k, v) = (cstr("TOKEN"), cstr(&secret));
+    unsafe { check(bottle_exec_options_add_secret_env(o.0, k.as_ptr(), v.as_ptr())).unwrap() };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut scans = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let seen = processes_with(secret.as_bytes());
+                assert!(seen.is_empty(), "secret in a command line: {seen:?}");
+                scans += 1;
+            }
+            scans
+        });
+        let r = b.exec_with("sleep 1; printf '%s' \"$TOKEN\"", &o).unwrap();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(r.stdout_str(), secret, "the secret reached the script");
+        assert!(watcher.join().unwrap() > 10, "the process list was scanned while it ran");
+    });
+}
+
+#[test]
+fn stdin_of_16_mib_round_trips_through_cat() {
+    let m = Machine::new("stdin");
+    let b = m.open();
+    let input: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    let o = ExecOpts::new();
+    unsafe { check(bottle_exec_options_set_stdin(o.0, input.as_ptr(), input.len())).unwrap() };
+    let r = b.exec_with("cat", &o).unwrap();
+    assert_eq!(r.exit_code, 0);
+    assert!(r.stdout == input, "16 MiB came back unchanged");
+    // A script that reads none of it is not an error.
+    let r = b.exec_with("echo ignored", &o).unwrap();
+    assert_eq!(r.stdout_str(), "ignored\n");
+}
+
+#[test]
+fn a_timeout_stops_the_command_and_leaves_no_smolvm_behind() {
+    let m = Machine::new("timeout");
+    let b = m.open();
+    let o = ExecOpts::new();
+    unsafe { check(bottle_exec_options_set_timeout_ms(o.0, 500)).unwrap() };
+    let started = Instant::now();
+    assert_fails(b.exec_with("sleep 60", &o), BOTTLE_ERR_TIMEOUT, "timed out after 500 ms");
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(2500), "returned {took:?} after a 500 ms deadline");
+    assert_eq!(processes_with(m.name.as_bytes()), Vec::<String>::new());
+    // Fast commands are unaffected.
+    assert_eq!(b.exec_with("echo quick", &o).unwrap().stdout_str(), "quick\n");
+}
+
+#[test]
+fn a_cancel_from_another_thread_stops_the_command() {
+    let m = Machine::new("cancel");
+    let b = m.open();
+    let mut cancel = std::ptr::null_mut();
+    check(unsafe { bottle_cancel_new(&mut cancel) }).unwrap();
+    let o = ExecOpts::new();
+    unsafe { check(bottle_exec_options_set_cancel(o.0, cancel)).unwrap() };
+    let token = cancel as usize;
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            unsafe { bottle_cancel_trip(token as *const bottle_cancel) };
+        });
+        assert_fails(b.exec_with("sleep 60", &o), BOTTLE_ERR_CANCELLED, "cancelled");
+    });
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(unsafe { bottle_cancel_is_tripped(cancel) });
+    assert_eq!(processes_with(m.name.as_bytes()), Vec::<String>::new());
+    // The options outlive the caller's token; a tripped token fails at once.
+    unsafe { bottle_cancel_free(cancel) };
+    assert_fails(b.exec_with("true", &o), BOTTLE_ERR_CANCELLED, "cancelled");
+}
+
+/// Collects every chunk a callback sees; stops after `stop_after` bytes.
+struct Collector {
+    bytes: Vec<u8>,
+    calls: usize,
+    stop_after: usize,
+}
+
+unsafe extern "C" fn collect(user_data: *mut c_void, data: *const u8, len: usize) -> c_int {
+    let c = unsafe { &mut *(user_data as *mut Collector) };
+    c.bytes.extend_from_slice(unsafe { std::slice::from_raw_parts(data, len) });
+    c.calls += 1;
+    (c.bytes.len() >= c.stop_after) as c_int
+}
+
+#[test]
+fn streaming_callbacks_get_output_as_it_arrives() {
+    let m = Machine::new("stream");
+    let b = m.open();
+    let mut out = Collector { bytes: Vec::new(), calls: 0, stop_after: usize::MAX };
+    let mut err = Collector { bytes: Vec::new(), calls: 0, stop_after: usize::MAX };
+    let o = ExecOpts::new();
+    unsafe {
+        let out_p = &mut out as *mut Collector as *mut c_void;
+        let err_p = &mut err as *mut Collector as *mut c_void;
+        check(bottle_exec_options_set_stdout_fn(o.0, Some(collect), out_p, false)).unwrap();
+        check(bottle_exec_options_set_stderr_fn(o.0, Some(collect), err_p, true)).unwrap();
+    }
+    let r = b
+        .exec_with("for i in 1 2 3; do echo out$i; echo err$i >&2; sleep 0.1; done", &o)
+        .unwrap();
+    assert_eq!(out.bytes, b"out1\nout2\nout3\n");
+    assert!(out.calls >= 3, "stdout arrived in {} chunks, not at the end", out.calls);
+    assert!(r.stdout.is_empty(), "stdout was not captured");
+    assert_eq!(err.bytes, b"err1\nerr2\nerr3\n");
+    assert_eq!(r.stderr, err.bytes, "stderr was captured as well");
+
+    let mut stopper = Collector { bytes: Vec::new(), calls: 0, stop_after: 1 };
+    let o = ExecOpts::new();
+    unsafe {
+        let p = &mut stopper as *mut Collector as *mut c_void;
+        check(bottle_exec_options_set_stdout_fn(o.0, Some(collect), p, true)).unwrap();
+    }
+    assert_fails(b.exec_with("echo first; sleep 60", &o), BOTTLE_ERR_CANCELLED, "stdout callback");
+    assert_eq!(stopper.bytes, b"first\n");
+}
+
+#[test]
+fn bad_options_are_refused_by_their_setters() {
+    let o = ExecOpts::new();
+    unsafe {
+        assert_fails(
+            check(bottle_exec_options_set_user(o.0, cstr("-c").as_ptr())),
+            BOTTLE_ERR_INVALID_ARGUMENT,
+            "user: ",
+        );
+        assert_fails(
+            check(bottle_exec_options_add_env(o.0, cstr("A=B").as_ptr(), cstr("v").as_ptr())),
+            BOTTLE_ERR_INVALID_ARGUMENT,
+            "name: ",
+        );
+        assert_fails(
+            check(bottle_exec_options_add_secret_env(o.0, cstr("").as_ptr(), cstr("v").as_ptr())),
+            BOTTLE_ERR_INVALID_ARGUMENT,
+            "name: ",
+        );
+        assert_fails(
+            check(bottle_exec_options_add_env(o.0, cstr("A").as_ptr(), std::ptr::null())),
+            BOTTLE_ERR_INVALID_ARGUMENT,
+            "value: must not be NULL",
+        );
+        assert_fails(
+            check(bottle_exec_options_set_workdir(o.0, cstr("rel").as_ptr())),
+            BOTTLE_ERR_INVALID_ARGUMENT,
+            "dir: ",
+        );
+        assert_fails(
+            check(bottle_exec_options_set_stdin(o.0, std::ptr::null(), 3)),
+            BOTTLE_ERR_INVALID_ARGUMENT,
+            "data: must not be NULL when len is 3",
+        );
+        assert_fails(
+            check(bottle_exec_options_set_user(std::ptr::null_mut(), std::ptr::null())),
+            BOTTLE_ERR_INVALID_ARGUMENT,
+            "opts: must not be NULL",
+        );
+        let mut none = 1 as *mut bottle_exec_options;
+        check(bottle_exec_options_new(&mut none)).unwrap();
+        bottle_exec_options_free(none);
+        bottle_exec_options_free(std::ptr::null_mut());
+        bottle_cancel_free(std::ptr::null_mut());
+        bottle_cancel_trip(std::ptr::null());
+        assert!(!bottle_cancel_is_tripped(std::ptr::null()));
+    }
+}
