@@ -15,7 +15,9 @@ use common::{assert_fails, check, cstr, processes_with, ExecOpts, Machine};
 fn null_options_behave_like_exec() {
     let m = Machine::new("nullopts");
     let b = m.open();
-    let r = b.exec_with("id -un; exit 4", &ExecOpts(std::ptr::null_mut())).unwrap();
+    let r = b
+        .exec_with("id -un; exit 4", &ExecOpts(std::ptr::null_mut()))
+        .unwrap();
     assert_eq!((r.exit_code, r.stdout_str()), (4, "node\n"));
 }
 
@@ -30,11 +32,22 @@ fn env_user_and_workdir_reach_the_script() {
         check(bottle_exec_options_set_user(o.0, cstr("root").as_ptr())).unwrap();
         check(bottle_exec_options_set_workdir(o.0, cstr("/tmp").as_ptr())).unwrap();
     }
-    let r = b.exec_with("printf '%s|' \"$GREETING\" \"$(id -un)\" \"$PWD\" $LINENO", &o).unwrap();
+    let r = b
+        .exec_with(
+            "printf '%s|' \"$GREETING\" \"$(id -un)\" \"$PWD\" $LINENO",
+            &o,
+        )
+        .unwrap();
     assert_eq!(r.stdout_str(), "hello 'there' $HOME|root|/tmp|1|");
 
     let missing = ExecOpts::new();
-    unsafe { check(bottle_exec_options_set_workdir(missing.0, cstr("/no/such").as_ptr())).unwrap() };
+    unsafe {
+        check(bottle_exec_options_set_workdir(
+            missing.0,
+            cstr("/no/such").as_ptr(),
+        ))
+        .unwrap()
+    };
     let r = b.exec_with("echo ran", &missing).unwrap();
     assert_eq!(r.exit_code, 1);
     assert!(r.stdout.is_empty(), "the script did not run");
@@ -47,7 +60,14 @@ fn secrets_reach_the_script_but_no_command_line() {
     let secret = format!("s3cr3t-{}-value", std::process::id());
     let o = ExecOpts::new();
     let (k, v) = (cstr("TOKEN"), cstr(&secret));
-    unsafe { check(bottle_exec_options_add_secret_env(o.0, k.as_ptr(), v.as_ptr())).unwrap() };
+    unsafe {
+        check(bottle_exec_options_add_secret_env(
+            o.0,
+            k.as_ptr(),
+            v.as_ptr(),
+        ))
+        .unwrap()
+    };
     let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
         let watcher = s.spawn(|| {
@@ -62,7 +82,10 @@ fn secrets_reach_the_script_but_no_command_line() {
         let r = b.exec_with("sleep 1; printf '%s' \"$TOKEN\"", &o).unwrap();
         done.store(true, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(r.stdout_str(), secret, "the secret reached the script");
-        assert!(watcher.join().unwrap() > 10, "the process list was scanned while it ran");
+        assert!(
+            watcher.join().unwrap() > 10,
+            "the process list was scanned while it ran"
+        );
     });
 }
 
@@ -70,9 +93,18 @@ fn secrets_reach_the_script_but_no_command_line() {
 fn stdin_of_16_mib_round_trips_through_cat() {
     let m = Machine::new("stdin");
     let b = m.open();
-    let input: Vec<u8> = (0..16u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    let input: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
     let o = ExecOpts::new();
-    unsafe { check(bottle_exec_options_set_stdin(o.0, input.as_ptr(), input.len())).unwrap() };
+    unsafe {
+        check(bottle_exec_options_set_stdin(
+            o.0,
+            input.as_ptr(),
+            input.len(),
+        ))
+        .unwrap()
+    };
     let r = b.exec_with("cat", &o).unwrap();
     assert_eq!(r.exit_code, 0);
     assert!(r.stdout == input, "16 MiB came back unchanged");
@@ -88,12 +120,22 @@ fn a_timeout_stops_the_command_and_leaves_no_smolvm_behind() {
     let o = ExecOpts::new();
     unsafe { check(bottle_exec_options_set_timeout_ms(o.0, 500)).unwrap() };
     let started = Instant::now();
-    assert_fails(b.exec_with("sleep 60", &o), BOTTLE_ERR_TIMEOUT, "timed out after 500 ms");
+    assert_fails(
+        b.exec_with("sleep 60", &o),
+        BOTTLE_ERR_TIMEOUT,
+        "timed out after 500 ms",
+    );
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(2500), "returned {took:?} after a 500 ms deadline");
+    assert!(
+        took < Duration::from_millis(2500),
+        "returned {took:?} after a 500 ms deadline"
+    );
     assert_eq!(processes_with(m.name.as_bytes()), Vec::<String>::new());
     // Fast commands are unaffected.
-    assert_eq!(b.exec_with("echo quick", &o).unwrap().stdout_str(), "quick\n");
+    assert_eq!(
+        b.exec_with("echo quick", &o).unwrap().stdout_str(),
+        "quick\n"
+    );
 }
 
 #[test]
@@ -111,7 +153,11 @@ fn a_cancel_from_another_thread_stops_the_command() {
             std::thread::sleep(Duration::from_millis(300));
             unsafe { bottle_cancel_trip(token as *const bottle_cancel) };
         });
-        assert_fails(b.exec_with("sleep 60", &o), BOTTLE_ERR_CANCELLED, "cancelled");
+        assert_fails(
+            b.exec_with("sleep 60", &o),
+            BOTTLE_ERR_CANCELLED,
+            "cancelled",
+        );
     });
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(unsafe { bottle_cancel_is_tripped(cancel) });
@@ -130,7 +176,8 @@ struct Collector {
 
 unsafe extern "C" fn collect(user_data: *mut c_void, data: *const u8, len: usize) -> c_int {
     let c = unsafe { &mut *(user_data as *mut Collector) };
-    c.bytes.extend_from_slice(unsafe { std::slice::from_raw_parts(data, len) });
+    c.bytes
+        .extend_from_slice(unsafe { std::slice::from_raw_parts(data, len) });
     c.calls += 1;
     (c.bytes.len() >= c.stop_after) as c_int
 }
@@ -139,31 +186,72 @@ unsafe extern "C" fn collect(user_data: *mut c_void, data: *const u8, len: usize
 fn streaming_callbacks_get_output_as_it_arrives() {
     let m = Machine::new("stream");
     let b = m.open();
-    let mut out = Collector { bytes: Vec::new(), calls: 0, stop_after: usize::MAX };
-    let mut err = Collector { bytes: Vec::new(), calls: 0, stop_after: usize::MAX };
+    let mut out = Collector {
+        bytes: Vec::new(),
+        calls: 0,
+        stop_after: usize::MAX,
+    };
+    let mut err = Collector {
+        bytes: Vec::new(),
+        calls: 0,
+        stop_after: usize::MAX,
+    };
     let o = ExecOpts::new();
     unsafe {
         let out_p = &mut out as *mut Collector as *mut c_void;
         let err_p = &mut err as *mut Collector as *mut c_void;
-        check(bottle_exec_options_set_stdout_fn(o.0, Some(collect), out_p, false)).unwrap();
-        check(bottle_exec_options_set_stderr_fn(o.0, Some(collect), err_p, true)).unwrap();
+        check(bottle_exec_options_set_stdout_fn(
+            o.0,
+            Some(collect),
+            out_p,
+            false,
+        ))
+        .unwrap();
+        check(bottle_exec_options_set_stderr_fn(
+            o.0,
+            Some(collect),
+            err_p,
+            true,
+        ))
+        .unwrap();
     }
     let r = b
-        .exec_with("for i in 1 2 3; do echo out$i; echo err$i >&2; sleep 0.1; done", &o)
+        .exec_with(
+            "for i in 1 2 3; do echo out$i; echo err$i >&2; sleep 0.1; done",
+            &o,
+        )
         .unwrap();
     assert_eq!(out.bytes, b"out1\nout2\nout3\n");
-    assert!(out.calls >= 3, "stdout arrived in {} chunks, not at the end", out.calls);
+    assert!(
+        out.calls >= 3,
+        "stdout arrived in {} chunks, not at the end",
+        out.calls
+    );
     assert!(r.stdout.is_empty(), "stdout was not captured");
     assert_eq!(err.bytes, b"err1\nerr2\nerr3\n");
     assert_eq!(r.stderr, err.bytes, "stderr was captured as well");
 
-    let mut stopper = Collector { bytes: Vec::new(), calls: 0, stop_after: 1 };
+    let mut stopper = Collector {
+        bytes: Vec::new(),
+        calls: 0,
+        stop_after: 1,
+    };
     let o = ExecOpts::new();
     unsafe {
         let p = &mut stopper as *mut Collector as *mut c_void;
-        check(bottle_exec_options_set_stdout_fn(o.0, Some(collect), p, true)).unwrap();
+        check(bottle_exec_options_set_stdout_fn(
+            o.0,
+            Some(collect),
+            p,
+            true,
+        ))
+        .unwrap();
     }
-    assert_fails(b.exec_with("echo first; sleep 60", &o), BOTTLE_ERR_CANCELLED, "stdout callback");
+    assert_fails(
+        b.exec_with("echo first; sleep 60", &o),
+        BOTTLE_ERR_CANCELLED,
+        "stdout callback",
+    );
     assert_eq!(stopper.bytes, b"first\n");
 }
 
@@ -177,17 +265,29 @@ fn bad_options_are_refused_by_their_setters() {
             "user: ",
         );
         assert_fails(
-            check(bottle_exec_options_add_env(o.0, cstr("A=B").as_ptr(), cstr("v").as_ptr())),
+            check(bottle_exec_options_add_env(
+                o.0,
+                cstr("A=B").as_ptr(),
+                cstr("v").as_ptr(),
+            )),
             BOTTLE_ERR_INVALID_ARGUMENT,
             "name: ",
         );
         assert_fails(
-            check(bottle_exec_options_add_secret_env(o.0, cstr("").as_ptr(), cstr("v").as_ptr())),
+            check(bottle_exec_options_add_secret_env(
+                o.0,
+                cstr("").as_ptr(),
+                cstr("v").as_ptr(),
+            )),
             BOTTLE_ERR_INVALID_ARGUMENT,
             "name: ",
         );
         assert_fails(
-            check(bottle_exec_options_add_env(o.0, cstr("A").as_ptr(), std::ptr::null())),
+            check(bottle_exec_options_add_env(
+                o.0,
+                cstr("A").as_ptr(),
+                std::ptr::null(),
+            )),
             BOTTLE_ERR_INVALID_ARGUMENT,
             "value: must not be NULL",
         );
@@ -202,7 +302,10 @@ fn bad_options_are_refused_by_their_setters() {
             "data: must not be NULL when len is 3",
         );
         assert_fails(
-            check(bottle_exec_options_set_user(std::ptr::null_mut(), std::ptr::null())),
+            check(bottle_exec_options_set_user(
+                std::ptr::null_mut(),
+                std::ptr::null(),
+            )),
             BOTTLE_ERR_INVALID_ARGUMENT,
             "opts: must not be NULL",
         );

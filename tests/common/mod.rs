@@ -347,8 +347,9 @@ impl Bottle {
             stderr_data: std::ptr::null_mut(),
             stderr_len: 0,
         };
-        let status =
-            unsafe { ::bottle::ffi::bottle::bottle_exec_with(self.0, script.as_ptr(), opts.0, &mut r) };
+        let status = unsafe {
+            ::bottle::ffi::bottle::bottle_exec_with(self.0, script.as_ptr(), opts.0, &mut r)
+        };
         check(status)?;
         let owned = unsafe {
             Exec {
@@ -367,12 +368,20 @@ pub fn processes_with(needle: &[u8]) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
             continue;
         };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         if cmdline.windows(needle.len()).any(|w| w == needle) {
-            found.push(format!("{pid}: {}", String::from_utf8_lossy(&cmdline).replace('\0', " ")));
+            found.push(format!(
+                "{pid}: {}",
+                String::from_utf8_lossy(&cmdline).replace('\0', " ")
+            ));
         }
     }
     found
