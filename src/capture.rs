@@ -12,6 +12,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cancel::Cancel;
@@ -191,11 +192,22 @@ fn terminate(child: &mut Child) -> io::Result<ExitStatus> {
 /// on kernels without pidfd_open (before 5.3): then the loop ends when the
 /// outputs close and the exit is waited for without a deadline.
 fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // Once the kernel (or valgrind) has said it has no pidfd_open, stop asking.
+    static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+    if UNSUPPORTED.load(Ordering::Relaxed) {
+        return None;
+    }
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor,
     // close-on-exec, or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        if io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            UNSUPPORTED.store(true, Ordering::Relaxed);
+        }
+        return None;
+    }
     // SAFETY: a fresh descriptor that nothing else owns.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// The state of one run's descriptors.

@@ -7,7 +7,9 @@
 #include <bottle.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,8 +52,14 @@ static int smolvm(const char *a1, const char *a2, const char *a3, const char *a4
                   const char *a5) {
     const char *argv[] = {getenv("BOTTLE_SMOLVM"), a1, a2, a3, a4, a5, NULL};
     pid_t pid;
-    int status;
-    if (posix_spawn(&pid, argv[0], NULL, NULL, (char *const *)argv, environ) != 0) return -1;
+    int status, spawned;
+    posix_spawn_file_actions_t quiet;
+    posix_spawn_file_actions_init(&quiet);
+    posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&quiet, 2, "/dev/null", O_WRONLY, 0);
+    spawned = posix_spawn(&pid, argv[0], &quiet, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&quiet);
+    if (spawned != 0) return -1;
     if (waitpid(pid, &status, 0) < 0) return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
@@ -219,6 +227,80 @@ static void test_bad_input(const bottle *b) {
     bottle_exec_result_free(NULL);
 }
 
+/* A C program keeps the default SIGPIPE disposition: a guest command that
+ * exits without reading its stdin must not kill it. */
+static void test_stdin_and_sigpipe(const bottle *b) {
+    size_t len = 16u << 20;
+    unsigned char *data = malloc(len);
+    for (size_t i = 0; i < len; i++) data[i] = (unsigned char)(i * 31u);
+    bottle_exec_options *o = NULL;
+    CHECK(bottle_exec_options_new(&o) == BOTTLE_OK, "options");
+    CHECK(bottle_exec_options_set_stdin(o, data, len) == BOTTLE_OK, "stdin");
+    bottle_exec_result r;
+    CHECK(bottle_exec_with(b, "exit 0", o, &r) == BOTTLE_OK, "unread stdin: %s",
+          bottle_last_error());
+    bottle_exec_result_free(&r);
+    CHECK(bottle_exec_with(b, "cat", o, &r) == BOTTLE_OK, "cat: %s", bottle_last_error());
+    CHECK(r.stdout_len == len && memcmp(r.stdout_data, data, len) == 0, "16 MiB through cat");
+    bottle_exec_result_free(&r);
+    bottle_exec_options_free(o);
+    free(data);
+}
+
+static int count_chunk(void *user_data, const uint8_t *data, size_t len) {
+    (void)data;
+    *(size_t *)user_data += len;
+    return 0;
+}
+
+static void test_timeout_and_stream(const bottle *b) {
+    bottle_exec_options *o = NULL;
+    size_t streamed = 0;
+    bottle_exec_options_new(&o);
+    bottle_exec_options_set_timeout_ms(o, 300);
+    bottle_exec_options_set_stdout_fn(o, count_chunk, &streamed, false);
+    bottle_exec_result r;
+    EXPECT_FAIL(bottle_exec_with(b, "echo before; sleep 60", o, &r), BOTTLE_ERR_TIMEOUT,
+                "timed out");
+    CHECK(streamed == strlen("before\n"), "streamed %zu bytes before the timeout", streamed);
+    bottle_exec_options_free(o);
+}
+
+/* A process that launched a bottle and was killed: its machine is found and
+ * deleted by bottle_reap in another process. */
+static void test_reap_after_kill(void) {
+    int fds[2];
+    if (pipe(fds) != 0) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        bottle *leaked = NULL;
+        if (bottle_launch(NULL, &leaked) != BOTTLE_OK) _exit(1);
+        const char *name = bottle_machine_name(leaked);
+        if (write(fds[1], name, strlen(name)) < 0) _exit(1);
+        close(fds[1]);
+        pause();
+        _exit(0);
+    }
+    close(fds[1]);
+    char name[160] = {0};
+    ssize_t n = read(fds[0], name, sizeof name - 1);
+    close(fds[0]);
+    CHECK(n > 0, "the child launched a bottle");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    CHECK(smolvm("machine", "status", "--name", name, NULL) == 0, "%s outlived its owner", name);
+
+    bottle_names removed = {0};
+    CHECK(bottle_reap(&removed) == BOTTLE_OK, "reap: %s", bottle_last_error());
+    int found = 0;
+    for (size_t i = 0; i < removed.count; i++) found |= strcmp(removed.names[i], name) == 0;
+    CHECK(found, "reap removed %s", name);
+    bottle_names_free(&removed);
+    bottle_names_free(&removed);
+    CHECK(smolvm("machine", "status", "--name", name, NULL) == 1, "%s is gone", name);
+}
+
 static void test_machine_states(void) {
     bottle *b = NULL;
     bottle_exec_result r;
@@ -257,6 +339,7 @@ int main(void) {
     }
     CHECK(strcmp(bottle_status_str(BOTTLE_ERR_SMOLVM), "smolvm failed") == 0, "status_str");
     CHECK(strcmp(bottle_status_str((bottle_status)99), "unknown status") == 0, "status_str");
+    CHECK(signal(SIGPIPE, SIG_DFL) != SIG_ERR, "SIGPIPE keeps its default disposition");
     CHECK(bottle_version() != NULL && bottle_version()[0] != '\0', "version");
 
     machine_up();
@@ -269,9 +352,12 @@ int main(void) {
         test_claude(b);
         test_cp_in(b);
         test_bad_input(b);
+        test_stdin_and_sigpipe(b);
+        test_timeout_and_stream(b);
         bottle_close(b);
     }
     test_machine_states();
+    test_reap_after_kill();
     test_missing_smolvm();
     machine_down();
 
