@@ -29,6 +29,9 @@ pub struct Bottle {
     prompt_path: Option<String>,
     smolvm: Smolvm,
     owns_machine: bool,
+    /// Variables the machine was created with. A login shell starts from a
+    /// clean environment, so every command asks runuser to keep them.
+    machine_env: Vec<String>,
 }
 
 /// The result of a command that ran in the guest.
@@ -53,6 +56,7 @@ impl Bottle {
             prompt_path.map(str::to_owned),
             Smolvm::locate()?,
             false,
+            Vec::new(),
         ))
     }
 
@@ -61,13 +65,25 @@ impl Bottle {
         prompt_path: Option<String>,
         smolvm: Smolvm,
         owns_machine: bool,
+        machine_env: Vec<String>,
     ) -> Self {
         Bottle {
             machine,
             prompt_path,
             smolvm,
             owns_machine,
+            machine_env,
         }
+    }
+
+    /// The variables runuser keeps for a command: the machine's, then
+    /// `extra`.
+    fn kept_env<'a>(&'a self, extra: Vec<&'a str>) -> Vec<&'a str> {
+        self.machine_env
+            .iter()
+            .map(String::as_str)
+            .chain(extra)
+            .collect()
     }
 
     /// Whether closing this bottle stops and deletes its machine.
@@ -145,7 +161,7 @@ impl Bottle {
             secret_env: &secret_vars,
             ..ExecFlags::default()
         };
-        let guest = runuser_command(user, &opts.env_names(), &script);
+        let guest = runuser_command(user, &self.kept_env(opts.env_names()), &script);
         let mut cmd = self
             .smolvm
             .command(smolvm::exec_args(&self.machine, &flags, &guest));
@@ -199,7 +215,7 @@ impl Bottle {
     pub fn exec_claude(&self, args: &[&str], tty: bool) -> Result<i32> {
         let script = claude_script(self.prompt_path.as_deref(), args)?;
         self.require_running()?;
-        let guest = runuser_command(DEFAULT_USER, &[], &script);
+        let guest = runuser_command(DEFAULT_USER, &self.kept_env(Vec::new()), &script);
         let flags = ExecFlags {
             stdin: tty,
             tty,

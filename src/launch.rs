@@ -39,8 +39,9 @@ pub struct LaunchOptions {
     pub memory_mib: Option<u32>,
     pub network: bool,
     pub volumes: Vec<Volume>,
-    /// Variables for every command in the machine; they travel on smolvm's
-    /// command line, visible to local users while `create` runs.
+    /// Variables for every command in the machine, claude included; they
+    /// travel on smolvm's command line, visible to local users while
+    /// `create` runs.
     pub env: Vec<(String, String)>,
     /// The in-guest system-prompt file for claude, as in [`Bottle::open`].
     pub prompt_path: Option<String>,
@@ -187,7 +188,14 @@ impl Bottle {
                 )),
             });
         }
-        Ok(Bottle::new(name, opts.prompt_path.clone(), smolvm, true))
+        let machine_env = opts.env.iter().map(|(k, _)| k.clone()).collect();
+        Ok(Bottle::new(
+            name,
+            opts.prompt_path.clone(),
+            smolvm,
+            true,
+            machine_env,
+        ))
     }
 }
 

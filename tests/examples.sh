@@ -49,6 +49,33 @@ out=$("$bin/exec" no-such-machine true 2>&1); code=$?
 [ $code = 1 ] && ok || bad "exec example on a missing machine exited $code"
 expect "exec example error" "smolvm failed: smolvm machine exec on 'no-such-machine' failed: vm not found" "$out"
 
+mkdir -p "$scratch/work/sub"
+printf 'a\n' > "$scratch/work/a.txt"; printf 'b\n' > "$scratch/work/sub/b.txt"
+out=$("$bin/launch" "$scratch/work" 2>&1); code=$?
+[ $code = 0 ] && ok || bad "launch example exited $code: $out"
+expect "launch example" "copied 2/2 files, 4/4 bytes" "$out"
+expect "launch example" "mode demo, token 15 chars" "$out"
+expect "launch example" "stdin: 3 lines" "$out"
+expect "launch example report" "mode demo" "$(cat "$scratch/work.report" 2>&1)"
+launched=$(printf '%s\n' "$out" | sed -n 's/^launched //p')
+"$BOTTLE_SMOLVM" machine status --name "$launched" >/dev/null 2>&1 && bad "launch example left $launched" || ok
+
+out=$("$bin/stream" "$machine" 'echo one; echo two >&2; sleep 60' 400 2>&1); code=$?
+[ $code = 124 ] && ok || bad "stream example with a timeout exited $code: $out"
+expect "stream example" "one" "$out"
+expect "stream example" "timed out after 400 ms" "$out"
+"$bin/stream" "$machine" 'echo started; sleep 60' > "$scratch/stream.out" 2>&1 &
+streamer=$!
+for _ in $(seq 100); do grep -q started "$scratch/stream.out" && break; sleep 0.05; done
+kill -INT "$streamer"; wait "$streamer"; code=$?
+[ $code = 130 ] && ok || bad "stream example after SIGINT exited $code: $(cat "$scratch/stream.out")"
+expect "stream example cancelled" "cancelled" "$(cat "$scratch/stream.out")"
+left=$(pgrep -af "exec --name $machine" || true)
+[ -z "$left" ] && ok || bad "smolvm left running after cancel: $left"
+
+out=$("$bin/reap" 2>&1); code=$?
+[ $code = 0 ] && ok || bad "reap example exited $code: $out"
+
 # Python, through ctypes.
 out=$(python3 "$root/bindings/python/bottle_example.py" "$machine" 2>&1); code=$?
 [ $code = 0 ] && ok || bad "python example exited $code: $out"

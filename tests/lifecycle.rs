@@ -125,6 +125,8 @@ fn launch_options_shape_the_machine() {
             .stdout_str(),
         "from the host"
     );
+    // The machine's environment survives the login shell of every command.
+    assert_eq!(b.sh("echo \"$MODE\""), "test\n");
     let ro = b.exec("touch /mnt/host/new", Some("root")).unwrap();
     assert_ne!(ro.exit_code, 0, "the volume is read-only");
     b.exec_claude(&["x"], false).unwrap();
