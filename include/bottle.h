@@ -12,6 +12,11 @@
  *   reported as BOTTLE_ERR_PANIC.
  * - The library runs smolvm as a child process and reaps it itself: do not
  *   set SIGCHLD to SIG_IGN or reap children you did not start.
+ * - Options (bottle_exec_options, bottle_copy_options,
+ *   bottle_launch_options) are opaque objects with setters. New options
+ *   arrive as new setters and existing ones never change, so the ABI stays
+ *   compatible; a NULL options pointer means all defaults. Status codes are
+ *   only ever appended.
  */
 
 #ifndef BOTTLE_H
