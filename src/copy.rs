@@ -11,7 +11,6 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -68,6 +67,7 @@ impl Bottle {
     /// Copies the regular file `host_path` to `guest_path` in the machine,
     /// owned by root with mode 0644.
     pub fn cp_in(&self, host_path: &Path, guest_path: &str) -> Result<()> {
+        check_host_path(host_path)?;
         let file = open_regular_file(host_path)?;
         self.copy_file_in(&file, guest_path, Some(0o644), None)
     }
@@ -93,6 +93,7 @@ impl Bottle {
             validate_mode(mode)?;
         }
         check_cp_guest_path(guest_path)?;
+        check_host_path(host_path)?;
         let meta = fs::symlink_metadata(host_path)
             .map_err(|e| Error::io(format!("host_path {}: cannot stat", host_path.display()), e))?;
         let owner = self.owner_ids(&opts.owner)?;
@@ -144,9 +145,7 @@ impl Bottle {
     /// at all. A new file gets mode 0666 less the process umask.
     pub fn cp_out(&self, guest_path: &str, host_path: &Path) -> Result<()> {
         check_cp_guest_path(guest_path)?;
-        if host_path.as_os_str().is_empty() {
-            return Err(Error::invalid("host_path", "must not be empty"));
-        }
+        check_host_path(host_path)?;
         if host_path.is_dir() {
             return Err(Error::invalid(
                 "host_path",
@@ -300,6 +299,13 @@ pub(crate) fn validate_mode(mode: u32) -> Result<()> {
     Ok(())
 }
 
+fn check_host_path(path: &Path) -> Result<()> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::invalid("host_path", "must not be empty"));
+    }
+    Ok(())
+}
+
 /// A guest path smolvm's cp can take: absolute, and without the `:` that
 /// cp reads as the machine separator.
 fn check_cp_guest_path(guest_path: &str) -> Result<()> {
@@ -382,9 +388,6 @@ fn utf8_name<'a>(host: &Path, name: &'a OsStr) -> Result<&'a str> {
 /// a FIFO from blocking the open; it has no effect on a regular file.
 pub(crate) fn open_regular_file(path: &Path) -> Result<File> {
     let shown = path.display();
-    if path.as_os_str().is_empty() {
-        return Err(Error::invalid("host_path", "must not be empty"));
-    }
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -488,11 +491,6 @@ fn inherit_fd(fd: RawFd) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// Non-UTF-8 host paths are fine: only the descriptor reaches smolvm.
-pub fn host_path_from_bytes(bytes: &[u8]) -> &Path {
-    Path::new(OsStr::from_bytes(bytes))
 }
 
 #[cfg(test)]

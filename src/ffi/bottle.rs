@@ -2,13 +2,12 @@
 
 use std::ffi::{c_char, CString};
 
-use super::boundary::{self, bytes_arg, opt_str_arg, out_arg, ref_arg, str_arg};
+use super::boundary::{self, opt_str_arg, out_arg, path_arg, ref_arg, str_arg};
 use super::copy_options::bottle_copy_options;
 use super::exec_options::{bottle_exec_options, Output};
 use super::exec_result::bottle_exec_result;
 use super::status::bottle_status;
 use crate::bottle::Bottle;
-use crate::copy::host_path_from_bytes;
 use crate::error::Error;
 use crate::exec_options::ExecOptions;
 
@@ -255,12 +254,9 @@ pub unsafe extern "C" fn bottle_cp_in(
 ) -> bottle_status {
     boundary::guard(|| {
         let b = unsafe { ref_arg(b, "b") }?;
-        let host = unsafe { bytes_arg(host_path, "host_path") }?;
-        if host.is_empty() {
-            return Err(Error::invalid("host_path", "must not be empty"));
-        }
+        let host = unsafe { path_arg(host_path, "host_path") }?;
         let guest = unsafe { str_arg(guest_path, "guest_path") }?;
-        b.inner.cp_in(host_path_from_bytes(host), guest)
+        b.inner.cp_in(host, guest)
     })
 }
 
@@ -290,25 +286,14 @@ pub unsafe extern "C" fn bottle_cp_in_with(
 ) -> bottle_status {
     boundary::guard(|| {
         let b = unsafe { ref_arg(b, "b") }?;
-        let host = unsafe { bytes_arg(host_path, "host_path") }?;
-        if host.is_empty() {
-            return Err(Error::invalid("host_path", "must not be empty"));
-        }
+        let host = unsafe { path_arg(host_path, "host_path") }?;
         let guest = unsafe { str_arg(guest_path, "guest_path") }?;
         match unsafe { opts.as_ref() } {
             Some(o) => {
                 let mut report = |p| o.report(p);
-                b.inner.cp_in_with(
-                    host_path_from_bytes(host),
-                    guest,
-                    &o.inner,
-                    Some(&mut report),
-                )
+                b.inner.cp_in_with(host, guest, &o.inner, Some(&mut report))
             }
-            None => {
-                b.inner
-                    .cp_in_with(host_path_from_bytes(host), guest, &Default::default(), None)
-            }
+            None => b.inner.cp_in_with(host, guest, &Default::default(), None),
         }
     })
 }
@@ -337,8 +322,8 @@ pub unsafe extern "C" fn bottle_cp_out(
     boundary::guard(|| {
         let b = unsafe { ref_arg(b, "b") }?;
         let guest = unsafe { str_arg(guest_path, "guest_path") }?;
-        let host = unsafe { bytes_arg(host_path, "host_path") }?;
-        b.inner.cp_out(guest, host_path_from_bytes(host))
+        let host = unsafe { path_arg(host_path, "host_path") }?;
+        b.inner.cp_out(guest, host)
     })
 }
 

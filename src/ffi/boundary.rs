@@ -3,8 +3,10 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CStr, CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
 use std::ptr::NonNull;
 
 use super::status::bottle_status;
@@ -99,11 +101,20 @@ pub unsafe fn opt_str_arg<'a>(ptr: *const c_char, name: &str) -> Result<Option<&
 ///
 /// # Safety
 /// As for [`str_arg`].
-pub unsafe fn bytes_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a [u8], Error> {
+unsafe fn bytes_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a [u8], Error> {
     if ptr.is_null() {
         return Err(Error::invalid(name, "must not be NULL"));
     }
     Ok(CStr::from_ptr(ptr).to_bytes())
+}
+
+/// A required host path argument: any bytes, as Linux paths are, since
+/// only the library opens it and smolvm never parses it.
+///
+/// # Safety
+/// As for [`str_arg`].
+pub unsafe fn path_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a Path, Error> {
+    bytes_arg(ptr, name).map(|b| Path::new(OsStr::from_bytes(b)))
 }
 
 /// A required pointer argument as a reference.

@@ -133,12 +133,7 @@ pub unsafe extern "C" fn bottle_exec_options_add_env(
     name: *const c_char,
     value: *const c_char,
 ) -> bottle_status {
-    boundary::guard(|| {
-        let opts = unsafe { mut_arg(opts, "opts") }?;
-        let pair = unsafe { env_pair(name, value) }?;
-        opts.inner.env.push(pair);
-        Ok(())
-    })
+    unsafe { add_pair(opts, name, value, |o| &mut o.env) }
 }
 
 /// Adds the environment variable `name=value` for the script, keeping the
@@ -154,12 +149,7 @@ pub unsafe extern "C" fn bottle_exec_options_add_secret_env(
     name: *const c_char,
     value: *const c_char,
 ) -> bottle_status {
-    boundary::guard(|| {
-        let opts = unsafe { mut_arg(opts, "opts") }?;
-        let pair = unsafe { env_pair(name, value) }?;
-        opts.inner.secret_env.push(pair);
-        Ok(())
-    })
+    unsafe { add_pair(opts, name, value, |o| &mut o.secret_env) }
 }
 
 /// The guest directory the script starts in (absolute, UTF-8); NULL goes
@@ -304,9 +294,32 @@ fn output(callback: bottle_output_fn, user_data: *mut c_void, capture: bool) -> 
     }
 }
 
+/// Checks `name=value` and appends it to the list `list` picks.
+///
+/// # Safety
+/// `opts` is NULL or live options; strings are NULL or NUL-terminated.
+unsafe fn add_pair(
+    opts: *mut bottle_exec_options,
+    name: *const c_char,
+    value: *const c_char,
+    list: fn(&mut ExecOptions) -> &mut Vec<(String, String)>,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        let pair = unsafe { env_pair(name, value) }?;
+        list(&mut opts.inner).push(pair);
+        Ok(())
+    })
+}
+
+/// A checked `name=value` environment pair.
+///
 /// # Safety
 /// Strings are NULL or NUL-terminated.
-unsafe fn env_pair(name: *const c_char, value: *const c_char) -> Result<(String, String), Error> {
+pub(crate) unsafe fn env_pair(
+    name: *const c_char,
+    value: *const c_char,
+) -> Result<(String, String), Error> {
     let name = unsafe { str_arg(name, "name") }?;
     validate::env_name("name", name)?;
     let value = unsafe { str_arg(value, "value") }?;

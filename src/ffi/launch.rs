@@ -4,11 +4,11 @@ use std::ffi::{c_char, CString};
 
 use super::bottle::bottle;
 use super::boundary::{
-    self, box_out, bytes_arg, free_boxed, mut_arg, opt_str_arg, out_arg, str_arg,
+    self, box_out, free_boxed, mut_arg, opt_str_arg, out_arg, path_arg, str_arg,
 };
+use super::exec_options::env_pair;
 use super::status::bottle_status;
 use crate::bottle::Bottle;
-use crate::copy::host_path_from_bytes;
 use crate::launch::{self, LaunchOptions, Volume};
 use crate::validate;
 
@@ -143,10 +143,10 @@ pub unsafe extern "C" fn bottle_launch_options_add_volume(
 ) -> bottle_status {
     boundary::guard(|| {
         let opts = unsafe { mut_arg(opts, "opts") }?;
-        let host = unsafe { bytes_arg(host_path, "host_path") }?;
+        let host = unsafe { path_arg(host_path, "host_path") }?;
         let guest = unsafe { str_arg(guest_path, "guest_path") }?;
         let volume = Volume {
-            host: host_path_from_bytes(host).to_path_buf(),
+            host: host.to_path_buf(),
             guest: guest.to_owned(),
             read_only,
         };
@@ -170,10 +170,8 @@ pub unsafe extern "C" fn bottle_launch_options_add_env(
 ) -> bottle_status {
     boundary::guard(|| {
         let opts = unsafe { mut_arg(opts, "opts") }?;
-        let name = unsafe { str_arg(name, "name") }?;
-        validate::env_name("name", name)?;
-        let value = unsafe { str_arg(value, "value") }?;
-        opts.0.env.push((name.to_owned(), value.to_owned()));
+        let pair = unsafe { env_pair(name, value) }?;
+        opts.0.env.push(pair);
         Ok(())
     })
 }
