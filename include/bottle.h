@@ -577,9 +577,9 @@ void bottle_launch_options_free(struct bottle_launch_options *opts);
 // back to a generated one, `bottle-PID-N-HEX`.
 //
 // # Safety
-// `opts` is NULL or live options; `name` is NULL or NUL-terminated.
+// `opts` is NULL or live options; `machine_name` is NULL or NUL-terminated.
 enum bottle_status bottle_launch_options_set_name(struct bottle_launch_options *opts,
-                                                  const char *name);
+                                                  const char *machine_name);
 
 // The image to boot (an OCI reference such as the agent image: printable
 // ASCII, no spaces, not starting with `-`); NULL is smolvm's default.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -203,7 +204,17 @@ func TestCopyIn(t *testing.T) {
 	}
 
 	wantErr(t, b.CopyIn(ctx, host, "/no/such/dir/x"), ErrSmolvm, "")
-	wantErr(t, b.CopyIn(ctx, dir, "/tmp/x"), ErrInvalidArgument, "host_path")
+	// What is neither a regular file nor a directory, and a directory
+	// holding one, are refused before anything is copied.
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, b.CopyIn(ctx, fifo, "/tmp/x"), ErrInvalidArgument, "host_path")
+	wantErr(t, b.CopyIn(ctx, filepath.Dir(fifo), "/tmp/d"), ErrInvalidArgument, "")
+	if got := sh(t, b, "ls -A /tmp"); got != "" {
+		t.Errorf("refused copies left %q in the guest", got)
+	}
 	wantErr(t, b.CopyIn(ctx, host, "tmp/x"), ErrInvalidArgument, "guest_path")
 	wantErr(t, b.CopyIn(ctx, host, "/tmp/a:b"), ErrInvalidArgument, "guest_path")
 	wantErr(t, b.CopyIn(ctx, filepath.Join(dir, "missing"), "/tmp/x"), ErrIO, "host_path")

@@ -2,17 +2,37 @@ package bottle
 
 /*
 #include <bottle.h>
+#include <stdlib.h>
 */
 import "C"
 
 import (
 	"context"
+	"runtime"
 	"sync/atomic"
+	"unsafe"
 )
 
+// Every function of this package that makes a libbottle call which can
+// fail first locks its goroutine to the OS thread (runtime.LockOSThread):
+// bottle_last_error() belongs to the calling OS thread, and Go may run a
+// goroutine's next cgo call on another one; locked, the message read after
+// a failed call is that call's. (The C callbacks of a call, output and
+// progress, run on that thread too, inside the call.)
+
+// lastError makes the *Error for a libbottle call that returned s, from
+// the message libbottle kept for this thread. The goroutine must still be
+// locked to the thread that made the call.
+func lastError(op string, s C.enum_bottle_status) error {
+	var msg string
+	if p := C.bottle_last_error(); p != nil {
+		msg = C.GoString(p)
+	}
+	return &Error{Op: op, Status: Status(s), Message: msg}
+}
+
 // liveHandles counts the C handles opened and not yet released, so the
-// tests can see that neither Close, the finalizer nor an abandoned call
-// leaks one.
+// tests can see that neither Close nor the finalizer leaks one.
 var liveHandles atomic.Int64
 
 // acquire returns the C handle for one call, counting the call in flight,
@@ -27,61 +47,110 @@ func (b *Bottle) acquire(op string) (*C.bottle, error) {
 	return b.c, nil
 }
 
-// release ends a call; the last call to end after Close frees the handle.
+// release ends a call, waking a Close that waits for the last one.
 func (b *Bottle) release() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.inFlight--
-	if b.closed && b.inFlight == 0 {
-		b.free()
+	if b.inFlight == 0 {
+		b.idle.Broadcast()
 	}
 }
 
-// free releases the C handle. b.mu is held, the bottle is closed and no
-// call is using the handle.
-func (b *Bottle) free() {
-	C.bottle_close(b.c)
-	b.c = nil
-	liveHandles.Add(-1)
-}
-
-// call runs f, one blocking libbottle call, with b's C handle, and returns
-// its result, or ctx.Err() as soon as ctx is done.
-//
-// The C API cannot stop a call once it has started, so when ctx ends first
-// f goes on in its goroutine until smolvm finishes; f copies what it needs
-// into Go memory and frees every C allocation itself, so the abandoned
-// result is left to the garbage collector. The handle stays counted in
-// flight until f returns, so Close cannot free it under f (and the
-// goroutine's reference to b keeps the finalizer away).
+// call runs f, one blocking libbottle call, with b's C handle, on a locked
+// OS thread, and returns what f returns; a context already done returns
+// ctx.Err() without running f. f runs to its end: stopping it when ctx ends
+// is f's business (see watch), as only bottle_exec_with takes a cancel
+// token.
+// The handle stays counted in flight while f runs, so Close waits for f.
 func call[T any](ctx context.Context, b *Bottle, op string, f func(*C.bottle) (T, error)) (T, error) {
-	var zero T
 	if err := ctx.Err(); err != nil {
+		var zero T
 		return zero, err
 	}
 	h, err := b.acquire(op)
 	if err != nil {
+		var zero T
 		return zero, err
 	}
-	if ctx.Done() == nil { // never cancelled: no goroutine needed
-		defer b.release()
-		return f(h)
-	}
+	defer b.release()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return f(h)
+}
 
-	type outcome struct {
-		value T
-		err   error
+// watcher trips a bottle_cancel token when a context ends.
+type watcher struct {
+	token   *C.bottle_cancel
+	stop    func() bool
+	tripped chan struct{} // closed once the token is tripped
+}
+
+// watch attaches to opts a cancel token that is tripped as soon as ctx is
+// done, for the C call using opts to stop on; nil (no token) for a context
+// that can never be done. End the watch with done once the call has
+// returned.
+func watch(ctx context.Context, op string, opts *C.bottle_exec_options) (*watcher, error) {
+	if ctx.Done() == nil {
+		return nil, nil
 	}
-	done := make(chan outcome, 1) // buffered: an abandoned f must not block
-	go func() {
-		defer b.release()
-		v, err := f(h)
-		done <- outcome{v, err}
-	}()
-	select {
-	case o := <-done:
-		return o.value, o.err
-	case <-ctx.Done():
-		return zero, ctx.Err()
+	w := &watcher{tripped: make(chan struct{})}
+	if s := C.bottle_cancel_new(&w.token); s != C.BOTTLE_OK {
+		return nil, lastError(op, s)
+	}
+	// The options keep their own reference to the token.
+	if s := C.bottle_exec_options_set_cancel(opts, w.token); s != C.BOTTLE_OK {
+		err := lastError(op, s)
+		C.bottle_cancel_free(w.token)
+		return nil, err
+	}
+	w.stop = context.AfterFunc(ctx, func() {
+		C.bottle_cancel_trip(w.token)
+		close(w.tripped)
+	})
+	return w, nil
+}
+
+// done ends the watch, frees the token, and reports whether ctx tripped
+// it. It waits for a trip already under way, which must not run on a freed
+// token.
+func (w *watcher) done() (tripped bool) {
+	if w == nil {
+		return false
+	}
+	if !w.stop() {
+		<-w.tripped
+		tripped = true
+	}
+	C.bottle_cancel_free(w.token)
+	return tripped
+}
+
+// setter runs the setters of a C options object in turn and keeps the
+// first failure; setters after it still run, on options about to be freed.
+type setter struct {
+	op  string
+	err error
+}
+
+func (s *setter) do(status C.enum_bottle_status) {
+	if status != C.BOTTLE_OK && s.err == nil {
+		s.err = lastError(s.op, status)
+	}
+}
+
+// cStrings holds C copies of Go strings until free; the C setters copy
+// what they keep.
+type cStrings []*C.char
+
+func (cs *cStrings) of(s string) *C.char {
+	p := C.CString(s)
+	*cs = append(*cs, p)
+	return p
+}
+
+func (cs *cStrings) free() {
+	for _, p := range *cs {
+		C.free(unsafe.Pointer(p))
 	}
 }

@@ -1,64 +1,94 @@
 // Package bottle drives a sandboxed coding agent in a smolvm microVM. It is
 // the Go binding of libbottle, a C library, through cgo.
 //
-// A *Bottle is a handle on one named smolvm machine. Through it you run
-// shell scripts in the guest as the agent's user (node by default) and get
-// their exit status and output, start claude-code on your own terminal with
-// exactly the arguments you give, and copy host files in. Every call is one
-// smolvm process; the machine itself is created, started, stopped and
-// deleted by whoever owns it, never by this package.
+// A *Bottle is a handle on one smolvm machine. Through it you run shell
+// scripts in the guest as the agent's user (node by default) and get their
+// exit status and output, start claude-code on your own terminal with
+// exactly the arguments you give, and copy files and directories in and
+// out. Every call is one smolvm process (a directory copy, a few).
 //
-//	b, err := bottle.Open("agent-1")
-//	if err != nil {
-//		return err
-//	}
-//	defer b.Close()
-//	r, err := b.Exec(ctx, "echo hello from $(id -un)")
-//	if err != nil {
-//		return err // smolvm failed, e.g. the machine is not running
-//	}
-//	fmt.Printf("exit %d: %s", r.ExitCode, r.Stdout) // exit 0: hello from node
+// A Bottle comes from Open, for a machine someone else created and
+// started, whose lifecycle this package leaves alone; or from Launch, which
+// creates and starts a machine that the Bottle owns: its Close stops and
+// deletes the machine. WithBottle launches, runs a function, and always
+// tears down; Reap deletes the machines of processes that died without
+// closing theirs.
+//
+//	err := bottle.WithBottle(ctx, func(b *bottle.Bottle) error {
+//		if err := b.CopyIn(ctx, "task/", "/home/node/task", bottle.WithOwnerUser("node")); err != nil {
+//			return err
+//		}
+//		r, err := b.Exec(ctx, "make -C ~/task test", bottle.WithEnv("CI", "1"))
+//		if err != nil {
+//			return err // smolvm failed, timed out, or ctx ended
+//		}
+//		fmt.Printf("exit %d: %s", r.ExitCode, r.Stdout)
+//		return nil
+//	}, bottle.WithImage("agent:latest"))
+//
+// # Options
+//
+// Calls take functional options. Exec: WithUser, WithEnv, WithSecretEnv
+// (kept off every host command line), WithWorkdir, WithTimeout, WithStdin
+// (an io.Reader, read whole before the script starts), and WithStdout and
+// WithStderr (io.Writers that get the output as it arrives, on the calling
+// goroutine; a stream sent to a Writer is not also kept in the
+// ExecResult). CopyIn: WithMode, WithOwner, WithOwnerUser and WithProgress.
+// Launch and WithBottle: WithName, WithImage, WithCPUs, WithMemoryMiB,
+// WithNetwork, WithVolume, WithMachineEnv, and WithPromptPath, which Open
+// takes too. The option types are distinct, so an option given to the
+// wrong call does not compile.
 //
 // # Errors
 //
 // Every error is an *Error carrying the operation, the C library's Status
-// and its message, except ctx.Err() when a context ends first. Match kinds
-// with errors.Is: ErrInvalidArgument (rejected before anything ran; the
-// message starts with the argument's name as the C API spells it, such as
+// and its message, except ctx.Err() when a context ends first and, from
+// WithBottle, the function's own error. Match kinds with errors.Is:
+// ErrInvalidArgument (rejected before anything ran; the message starts
+// with the argument's name as the C API spells it, such as
 // "user: must not be empty" or "argv[2]: contains a NUL byte ..."),
 // ErrSmolvmNotFound, ErrSmolvm (smolvm's own failure, e.g. "vm not found"
-// or "is not running"), ErrIO, ErrPanic, and ErrClosed for a call on a
-// closed Bottle. A script that exits non-zero is not an error.
+// or "is not running"), ErrIO, ErrPanic, ErrTimeout (an Exec past its
+// WithTimeout), ErrCancelled (an Exec stopped by its failing Writer, whose
+// error the *Error also wraps), and ErrClosed for a call on a closed
+// Bottle. A script that exits non-zero is not an error.
 //
 // Go strings may contain NUL bytes, which C strings cannot carry; they are
 // rejected with ErrInvalidArgument rather than silently cut short.
 //
 // # Contexts and cancellation
 //
-// Exec, ExecClaude and CopyIn block until smolvm finishes and take a
-// context first. A context already done returns ctx.Err() without running
-// anything. A context that ends during a call makes the call return
-// ctx.Err() at once, but this version of the C library cannot stop smolvm:
-// the C call goes on in a goroutine until smolvm exits, so the guest
-// command runs to its end (and an abandoned ExecClaude keeps the
-// terminal). That goroutine then frees the C result; nothing leaks. Use a
-// context to stop waiting, not to stop the guest; a later libbottle adds
-// real cancellation.
+// Every call that can block takes a context first, and a context already
+// done returns ctx.Err() without running anything. When the context of a
+// running Exec ends, the library stops smolvm and the script (SIGTERM, then
+// SIGKILL half a second later) and Exec returns ctx.Err() once they are
+// gone, so no goroutine or process is left behind: context.Canceled, or
+// context.DeadlineExceeded for a deadline (WithTimeout gives ErrTimeout
+// instead).
+//
+// The C library has no way to stop the other calls once they have started
+// (ExecClaude, CopyIn, CopyOut, Launch, Reap): they run to their end and
+// return what they did, whatever the context does meanwhile.
 //
 // # Concurrency and Close
 //
 // A Bottle is safe for concurrent use by many goroutines; each call runs
 // its own smolvm process. Close may be called at any time, also while calls
-// are running: it returns at once, later calls get ErrClosed, and the C
-// handle is released when the last running call (abandoned ones included)
-// finishes. A Bottle dropped without Close is closed by a finalizer.
+// are running: later calls get ErrClosed, and Close waits for the calls
+// already running to return before it releases the handle (and, for a
+// launched Bottle, tears the machine down and reports how that went). A
+// Bottle dropped without Close is released by a finalizer.
+//
+// Writers and progress functions are called back from C, inside the call
+// that uses them and on its goroutine. A panic in one is caught there (a
+// Writer's also stops the command) and raised again once the C call has
+// returned, so it never unwinds through the library.
 //
 // # Environment
 //
-// Open reads BOTTLE_SMOLVM (a path, or a name on PATH; default smolvm on
-// PATH) and keeps the executable it found for the Bottle's lifetime; do not
-// call os.Setenv while Open runs. The library spawns and reaps smolvm
-// itself, so the process must not ignore SIGCHLD.
+// Open, Launch and Reap read BOTTLE_SMOLVM (a path, or a name on PATH;
+// default smolvm on PATH); do not call os.Setenv meanwhile. The library
+// spawns and reaps smolvm itself, so the process must not ignore SIGCHLD.
 //
 // The package links libbottle through pkg-config (the bottle module); see
 // README.md for building against an installed or an in-tree library.

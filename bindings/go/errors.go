@@ -8,6 +8,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -24,6 +25,8 @@ const (
 	StatusSmolvm          Status = C.BOTTLE_ERR_SMOLVM
 	StatusIO              Status = C.BOTTLE_ERR_IO
 	StatusPanic           Status = C.BOTTLE_ERR_PANIC
+	StatusTimeout         Status = C.BOTTLE_ERR_TIMEOUT
+	StatusCancelled       Status = C.BOTTLE_ERR_CANCELLED
 )
 
 // String is the library's own short description, such as "smolvm failed",
@@ -52,6 +55,12 @@ var (
 	// ErrPanic: a bug inside libbottle, caught at its boundary; the process
 	// goes on.
 	ErrPanic = errors.New("bottle: " + StatusPanic.String())
+	// ErrTimeout: the command ran past its WithTimeout and was stopped.
+	ErrTimeout = errors.New("bottle: " + StatusTimeout.String())
+	// ErrCancelled: the command was stopped because a WithStdout or
+	// WithStderr Writer failed; the error also wraps the Writer's. (A
+	// context that ends gives ctx.Err() instead.)
+	ErrCancelled = errors.New("bottle: " + StatusCancelled.String())
 	// ErrClosed: the Bottle was closed before the call. Such an error also
 	// matches ErrInvalidArgument, as the C library reports an unusable
 	// handle.
@@ -59,22 +68,29 @@ var (
 )
 
 // Error is every error this package returns, except ctx.Err() when a
-// context ends first. Use errors.Is with the sentinels above to tell the
-// kinds apart, or errors.As to read the fields.
+// context ends first (and, from WithBottle, the function's own error).
+// Use errors.Is with the sentinels above to tell the kinds apart, or
+// errors.As to read the fields.
 type Error struct {
-	// Op is the operation that failed: "open", "exec", "exec claude" or
-	// "copy in".
+	// Op is the operation that failed: "open", "launch", "exec",
+	// "exec claude", "copy in", "copy out", "close" or "reap".
 	Op string
 	// Status is the C library's code for the failure. Arguments that this
-	// package rejects itself (NUL bytes, a closed Bottle) get
-	// StatusInvalidArgument, as the C library would.
+	// package rejects itself (NUL bytes, out-of-range numbers, a closed
+	// Bottle) get StatusInvalidArgument, as the C library would; a failed
+	// WithStdin reader gets StatusIO.
 	Status Status
 	// Message is the library's message, e.g. smolvm's own words, or for
 	// a bad argument its name first, as in "user: must not be empty".
 	// Arguments are named as in the C API (machine_name, prompt_path,
-	// script, user, argv[i], host_path, guest_path), whichever layer
+	// script, user, argv[i], host_path, guest_path, name, value, dir,
+	// timeout_ms, mode, uid, gid, image, cpus, mib), whichever layer
 	// rejected them.
 	Message string
+	// Err is the Go error behind the failure, if one is: the error of a
+	// WithStdout or WithStderr Writer, or of a WithStdin reader. Unwrap
+	// returns it, so errors.Is and errors.As see it.
+	Err error
 
 	closed bool
 }
@@ -89,6 +105,9 @@ func (e *Error) Is(target error) bool {
 	return target != nil && (target == e.Status.sentinel() || e.closed && target == ErrClosed)
 }
 
+// Unwrap returns e.Err.
+func (e *Error) Unwrap() error { return e.Err }
+
 func (s Status) sentinel() error {
 	switch s {
 	case StatusInvalidArgument:
@@ -101,6 +120,10 @@ func (s Status) sentinel() error {
 		return ErrIO
 	case StatusPanic:
 		return ErrPanic
+	case StatusTimeout:
+		return ErrTimeout
+	case StatusCancelled:
+		return ErrCancelled
 	}
 	return nil
 }
@@ -109,15 +132,26 @@ func closedError(op string) error {
 	return &Error{Op: op, Status: StatusInvalidArgument, Message: "b: the bottle is closed", closed: true}
 }
 
+// invalid is the error for an argument rejected before the C library saw
+// it, named as the C API names it.
+func invalid(op, name, why string) error {
+	return &Error{Op: op, Status: StatusInvalidArgument, Message: name + ": " + why}
+}
+
 // checkNoNUL rejects a string that a C string cannot carry. C would see it
 // cut short at the NUL, so running it would run something else.
 func checkNoNUL(op, name, s string) error {
 	if i := strings.IndexByte(s, 0); i >= 0 {
-		return &Error{
-			Op:      op,
-			Status:  StatusInvalidArgument,
-			Message: fmt.Sprintf("%s: contains a NUL byte at offset %d, which a C string cannot carry", name, i),
-		}
+		return invalid(op, name, fmt.Sprintf("contains a NUL byte at offset %d, which a C string cannot carry", i))
+	}
+	return nil
+}
+
+// checkUint32 rejects a number that the C argument name, a uint32_t,
+// cannot hold.
+func checkUint32(op, name string, n int) error {
+	if n < 0 || uint64(n) > math.MaxUint32 {
+		return invalid(op, name, fmt.Sprintf("%d is out of range (0 to %d)", n, uint32(math.MaxUint32)))
 	}
 	return nil
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestStatusAndErrorModel(t *testing.T) {
@@ -27,6 +29,8 @@ func TestStatusAndErrorModel(t *testing.T) {
 		StatusSmolvm:          ErrSmolvm,
 		StatusIO:              ErrIO,
 		StatusPanic:           ErrPanic,
+		StatusTimeout:         ErrTimeout,
+		StatusCancelled:       ErrCancelled,
 	}
 	for status, sentinel := range sentinels {
 		var err error = &Error{Op: "exec", Status: status, Message: "m"}
@@ -50,6 +54,13 @@ func TestStatusAndErrorModel(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || e.Op != "exec" || e.Status != StatusSmolvm {
 		t.Errorf("errors.As: %#v", e)
+	}
+
+	// The Go error behind a failure is seen through the *Error.
+	behind := errors.New("disk full")
+	err = &Error{Op: "exec", Status: StatusCancelled, Message: "m", Err: behind}
+	if !errors.Is(err, behind) || !errors.Is(err, ErrCancelled) || errors.Is(err, ErrIO) {
+		t.Errorf("%v with Err set: errors.Is is wrong", err)
 	}
 }
 
@@ -151,6 +162,55 @@ func TestBadInput(t *testing.T) {
 		{b.CopyIn(ctx, "/etc/hostname", "/tmp/\x00x"), "guest_path"},
 		{b.CopyIn(ctx, "/etc/hostname", "tmp/x"), "guest_path"},
 		{b.CopyIn(ctx, "/etc/hostname", ""), "guest_path"},
+		{exec("true", WithEnv("A=B", "v")), "name"},
+		{exec("true", WithEnv("", "v")), "name"},
+		{exec("true", WithEnv("A\x00", "v")), "name"},
+		{exec("true", WithEnv("A", "v\x00")), "value"},
+		{exec("true", WithEnv("A", "\xff")), "value"},
+		{exec("true", WithSecretEnv("1A", "v")), "name"},
+		{exec("true", WithSecretEnv("A", "v\x00")), "value"},
+		{exec("true", WithWorkdir("rel")), "dir"},
+		{exec("true", WithWorkdir("/a\x00")), "dir"},
+		{exec("true", WithTimeout(-time.Second)), "timeout_ms"},
+		{b.CopyIn(ctx, "/etc/hostname", "/tmp/x", WithMode(fs.ModeDir|0o755)), "mode"},
+		{b.CopyIn(ctx, "/etc/hostname", "/tmp/x", WithOwner(-1, 0)), "uid"},
+		{b.CopyIn(ctx, "/etc/hostname", "/tmp/x", WithOwner(0, 1<<32)), "gid"},
+		{b.CopyIn(ctx, "/etc/hostname", "/tmp/x", WithOwnerUser("a b")), "user"},
+		{b.CopyIn(ctx, "/etc/hostname", "/tmp/x", WithOwnerUser("no\x00de")), "user"},
+		{b.CopyOut(ctx, "/tmp/\x00x", "/tmp/x"), "guest_path"},
+		{b.CopyOut(ctx, "/tmp/a:b", "/tmp/x"), "guest_path"},
+		{b.CopyOut(ctx, "/tmp/x", "/tmp/\x00x"), "host_path"},
+	} {
+		wantErr(t, c.err, ErrInvalidArgument, c.arg+": ")
+	}
+
+	// Launch options are checked before smolvm runs.
+	launch := func(opts ...LaunchOption) error {
+		nb, err := Launch(ctx, opts...)
+		if nb != nil {
+			t.Error("Launch returned a Bottle with an error")
+			nb.Close()
+		}
+		return err
+	}
+	for _, c := range []struct {
+		err error
+		arg string
+	}{
+		{launch(WithName("-x")), "machine_name"},
+		{launch(WithName("a\x00b")), "machine_name"},
+		{launch(WithImage("--privileged")), "image"},
+		{launch(WithImage("a b")), "image"},
+		{launch(WithImage("a\x00")), "image"},
+		{launch(WithCPUs(-1)), "cpus"},
+		{launch(WithMemoryMiB(-1)), "mib"},
+		{launch(WithVolume("rel", "/g", false)), "host_path"},
+		{launch(WithVolume("/a:b", "/g", false)), "host_path"},
+		{launch(WithVolume("/a", "/g:ro", true)), "guest_path"},
+		{launch(WithVolume("/a", "/g\x00", true)), "guest_path"},
+		{launch(WithMachineEnv("1A", "v")), "name"},
+		{launch(WithMachineEnv("A", "v\x00")), "value"},
+		{launch(WithPromptPath("p")), "prompt_path"},
 	} {
 		wantErr(t, c.err, ErrInvalidArgument, c.arg+": ")
 	}

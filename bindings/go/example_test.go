@@ -44,3 +44,33 @@ func Example() {
 	}
 	os.Exit(code)
 }
+
+// Launches a machine of its own for one task, streams the test run to this
+// terminal, copies the result out, and tears the machine down whatever
+// happens.
+func ExampleWithBottle() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel() // ends a running Exec: smolvm and the script are stopped
+
+	err := bottle.WithBottle(ctx, func(b *bottle.Bottle) error {
+		// A directory, given to node so the agent can change it.
+		if err := b.CopyIn(ctx, "task", "/home/node/task", bottle.WithOwnerUser("node")); err != nil {
+			return err
+		}
+		r, err := b.Exec(ctx, "make test",
+			bottle.WithWorkdir("/home/node/task"),
+			bottle.WithSecretEnv("API_KEY", os.Getenv("API_KEY")),
+			bottle.WithTimeout(10*time.Minute),
+			bottle.WithStdout(os.Stdout), bottle.WithStderr(os.Stderr))
+		if err != nil {
+			return err // ErrTimeout, ctx.Err(), ErrSmolvm, ...
+		}
+		if r.ExitCode != 0 {
+			return fmt.Errorf("make test: exit %d", r.ExitCode)
+		}
+		return b.CopyOut(ctx, "/home/node/task/report.txt", "report.txt")
+	}, bottle.WithImage("agent:latest"), bottle.WithMemoryMiB(4096))
+	if err != nil {
+		log.Fatal(err) // fn's error, joined with the teardown's if that failed too
+	}
+}

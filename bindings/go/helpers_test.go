@@ -3,14 +3,15 @@ package bottle
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // The tests run against the stand-in smolvm (tests/smolvm-standin), which
@@ -129,22 +130,42 @@ func wantErr(t *testing.T, err, sentinel error, needle string) {
 	}
 }
 
-// waitIdle waits until no C call is using b's handle, so that a test does
-// not delete a machine under a call it abandoned.
-func waitIdle(t *testing.T, b *Bottle) {
+// machineStatus is `smolvm machine status --json` of name, or nil if
+// smolvm does not know the machine.
+func machineStatus(t *testing.T, name string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		b.mu.Lock()
-		n := b.inFlight
-		b.mu.Unlock()
-		if n == 0 {
-			return
+	out, err := exec.Command(standin(t), "machine", "status", "--name", name, "--json").Output()
+	if err != nil {
+		return nil
+	}
+	var st map[string]any
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("machine status of %s: %v\n%s", name, err, out)
+	}
+	return st
+}
+
+// processesWith lists the processes whose command line, with its
+// arguments each preceded and followed by a NUL, contains needle.
+func processesWith(needle string) []string {
+	var found []string
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err == nil && bytes.Contains(append([]byte{0}, cmdline...), []byte(needle)) {
+			found = append(found, d.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d calls still in flight", n)
-		}
-		time.Sleep(10 * time.Millisecond)
+	}
+	return found
+}
+
+// noSmolvmFor fails the test if a process has machine as one of its
+// arguments: a smolvm left running for it. (Whole arguments, so that
+// go-1-1 does not match go-1-10.)
+func noSmolvmFor(t *testing.T, machine string) {
+	t.Helper()
+	if left := processesWith("\x00" + machine + "\x00"); len(left) > 0 {
+		t.Errorf("processes left behind: %q", left)
 	}
 }
 

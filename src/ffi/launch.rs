@@ -42,15 +42,15 @@ pub unsafe extern "C" fn bottle_launch_options_free(opts: *mut bottle_launch_opt
 /// back to a generated one, `bottle-PID-N-HEX`.
 ///
 /// # Safety
-/// `opts` is NULL or live options; `name` is NULL or NUL-terminated.
+/// `opts` is NULL or live options; `machine_name` is NULL or NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn bottle_launch_options_set_name(
     opts: *mut bottle_launch_options,
-    name: *const c_char,
+    machine_name: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
         let opts = unsafe { mut_arg(opts, "opts") }?;
-        let name = unsafe { opt_str_arg(name, "name") }?;
+        let name = unsafe { opt_str_arg(machine_name, "machine_name") }?;
         if let Some(n) = name {
             validate::machine_name(n)?;
         }

@@ -1,0 +1,61 @@
+package bottle
+
+/*
+#include <bottle.h>
+#include <stdlib.h>
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"unsafe"
+)
+
+// ExecClaude runs claude-code in the machine, as node, with exactly args as
+// its arguments (after --append-system-prompt-file PATH when the Bottle was
+// opened or launched WithPromptPath), and returns claude's exit status
+// (128+N if it was killed by signal N).
+//
+// Each argument reaches claude byte for byte, whatever it contains. The
+// process's own stdin, stdout and stderr are inherited, not captured:
+// claude talks to the caller's terminal, which is why this is not Exec.
+// Pass tty true when stdin is a terminal, so the guest gets one too. Two
+// interactive sessions sharing a terminal will fight over it.
+//
+// The C library cannot stop an interactive session: a ctx already done
+// returns ctx.Err() without starting claude, and once claude runs,
+// ExecClaude returns when claude exits, whatever ctx does.
+//
+// Errors: ErrSmolvm when the machine is unknown or not running (checked
+// before claude starts); ErrInvalidArgument (naming argv[i]);
+// ErrSmolvmNotFound; ErrIO; ErrClosed.
+func (b *Bottle) ExecClaude(ctx context.Context, args []string, tty bool) (int, error) {
+	const op = "exec claude"
+	for i, a := range args {
+		if err := checkNoNUL(op, fmt.Sprintf("argv[%d]", i), a); err != nil {
+			return 0, err
+		}
+	}
+
+	return call(ctx, b, op, func(h *C.bottle) (int, error) {
+		argv := make([]*C.char, len(args))
+		for i, a := range args {
+			argv[i] = C.CString(a)
+		}
+		defer func() {
+			for _, p := range argv {
+				C.free(unsafe.Pointer(p))
+			}
+		}()
+		var argvPtr **C.char
+		if len(argv) > 0 {
+			argvPtr = &argv[0]
+		}
+		var code C.int32_t
+		if s := C.bottle_exec_claude(h, argvPtr, C.size_t(len(argv)), C.bool(tty), &code); s != C.BOTTLE_OK {
+			return 0, lastError(op, s)
+		}
+		return int(code), nil
+	})
+}
