@@ -181,19 +181,17 @@ impl Bottle {
             .smolvm
             .capture_with(&mut cmd, io)
             .map_err(|e| self.stopped("exec", opts.timeout, e))?;
-        // smolvm's own --timeout ends the run with a failure status once the
-        // time is up; a script cannot run that long and still be in time.
-        if let Some(timeout) = opts.timeout {
-            if !out.status.success() && started.elapsed() >= timeout {
-                return Err(self.stopped("exec", opts.timeout, Error::Timeout(String::new())));
-            }
-        }
         if let Some(usage) = smolvm::usage_error(&out) {
             return Err(self.failed("exec", usage));
         }
         if let Some(message) = smolvm::lone_error_line(&out) {
             if !self.smolvm.machine_state(&self.machine)?.is_running() {
                 return Err(self.failed("exec", message));
+            }
+        }
+        if let Some(timeout) = opts.timeout {
+            if smolvm::reports_timeout(&out) && started.elapsed() >= timeout {
+                return Err(self.timed_out("exec", timeout));
             }
         }
         let exit_code = self.guest_exit_code(out.status)?;
@@ -266,15 +264,22 @@ impl Bottle {
 
     /// A run stopped early, described with this bottle's machine.
     fn stopped(&self, subcommand: &str, timeout: Option<Duration>, e: Error) -> Error {
-        let what = format!("smolvm machine {subcommand} on '{}'", self.machine);
-        match e {
-            Error::Timeout(_) => Error::Timeout(format!(
-                "{what} timed out after {} ms and was stopped",
-                timeout.unwrap_or_default().as_millis()
+        match (e, timeout) {
+            (Error::Timeout(_), Some(timeout)) => self.timed_out(subcommand, timeout),
+            (Error::Cancelled(why), _) => Error::Cancelled(format!(
+                "smolvm machine {subcommand} on '{}' was stopped: {why}",
+                self.machine
             )),
-            Error::Cancelled(why) => Error::Cancelled(format!("{what} was stopped: {why}")),
-            other => other,
+            (other, _) => other,
         }
+    }
+
+    fn timed_out(&self, subcommand: &str, timeout: Duration) -> Error {
+        Error::Timeout(format!(
+            "smolvm machine {subcommand} on '{}' timed out after {} ms and was stopped",
+            self.machine,
+            timeout.as_millis()
+        ))
     }
 
     pub(crate) fn failed(&self, subcommand: &str, message: &str) -> Error {

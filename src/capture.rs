@@ -25,12 +25,35 @@ const READ_CHUNK: usize = 64 * 1024;
 /// it to stop the guest command) before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_millis(500);
 
+/// How much of stderr is kept for reading the child's own messages, even
+/// when stderr is not captured.
+const TAIL_BYTES: usize = 4096;
+
+/// How long output may still arrive after the child has exited: a process
+/// it left behind holding the pipes must not hold up the caller for ever.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
 /// What a finished child left behind.
 #[derive(Debug)]
 pub struct Captured {
     pub status: ExitStatus,
+    /// stdout, if captured.
     pub stdout: Vec<u8>,
+    /// stderr, if captured.
     pub stderr: Vec<u8>,
+    /// Bytes written to stdout, captured or not.
+    pub stdout_total: u64,
+    /// Bytes written to stderr, captured or not.
+    pub stderr_total: u64,
+    /// The last bytes of stderr (at most 4 KiB), captured or not.
+    pub stderr_tail: Vec<u8>,
+}
+
+impl Captured {
+    /// All of stderr, if it was short enough to be kept whole.
+    pub fn whole_stderr(&self) -> Option<&[u8]> {
+        (self.stderr_total == self.stderr_tail.len() as u64).then_some(&self.stderr_tail)
+    }
 }
 
 /// Which output stream.
@@ -100,17 +123,14 @@ pub enum RunError {
     Stopped(Stopped),
 }
 
-/// Spawns `cmd` with stdin from /dev/null, reads stdout and stderr until both
-/// close, then reaps the child.
-pub fn run(cmd: &mut Command) -> Result<Captured, RunError> {
-    run_with(cmd, Io::default())
-}
-
 /// Spawns `cmd` and serves its stdin, stdout and stderr as `io` says until
 /// the child has exited and closed its outputs, then reaps it. A deadline,
 /// the cancel token or a callback asking to stop end the run early: the
 /// child gets SIGTERM, then SIGKILL, and is reaped before this returns.
 pub fn run_with(cmd: &mut Command, io: Io<'_>) -> Result<Captured, RunError> {
+    if io.cancel.is_some_and(Cancel::is_tripped) {
+        return Err(RunError::Stopped(Stopped::Cancelled));
+    }
     // stdin is one end of a socket pair rather than a pipe, so that writing
     // after the child has gone fails with EPIPE instead of raising SIGPIPE,
     // which would kill a host process that keeps the default disposition.
@@ -134,31 +154,40 @@ pub fn run_with(cmd: &mut Command, io: Io<'_>) -> Result<Captured, RunError> {
     // The Command still holds the child's end of the socket; close it here so
     // that the child's exit shows as EPIPE on ours.
     cmd.stdin(Stdio::null());
-    let mut child = spawned.map_err(RunError::Spawn)?;
+    let mut child = ChildGuard(Some(spawned.map_err(RunError::Spawn)?));
+    let running = child.0.as_mut().expect("just spawned");
 
     let mut session = Session {
         stdout: Reader::new(
-            child.stdout.take().map(OwnedFd::from),
+            running.stdout.take().map(OwnedFd::from),
             io.stdout,
             Stream::Stdout,
         ),
         stderr: Reader::new(
-            child.stderr.take().map(OwnedFd::from),
+            running.stderr.take().map(OwnedFd::from),
             io.stderr,
             Stream::Stderr,
         ),
         stdin,
-        exited: pidfd_open(child.id()),
+        exited: pidfd_open(running.id()),
+        drain_until: None,
         deadline: io.deadline,
         cancel: io.cancel,
     };
-    match session.serve() {
+    let served = session.serve();
+    let mut child = child.0.take().expect("still owned");
+    match served {
         Ok(()) => {
             let status = child.wait().map_err(RunError::Io)?;
+            let (stdout, stdout_total, _) = session.stdout.finish();
+            let (stderr, stderr_total, stderr_tail) = session.stderr.finish();
             Ok(Captured {
                 status,
-                stdout: session.stdout.buf,
-                stderr: session.stderr.buf,
+                stdout,
+                stderr,
+                stdout_total,
+                stderr_total,
+                stderr_tail,
             })
         }
         Err(e) => {
@@ -166,6 +195,18 @@ pub fn run_with(cmd: &mut Command, io: Io<'_>) -> Result<Captured, RunError> {
             // reaped behind our back, and then there is nothing left to stop.
             let _ = terminate(&mut child);
             Err(e)
+        }
+    }
+}
+
+/// Stops and reaps the child if the run is left by a panic (from a
+/// callback), so no smolvm outlives it.
+struct ChildGuard(Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = terminate(child);
         }
     }
 }
@@ -217,6 +258,8 @@ struct Session<'a> {
     stdin: Option<Writer<'a>>,
     /// The child's pidfd until it has exited.
     exited: Option<OwnedFd>,
+    /// Once the child has exited: when to stop waiting for its outputs.
+    drain_until: Option<Instant>,
     deadline: Option<Instant>,
     cancel: Option<&'a Cancel>,
 }
@@ -271,16 +314,22 @@ impl Session<'_> {
                 watch(cancel.fd(), libc::POLLIN, Slot::Cancel);
             }
 
-            let timeout = match self.deadline {
+            let now = Instant::now();
+            if self.deadline.is_some_and(|d| d <= now) {
+                return Err(RunError::Stopped(Stopped::DeadlinePassed));
+            }
+            if self.drain_until.is_some_and(|d| d <= now) {
+                // Whoever still holds the pipes is not the child, which has
+                // exited; what they write later is not part of this run.
+                return Ok(());
+            }
+            let timeout = match self.deadline.into_iter().chain(self.drain_until).min() {
                 None => -1,
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(RunError::Stopped(Stopped::DeadlinePassed));
-                    }
-                    // Round up, so the loop never spins on a 0 ms timeout.
-                    left.as_millis().saturating_add(1).min(i32::MAX as u128) as i32
-                }
+                // Round up, so the loop never spins on a 0 ms timeout.
+                Some(until) => (until - now)
+                    .as_millis()
+                    .saturating_add(1)
+                    .min(i32::MAX as u128) as i32,
             };
             // SAFETY: `fds` is a valid array of `fds.len()` pollfd.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -299,7 +348,10 @@ impl Session<'_> {
                     Slot::Stdout => self.stdout.on_ready()?,
                     Slot::Stderr => self.stderr.on_ready()?,
                     Slot::Stdin => self.stdin.as_mut().expect("watched").on_ready()?,
-                    Slot::Exit => self.exited = None,
+                    Slot::Exit => {
+                        self.exited = None;
+                        self.drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
+                    }
                     // Seen at the top of the loop.
                     Slot::Cancel => {}
                 }
@@ -314,6 +366,9 @@ struct Reader<'a> {
     sink: Sink<'a>,
     /// The captured bytes, or with capture off, a scratch buffer.
     buf: Vec<u8>,
+    /// With capture off: the latest bytes, for [`Captured::stderr_tail`].
+    tail: Vec<u8>,
+    total: u64,
     stream: Stream,
 }
 
@@ -323,8 +378,24 @@ impl<'a> Reader<'a> {
             fd,
             sink,
             buf: Vec::new(),
+            tail: Vec::new(),
+            total: 0,
             stream,
         }
+    }
+
+    /// The captured bytes (empty when not captured), the total written, and
+    /// the last `TAIL_BYTES` of them.
+    fn finish(self) -> (Vec<u8>, u64, Vec<u8>) {
+        let (captured, mut tail) = if self.sink.capture {
+            let start = self.buf.len().saturating_sub(TAIL_BYTES);
+            let tail = self.buf[start..].to_vec();
+            (self.buf, tail)
+        } else {
+            (Vec::new(), self.tail)
+        };
+        tail.drain(..tail.len().saturating_sub(TAIL_BYTES));
+        (captured, self.total, tail)
     }
 
     fn on_ready(&mut self) -> Result<(), RunError> {
@@ -339,7 +410,12 @@ impl<'a> Reader<'a> {
                 return Err(RunError::Stopped(Stopped::CallbackStopped(self.stream)));
             }
         }
+        self.total += (self.buf.len() - start) as u64;
         if !self.sink.capture {
+            self.tail.extend_from_slice(&self.buf[start..]);
+            if self.tail.len() > 2 * TAIL_BYTES {
+                self.tail.drain(..self.tail.len() - TAIL_BYTES);
+            }
             self.buf.clear();
         }
         Ok(())
@@ -393,7 +469,9 @@ impl Writer<'_> {
 /// One read from a ready pipe into the buffer's spare capacity; 0 at EOF.
 fn read_some(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
     if buf.capacity() - buf.len() < READ_CHUNK {
-        buf.reserve(READ_CHUNK.max(buf.len()));
+        // Output can outgrow memory; that must be an error, not an abort.
+        buf.try_reserve(READ_CHUNK.max(buf.len()))
+            .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
     }
     loop {
         let spare = buf.spare_capacity_mut();
@@ -425,7 +503,7 @@ mod tests {
 
     #[test]
     fn captures_both_streams_and_status() {
-        let c = run(&mut sh("printf out; printf err >&2; exit 7")).unwrap();
+        let c = run_with(&mut sh("printf out; printf err >&2; exit 7"), Io::default()).unwrap();
         assert_eq!(c.stdout, b"out");
         assert_eq!(c.stderr, b"err");
         assert_eq!(c.status.code(), Some(7));
@@ -435,7 +513,7 @@ mod tests {
     fn large_output_on_both_pipes_does_not_deadlock() {
         let script = "head -c 3000000 /dev/zero; head -c 2000000 /dev/zero >&2; \
                       head -c 1000000 /dev/zero";
-        let c = run(&mut sh(script)).unwrap();
+        let c = run_with(&mut sh(script), Io::default()).unwrap();
         assert_eq!(c.stdout.len(), 4_000_000);
         assert_eq!(c.stderr.len(), 2_000_000);
         assert!(c.stdout.iter().all(|&b| b == 0));
@@ -443,7 +521,7 @@ mod tests {
 
     #[test]
     fn spawn_errors_are_returned_unchanged() {
-        match run(&mut Command::new("/nonexistent/smolvm")) {
+        match run_with(&mut Command::new("/nonexistent/smolvm"), Io::default()) {
             Err(RunError::Spawn(e)) => assert_eq!(e.kind(), io::ErrorKind::NotFound),
             other => panic!("{other:?}"),
         }
@@ -548,5 +626,50 @@ mod tests {
             ),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn uncaptured_stderr_still_leaves_its_tail_and_size() {
+        let mut on_err = |_: &[u8]| true;
+        let io = Io {
+            stderr: Sink {
+                capture: false,
+                on_chunk: Some(&mut on_err),
+            },
+            ..Io::default()
+        };
+        let c = run_with(
+            &mut sh("head -c 100000 /dev/zero >&2; echo 'Error: last' >&2"),
+            io,
+        )
+        .unwrap();
+        assert!(c.stderr.is_empty());
+        assert_eq!(c.stderr_total, 100_012);
+        assert_eq!(c.stderr_tail.len(), TAIL_BYTES);
+        assert!(c.stderr_tail.ends_with(b"\0Error: last\n"));
+        assert_eq!(c.whole_stderr(), None);
+        assert_eq!(c.stdout_total, 0);
+    }
+
+    #[test]
+    fn a_token_tripped_before_the_run_starts_nothing() {
+        let cancel = Cancel::new().unwrap();
+        cancel.trip();
+        let marker = std::env::temp_dir().join(format!("bottle-never-{}", std::process::id()));
+        let io = Io {
+            cancel: Some(&cancel),
+            ..Io::default()
+        };
+        let e = run_with(&mut sh(&format!("touch {}", marker.display())), io).unwrap_err();
+        assert!(matches!(e, RunError::Stopped(Stopped::Cancelled)), "{e:?}");
+        assert!(!marker.exists(), "the command never ran");
+    }
+
+    #[test]
+    fn output_held_open_after_exit_does_not_hold_up_the_run() {
+        // The background sleep keeps both pipes open for 30 s after sh exits.
+        let c = run_with(&mut sh("sleep 30 & echo done"), Io::default()).unwrap();
+        assert_eq!(c.stdout, b"done\n");
+        assert!(c.status.success());
     }
 }

@@ -9,7 +9,7 @@ use std::env;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
@@ -85,7 +85,9 @@ impl Smolvm {
         S: AsRef<OsStr>,
     {
         let mut cmd = Command::new(&self.path);
-        cmd.args(args);
+        // clap names the program after argv[0]; smolvm's usage errors are
+        // recognised by "Usage: smolvm", whatever the file is called here.
+        cmd.arg0("smolvm").args(args);
         cmd
     }
 
@@ -243,7 +245,7 @@ pub fn status_args(machine: &str) -> [String; 5] {
 /// smolvm's own account of a failure: the text after `Error: ` on its last
 /// such line, else the exit status and whatever stderr said.
 pub fn failure_message(out: &Captured) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr_tail);
     if let Some(msg) = stderr.lines().rev().find_map(|l| l.strip_prefix("Error: ")) {
         return msg.trim_end().to_owned();
     }
@@ -260,10 +262,10 @@ pub fn failure_message(out: &Captured) -> String {
 /// `Error: ...` line on stderr, nothing on stdout, exit 1), the message.
 /// A guest command can print the same, so this alone decides nothing.
 pub fn lone_error_line(out: &Captured) -> Option<&str> {
-    if out.status.code() != Some(1) || !out.stdout.is_empty() {
+    if out.status.code() != Some(1) || out.stdout_total != 0 {
         return None;
     }
-    let stderr = std::str::from_utf8(&out.stderr).ok()?;
+    let stderr = std::str::from_utf8(out.whole_stderr()?).ok()?;
     let line = stderr.strip_suffix('\n').unwrap_or(stderr);
     if line.contains('\n') {
         return None;
@@ -277,10 +279,10 @@ pub fn lone_error_line(out: &Captured) -> Option<&str> {
 /// that tool, not smolvm; only a guest command that prints smolvm's usage
 /// error word for word is mistaken for one.
 pub fn usage_error(out: &Captured) -> Option<&str> {
-    if out.status.code() != Some(2) || !out.stdout.is_empty() {
+    if out.status.code() != Some(2) || out.stdout_total != 0 {
         return None;
     }
-    let stderr = std::str::from_utf8(&out.stderr).ok()?;
+    let stderr = std::str::from_utf8(out.whole_stderr()?).ok()?;
     let clap_shape = stderr.starts_with("error: ")
         && stderr.contains("\nUsage: smolvm machine ")
         && stderr
@@ -290,6 +292,20 @@ pub fn usage_error(out: &Captured) -> Option<&str> {
         return None;
     }
     stderr.lines().next()
+}
+
+/// Whether smolvm ended the run because its `--timeout` passed: it kills
+/// the guest command and ends with a failure status and a last stderr line
+/// `Error: ... timed out ...`. A script can print that line too, but not
+/// while finishing within its time, which the caller checks.
+pub fn reports_timeout(out: &Captured) -> bool {
+    let tail = String::from_utf8_lossy(&out.stderr_tail);
+    !out.status.success()
+        && tail
+            .trim_end()
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("Error: ") && l.contains("timed out"))
 }
 
 pub fn describe_status(status: ExitStatus) -> String {
@@ -309,7 +325,41 @@ mod tests {
             status: ExitStatus::from_raw(code << 8),
             stdout: stdout.into(),
             stderr: stderr.into(),
+            stdout_total: stdout.len() as u64,
+            stderr_total: stderr.len() as u64,
+            stderr_tail: stderr.into(),
         }
+    }
+
+    #[test]
+    fn only_smolvms_timeout_line_is_a_timeout() {
+        assert!(reports_timeout(&captured(
+            124,
+            "",
+            "x\nError: command timed out after 500ms\n"
+        )));
+        assert!(!reports_timeout(&captured(
+            3,
+            "",
+            "failed at the last second\n"
+        )));
+        assert!(!reports_timeout(&captured(
+            0,
+            "",
+            "Error: command timed out\n"
+        )));
+        assert!(!reports_timeout(&captured(
+            1,
+            "",
+            "Error: timed out\nmore\n"
+        )));
+    }
+
+    #[test]
+    fn a_long_stderr_is_never_a_lone_error_line() {
+        let mut out = captured(1, "", "Error: vm not found: x\n");
+        out.stderr_total += 5000;
+        assert_eq!(lone_error_line(&out), None);
     }
 
     #[test]

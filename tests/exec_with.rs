@@ -139,6 +139,49 @@ fn a_timeout_stops_the_command_and_leaves_no_smolvm_behind() {
 }
 
 #[test]
+fn smolvms_failures_are_still_seen_with_options() {
+    let m = Machine::new("failures");
+    let b = m.open();
+    m.stop();
+    // A run longer than its timeout that smolvm did not time out is not a
+    // timeout; and an uncaptured stderr still shows smolvm's own message.
+    let o = ExecOpts::new();
+    let mut sink = Collector {
+        bytes: Vec::new(),
+        calls: 0,
+        stop_after: usize::MAX,
+    };
+    unsafe {
+        check(bottle_exec_options_set_timeout_ms(o.0, 1)).unwrap();
+        let p = &mut sink as *mut Collector as *mut c_void;
+        check(bottle_exec_options_set_stderr_fn(
+            o.0,
+            Some(collect),
+            p,
+            false,
+        ))
+        .unwrap();
+    }
+    assert_fails(b.exec_with("true", &o), BOTTLE_ERR_SMOLVM, "is not running");
+    assert!(
+        sink.bytes.starts_with(b"Error: "),
+        "the callback saw smolvm's message"
+    );
+}
+
+#[test]
+fn a_script_that_fails_in_time_is_not_a_timeout() {
+    let m = Machine::new("intime");
+    let b = m.open();
+    let o = ExecOpts::new();
+    unsafe { check(bottle_exec_options_set_timeout_ms(o.0, 60_000)).unwrap() };
+    let r = b
+        .exec_with("echo 'Error: timed out, says the script' >&2; exit 3", &o)
+        .unwrap();
+    assert_eq!(r.exit_code, 3);
+}
+
+#[test]
 fn a_cancel_from_another_thread_stops_the_command() {
     let m = Machine::new("cancel");
     let b = m.open();
