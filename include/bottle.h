@@ -12,6 +12,9 @@
  *   reported as BOTTLE_ERR_PANIC.
  * - The library runs smolvm as a child process and reaps it itself: do not
  *   set SIGCHLD to SIG_IGN or reap children you did not start.
+ * - The library reads BOTTLE_SMOLVM and PATH to find smolvm, and smolvm
+ *   inherits the environment: do not change the environment (setenv,
+ *   putenv) while another thread is in a libbottle call.
  * - Options (bottle_exec_options, bottle_copy_options,
  *   bottle_launch_options) are opaque objects with setters. New options
  *   arrive as new setters and existing ones never change, so the ABI stays
@@ -164,8 +167,7 @@ extern "C" {
 //
 // Returns `BOTTLE_OK`, `BOTTLE_ERR_INVALID_ARGUMENT` (message names the
 // argument) or `BOTTLE_ERR_SMOLVM_NOT_FOUND`. The strings are copied: the
-// caller may free them as soon as this returns. Thread-safe, but reads the
-// environment: do not call `setenv` concurrently.
+// caller may free them as soon as this returns. Thread-safe.
 //
 // # Safety
 // Every non-NULL pointer must be valid: strings NUL-terminated, `out`
@@ -208,7 +210,8 @@ enum bottle_status bottle_open(const char *machine_name,
 // reap children it did not start (`waitpid(-1, ...)`).
 //
 // # Safety
-// `b` is NULL or a bottle from `bottle_open` not yet closed; strings are
+// `b` is NULL or a bottle from `bottle_open` or `bottle_launch`, not yet
+// closed; strings are
 // NULL or NUL-terminated; `out` is NULL or writable.
 enum bottle_status bottle_exec(const struct bottle *b,
                                const char *script,
@@ -301,10 +304,15 @@ enum bottle_status bottle_cp_in(const struct bottle *b,
 // if missing, with its parents) holding the same tree. The whole tree is
 // checked before anything is copied: every entry must be a regular file or
 // a directory whose name is UTF-8 without `:`; symbolic links and special
-// files are refused with `BOTTLE_ERR_INVALID_ARGUMENT`. Directories are
-// created as root with one `exec`, then given to the owner; each file is
-// then copied with `smolvm machine cp`. A failure part-way leaves what was
-// already copied in the guest.
+// files are refused with `BOTTLE_ERR_INVALID_ARGUMENT`. Without a mode,
+// files keep their host permission bits except setuid, setgid and sticky.
+// Directories are created as root with one `exec`; only those it creates
+// are given to the owner, and a symbolic link in the guest where a
+// directory goes stops the copy (`BOTTLE_ERR_SMOLVM`) rather than being
+// followed. Each file is then copied with `smolvm machine cp`, which, like
+// `cp`, writes through a link at a file's own path: copy into places the
+// guest's users cannot write, or fresh ones. A failure part-way leaves what
+// was already copied in the guest.
 //
 // Codes as for `bottle_cp_in`. Thread-safe. Blocks until done.
 //
@@ -322,8 +330,10 @@ enum bottle_status bottle_cp_in_with(const struct bottle *b,
 // - `host_path`: required; any bytes, like `bottle_cp_in`'s. Its directory
 //   must exist. The file is written under a temporary name in that
 //   directory and renamed over `host_path` only once smolvm has succeeded,
-//   so an existing file is replaced whole or left untouched. A new file
-//   gets mode 0666 less the umask.
+//   so an existing file is replaced whole or left untouched; it keeps its
+//   permission bits (not its owner or other hard links). A symbolic link
+//   at `host_path` is replaced, not followed. A new file gets mode 0666
+//   less the umask.
 //
 // Codes as for `bottle_cp_in` (`BOTTLE_ERR_IO` when the host directory is
 // missing or not writable). Thread-safe. Blocks until done.
@@ -362,7 +372,8 @@ enum bottle_status bottle_close_checked(struct bottle *b);
 // bottle, and it must not be used afterwards.
 //
 // # Safety
-// `b` is NULL or a bottle from `bottle_open` not yet closed.
+// `b` is NULL or a bottle from `bottle_open` or `bottle_launch`, not yet
+// closed.
 void bottle_close(struct bottle *b);
 
 // Makes a new, untripped token in `*out` (NULL on failure). Free it with
@@ -396,8 +407,9 @@ bool bottle_cancel_is_tripped(const struct bottle_cancel *cancel);
 void bottle_cancel_free(struct bottle_cancel *cancel);
 
 // Makes copy options with the defaults in `*out` (NULL on failure): mode
-// 0644 for a single file (each file's host permissions in a directory),
-// owned by root, no progress callback.
+// 0644 for a single file (in a directory, each file's host permission
+// bits, without setuid, setgid and sticky), owned by root, no progress
+// callback.
 //
 // # Safety
 // `out` is NULL or writable.
@@ -425,8 +437,10 @@ enum bottle_status bottle_copy_options_set_owner_ids(struct bottle_copy_options 
                                                      uint32_t gid);
 
 // Gives everything copied to the guest user `user` and its primary group,
-// looked up in the guest at copy time; pass `"node"` so the agent can
-// write what it was given. NULL goes back to root.
+// looked up in the guest at copy time (one `exec` as root); pass `"node"`
+// so the agent can write what it was given. A user the guest does not
+// know makes the copy fail with `BOTTLE_ERR_INVALID_ARGUMENT` before any
+// file is copied. NULL goes back to root.
 //
 // # Safety
 // `opts` is NULL or live options; `user` is NULL or NUL-terminated.

@@ -86,11 +86,6 @@ impl Bottle {
             .collect()
     }
 
-    /// Whether closing this bottle stops and deletes its machine.
-    pub fn owns_machine(&self) -> bool {
-        self.owns_machine
-    }
-
     /// Releases the bottle; a launched bottle's machine is stopped and
     /// deleted, and a failure to do so is returned (the handle is gone
     /// either way).
@@ -283,10 +278,7 @@ impl Bottle {
     }
 
     pub(crate) fn failed(&self, subcommand: &str, message: &str) -> Error {
-        Error::Smolvm(format!(
-            "smolvm machine {subcommand} on '{}' failed: {message}",
-            self.machine
-        ))
+        smolvm::failed(subcommand, &self.machine, message)
     }
 }
 

@@ -11,7 +11,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
@@ -38,7 +38,7 @@ pub enum Owner {
 #[derive(Debug, Clone, Default)]
 pub struct CopyOptions {
     /// Permission bits for copied files. `None`: 0644 for a single file;
-    /// each file's own host permissions in a directory copy.
+    /// each file's own host permissions (0777 bits only) in a directory copy.
     pub mode: Option<u32>,
     pub owner: Owner,
 }
@@ -68,7 +68,7 @@ impl Bottle {
     /// owned by root with mode 0644.
     pub fn cp_in(&self, host_path: &Path, guest_path: &str) -> Result<()> {
         check_host_path(host_path)?;
-        let file = open_regular_file(host_path)?;
+        let file = open_regular_file(host_path, Links::Follow)?;
         self.copy_file_in(&file, guest_path, Some(0o644), None)
     }
 
@@ -90,9 +90,9 @@ impl Bottle {
         mut progress: Option<OnProgress<'_>>,
     ) -> Result<()> {
         if let Some(mode) = opts.mode {
-            validate_mode(mode)?;
+            validate::mode(mode)?;
         }
-        check_cp_guest_path(guest_path)?;
+        validate::cp_guest_path(guest_path)?;
         check_host_path(host_path)?;
         let meta = fs::symlink_metadata(host_path)
             .map_err(|e| Error::io(format!("host_path {}: cannot stat", host_path.display()), e))?;
@@ -104,7 +104,7 @@ impl Bottle {
         };
 
         if !meta.is_dir() {
-            let file = open_regular_file(host_path)?;
+            let file = open_regular_file(host_path, Links::Follow)?;
             let size = file.metadata().map(|m| m.len()).unwrap_or(0);
             let mut p = Progress {
                 files_done: 0,
@@ -130,7 +130,9 @@ impl Bottle {
         report(p);
         self.make_guest_dirs(&tree.dirs, owner)?;
         for (host, guest, size, host_mode) in &tree.files {
-            let file = open_regular_file(host)?;
+            // The walk saw a regular file; should it have been swapped for
+            // a link since, the open fails instead of following it.
+            let file = open_regular_file(host, Links::Refuse)?;
             self.copy_file_in(&file, guest, Some(opts.mode.unwrap_or(*host_mode)), owner)?;
             p.files_done += 1;
             p.bytes_done += size;
@@ -142,9 +144,11 @@ impl Bottle {
     /// Copies the guest file `guest_path` to `host_path`. The host file is
     /// written under a temporary name beside it and renamed into place only
     /// when smolvm has succeeded: an existing file is replaced whole or not
-    /// at all. A new file gets mode 0666 less the process umask.
+    /// at all, and keeps its permission bits (not its owner, nor other hard
+    /// links to it). A symbolic link at `host_path` is replaced, not
+    /// followed. A new file gets mode 0666 less the process umask.
     pub fn cp_out(&self, guest_path: &str, host_path: &Path) -> Result<()> {
-        check_cp_guest_path(guest_path)?;
+        validate::cp_guest_path(guest_path)?;
         check_host_path(host_path)?;
         if host_path.is_dir() {
             return Err(Error::invalid(
@@ -162,15 +166,31 @@ impl Bottle {
             &fd_path(&temp),
             temp.as_raw_fd(),
         );
-        drop(temp);
-        let result = copied.and_then(|()| {
-            fs::rename(&temp_path, host_path).map_err(|e| {
-                Error::io(
-                    format!("host_path {}: cannot replace", host_path.display()),
-                    e,
-                )
+        // Replacing a file keeps its permissions, as writing into it would
+        // (set after smolvm, which may set its own on the file it wrote).
+        let kept_mode = fs::symlink_metadata(host_path)
+            .ok()
+            .filter(|old| old.is_file())
+            .map(|old| fs::Permissions::from_mode(old.mode() & 0o7777));
+        let result = copied
+            .and_then(|()| match kept_mode {
+                Some(mode) => temp.set_permissions(mode).map_err(|e| {
+                    Error::io(
+                        format!("host_path {}: cannot keep its mode", host_path.display()),
+                        e,
+                    )
+                }),
+                None => Ok(()),
             })
-        });
+            .and_then(|()| {
+                fs::rename(&temp_path, host_path).map_err(|e| {
+                    Error::io(
+                        format!("host_path {}: cannot replace", host_path.display()),
+                        e,
+                    )
+                })
+            });
+        drop(temp);
         if result.is_err() {
             // Only our own temporary file: nothing the caller had is lost.
             let _ = fs::remove_file(&temp_path);
@@ -185,7 +205,7 @@ impl Bottle {
         mode: Option<u32>,
         owner: Option<(u32, u32)>,
     ) -> Result<()> {
-        check_cp_guest_path(guest_path)?;
+        validate::cp_guest_path(guest_path)?;
         let mut flags = Vec::new();
         if let Some(mode) = mode {
             flags.extend(["--mode".to_owned(), format!("{mode:o}")]);
@@ -239,10 +259,11 @@ impl Bottle {
             Default::default(),
             Default::default(),
         )?;
+        // The last two lines: root's login profile may print before them.
         let text = String::from_utf8_lossy(&out.stdout);
-        let mut ids = text.lines().map(|l| l.trim().parse::<u32>());
+        let mut ids = text.lines().rev().map(|l| l.trim().parse::<u32>());
         match (out.exit_code, ids.next(), ids.next()) {
-            (0, Some(Ok(uid)), Some(Ok(gid))) => Ok(Some((uid, gid))),
+            (0, Some(Ok(gid)), Some(Ok(uid))) => Ok(Some((uid, gid))),
             _ => Err(Error::invalid(
                 "user",
                 format!(
@@ -253,20 +274,35 @@ impl Bottle {
         }
     }
 
-    /// Creates `dirs` in the guest as root, then gives them to `owner`. The
-    /// names go through stdin, NUL-separated, so no name is parsed by a
-    /// shell and no command line grows with the tree.
+    /// Creates the tree's directories in the guest as root: `dirs[0]` with
+    /// its parents, the others one level at a time. Only directories it
+    /// creates are given to `owner`, and a symbolic link where a directory
+    /// is expected stops it, so a guest user who can write there cannot
+    /// point the root-run `mkdir` and `chown` elsewhere (`chown -h` never
+    /// follows one). The names go through stdin, NUL-separated, so none is
+    /// parsed by a shell and no command line grows with the tree.
     fn make_guest_dirs(&self, dirs: &[String], owner: Option<(u32, u32)>) -> Result<()> {
+        let Some((root, subdirs)) = dirs.split_first() else {
+            return Ok(());
+        };
         let mut list = Vec::new();
-        for dir in dirs {
+        for dir in subdirs {
             list.extend_from_slice(dir.as_bytes());
             list.push(0);
         }
         let chown = match owner {
-            Some((uid, gid)) => format!(" && chown -- {uid}:{gid} \"$@\""),
-            None => String::new(),
+            Some((uid, gid)) => format!("chown -h -- {uid}:{gid}"),
+            None => ":".to_owned(),
         };
-        let script = format!("xargs -0 sh -c 'mkdir -p -- \"$@\"{chown}' sh");
+        let refuse = "{ echo \"refusing to copy through the symbolic link $d\" >&2; exit 1; }";
+        let script = format!(
+            "d={root}\n\
+             [ -L \"$d\" ] && {refuse}\n\
+             if [ ! -d \"$d\" ]; then mkdir -p -- \"$d\" && {chown} \"$d\" || exit 1; fi\n\
+             xargs -0 sh -c 'for d do [ -L \"$d\" ] && {refuse}; \
+             if [ ! -d \"$d\" ]; then mkdir -- \"$d\" && {chown} \"$d\" || exit 1; fi; done' sh",
+            root = shell_escape::unix::escape(root.into()),
+        );
         let opts = ExecOptions {
             user: Some("root".into()),
             stdin: Some(list),
@@ -288,33 +324,9 @@ impl Bottle {
     }
 }
 
-/// Permission bits as `chmod` takes them.
-pub(crate) fn validate_mode(mode: u32) -> Result<()> {
-    if mode > 0o7777 {
-        return Err(Error::invalid(
-            "mode",
-            format!("{mode:#o} has bits beyond 07777"),
-        ));
-    }
-    Ok(())
-}
-
 fn check_host_path(path: &Path) -> Result<()> {
     if path.as_os_str().is_empty() {
         return Err(Error::invalid("host_path", "must not be empty"));
-    }
-    Ok(())
-}
-
-/// A guest path smolvm's cp can take: absolute, and without the `:` that
-/// cp reads as the machine separator.
-fn check_cp_guest_path(guest_path: &str) -> Result<()> {
-    validate::guest_path("guest_path", guest_path)?;
-    if guest_path.contains(':') {
-        return Err(Error::invalid(
-            "guest_path",
-            format!("{guest_path:?} contains ':', which smolvm's cp reads as MACHINE:PATH"),
-        ));
     }
     Ok(())
 }
@@ -342,7 +354,7 @@ fn walk(root: &Path, guest_root: &str) -> Result<Tree> {
             let file_name = entry.file_name();
             let name = utf8_name(&host, &file_name)?;
             let guest = format!("{guest_dir}/{name}");
-            check_cp_guest_path(&guest)
+            validate::cp_guest_path(&guest)
                 .map_err(|e| Error::invalid("host_path", format!("{}: {e}", host.display())))?;
             let meta = entry
                 .metadata()
@@ -351,8 +363,11 @@ fn walk(root: &Path, guest_root: &str) -> Result<Tree> {
                 tree.dirs.push(guest.clone());
                 pending.push((host, guest));
             } else if meta.is_file() {
+                // Without an explicit mode, a file keeps its permission bits
+                // but never setuid, setgid or sticky: copied as root, those
+                // would hand every guest user a root-owned setuid file.
                 tree.files
-                    .push((host, guest, meta.len(), meta.mode() & 0o7777));
+                    .push((host, guest, meta.len(), meta.mode() & 0o777));
             } else {
                 return Err(Error::invalid(
                     "host_path",
@@ -384,15 +399,35 @@ fn utf8_name<'a>(host: &Path, name: &'a OsStr) -> Result<&'a str> {
     })
 }
 
+/// Whether opening a host file may follow a symbolic link.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Links {
+    /// The caller named this path: a link to a file is what they meant.
+    Follow,
+    /// An entry of a walked tree, already seen not to be a link.
+    Refuse,
+}
+
 /// Opens `path` for reading and checks it is a regular file. O_NONBLOCK keeps
 /// a FIFO from blocking the open; it has no effect on a regular file.
-pub(crate) fn open_regular_file(path: &Path) -> Result<File> {
+fn open_regular_file(path: &Path, links: Links) -> Result<File> {
     let shown = path.display();
+    let nofollow = if links == Links::Refuse {
+        libc::O_NOFOLLOW
+    } else {
+        0
+    };
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | nofollow)
         .open(path)
-        .map_err(|e| Error::io(format!("host_path {shown}: cannot open"), e))?;
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) if links == Links::Refuse => Error::invalid(
+                "host_path",
+                format!("{shown} is a symbolic link; a directory copy takes only regular files and directories"),
+            ),
+            _ => Error::io(format!("host_path {shown}: cannot open"), e),
+        })?;
     let meta = file
         .metadata()
         .map_err(|e| Error::io(format!("host_path {shown}: cannot stat"), e))?;
@@ -496,14 +531,6 @@ fn inherit_fd(fd: RawFd) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn modes_are_permission_bits() {
-        validate_mode(0o7777).unwrap();
-        validate_mode(0).unwrap();
-        let e = validate_mode(0o10000).unwrap_err().to_string();
-        assert!(e.starts_with("mode: 0o10000"), "{e}");
-    }
 
     #[test]
     fn walk_maps_a_tree_and_refuses_links() {

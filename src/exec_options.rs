@@ -36,8 +36,8 @@ impl ExecOptions {
         if let Some(user) = &self.user {
             validate::user(user)?;
         }
-        for (name, _) in self.env.iter().chain(&self.secret_env) {
-            validate::env_name("name", name)?;
+        for (name, value) in self.env.iter().chain(&self.secret_env) {
+            validate::env_pair(name, value)?;
         }
         if let Some(dir) = &self.workdir {
             validate::guest_path("dir", dir)?;

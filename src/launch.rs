@@ -3,8 +3,9 @@
 //!
 //! Every machine launched here carries smolvm labels that say it is
 //! libbottle's and which process owns it: the pid, that process's start time
-//! (so a reused pid is not mistaken for the owner) and the boot id (so is a
-//! pid from before a reboot).
+//! (so a reused pid is not mistaken for the owner), the boot id (so is a pid
+//! from before a reboot) and the pid namespace (a pid means nothing in
+//! another one, so a reaper there leaves the machine alone).
 
 use std::fs;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ pub const LABEL: &str = "libbottle";
 const LABEL_PID: &str = "libbottle.pid";
 const LABEL_START: &str = "libbottle.start";
 const LABEL_BOOT: &str = "libbottle.boot";
+const LABEL_PIDNS: &str = "libbottle.pidns";
 
 /// A host directory shared into the guest (`-v HOST:GUEST[:ro]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +34,7 @@ pub struct Volume {
 /// no network, and a generated name.
 #[derive(Debug, Clone, Default)]
 pub struct LaunchOptions {
-    /// The machine name; `None` generates a unique one (`bottle-PID-HEX`).
+    /// The machine name; `None` generates a unique one (`bottle-PID-N-HEX`).
     pub name: Option<String>,
     pub image: Option<String>,
     pub cpus: Option<u32>,
@@ -54,7 +56,7 @@ impl LaunchOptions {
             validate::machine_name(name)?;
         }
         if let Some(image) = &self.image {
-            image_ref(image)?;
+            validate::image(image)?;
         }
         if self.cpus == Some(0) {
             return Err(Error::invalid("cpus", "must be at least 1"));
@@ -63,10 +65,10 @@ impl LaunchOptions {
             return Err(Error::invalid("mib", "must be at least 1"));
         }
         for v in &self.volumes {
-            volume(v)?;
+            validate::volume(&v.host, &v.guest)?;
         }
-        for (name, _) in &self.env {
-            validate::env_name("name", name)?;
+        for (name, value) in &self.env {
+            validate::env_pair(name, value)?;
         }
         if let Some(p) = &self.prompt_path {
             validate::guest_path("prompt_path", p)?;
@@ -118,6 +120,7 @@ struct ProcessId {
     pid: u32,
     start: String,
     boot: String,
+    pidns: String,
 }
 
 impl ProcessId {
@@ -132,21 +135,29 @@ impl ProcessId {
                 )
             })?,
             boot: boot_id()?,
+            pidns: pid_namespace()?,
         })
     }
 
-    fn labels(&self) -> [(&'static str, String); 4] {
+    fn labels(&self) -> [(&'static str, String); 5] {
         [
             (LABEL, "1".into()),
             (LABEL_PID, self.pid.to_string()),
             (LABEL_START, self.start.clone()),
             (LABEL_BOOT, self.boot.clone()),
+            (LABEL_PIDNS, self.pidns.clone()),
         ]
     }
 
-    /// Whether this process still runs on this machine.
-    fn is_alive(&self, boot: &str) -> bool {
-        self.boot == boot && start_time(self.pid).as_deref() == Some(self.start.as_str())
+    /// Whether this owner is known to be gone, as seen by `here` (the
+    /// current process): from an earlier boot, or its pid no longer names
+    /// the process that started then. An owner in another pid namespace
+    /// cannot be looked up, so it is never taken for gone.
+    fn is_gone(&self, here: &ProcessId) -> bool {
+        if self.boot != here.boot {
+            return true;
+        }
+        self.pidns == here.pidns && start_time(self.pid).as_deref() != Some(self.start.as_str())
     }
 }
 
@@ -158,6 +169,13 @@ fn start_time(pid: u32) -> Option<String> {
     // fields from the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(19).map(str::to_owned)
+}
+
+/// The pid namespace, as the kernel names it (`pid:[4026531836]`).
+fn pid_namespace() -> Result<String> {
+    fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.to_string_lossy().into_owned())
+        .map_err(|e| Error::io("reading /proc/self/ns/pid", e))
 }
 
 fn boot_id() -> Result<String> {
@@ -179,14 +197,16 @@ impl Bottle {
             .name
             .clone()
             .unwrap_or_else(|| generated_name(owner.pid));
-        run(&smolvm, opts.create_args(&name, &owner), "create", &name)?;
-        if let Err(start) = run(&smolvm, start_args(&name), "start", &name) {
-            return Err(match run(&smolvm, delete_args(&name), "delete", &name) {
-                Ok(()) => start,
-                Err(delete) => Error::Smolvm(format!(
-                    "{start}; deleting the machine afterwards failed too: {delete}"
-                )),
-            });
+        smolvm.run_checked(opts.create_args(&name, &owner), "create", &name)?;
+        if let Err(start) = smolvm.run_checked(smolvm::start_args(&name), "start", &name) {
+            return Err(
+                match smolvm.run_checked(smolvm::delete_args(&name), "delete", &name) {
+                    Ok(()) => start,
+                    Err(delete) => Error::Smolvm(format!(
+                        "{start}; deleting the machine afterwards failed too: {delete}"
+                    )),
+                },
+            );
         }
         let machine_env = opts.env.iter().map(|(k, _)| k.clone()).collect();
         Ok(Bottle::new(
@@ -202,15 +222,8 @@ impl Bottle {
 /// Stops and deletes `machine`. Deletion is tried even when the stop fails,
 /// and the first failure is returned.
 pub fn teardown(smolvm: &Smolvm, machine: &str) -> Result<()> {
-    let stopped = run(
-        smolvm,
-        ["machine", "stop", "--name", machine]
-            .map(str::to_owned)
-            .to_vec(),
-        "stop",
-        machine,
-    );
-    let deleted = run(smolvm, delete_args(machine), "delete", machine);
+    let stopped = smolvm.run_checked(smolvm::stop_args(machine), "stop", machine);
+    let deleted = smolvm.run_checked(smolvm::delete_args(machine), "delete", machine);
     stopped.and(deleted)
 }
 
@@ -220,7 +233,7 @@ pub fn teardown(smolvm: &Smolvm, machine: &str) -> Result<()> {
 /// still lists what was deleted.
 pub fn reap(removed: &mut Vec<String>) -> Result<()> {
     let smolvm = Smolvm::locate()?;
-    let out = smolvm.capture(&mut smolvm.command(["machine", "ls", "--json"]))?;
+    let out = smolvm.capture(&mut smolvm.command(smolvm::ls_args()))?;
     if !out.status.success() {
         return Err(Error::Smolvm(format!(
             "smolvm machine ls failed: {}",
@@ -229,7 +242,7 @@ pub fn reap(removed: &mut Vec<String>) -> Result<()> {
     }
     let list: serde_json::Value = serde_json::from_slice(&out.stdout)
         .map_err(|e| Error::Smolvm(format!("smolvm machine ls printed no JSON: {e}")))?;
-    let boot = boot_id()?;
+    let here = ProcessId::current()?;
     let mut failures = Vec::new();
     for machine in list.as_array().into_iter().flatten() {
         let Some(name) = machine.get("name").and_then(|n| n.as_str()) else {
@@ -238,10 +251,10 @@ pub fn reap(removed: &mut Vec<String>) -> Result<()> {
         let Some(owner) = owner_of(machine) else {
             continue;
         };
-        if owner.is_alive(&boot) {
+        if !owner.is_gone(&here) {
             continue;
         }
-        match run(&smolvm, delete_args(name), "delete", name) {
+        match smolvm.run_checked(smolvm::delete_args(name), "delete", name) {
             Ok(()) => removed.push(name.to_owned()),
             Err(e) => failures.push(e.to_string()),
         }
@@ -264,6 +277,7 @@ fn owner_of(machine: &serde_json::Value) -> Option<ProcessId> {
         pid: label(LABEL_PID)?.parse().ok()?,
         start: label(LABEL_START)?.to_owned(),
         boot: label(LABEL_BOOT)?.to_owned(),
+        pidns: label(LABEL_PIDNS)?.to_owned(),
     })
 }
 
@@ -278,66 +292,6 @@ fn generated_name(pid: u32) -> String {
     format!("bottle-{pid}-{n}-{:08x}", u32::from_ne_bytes(bytes))
 }
 
-fn start_args(machine: &str) -> Vec<String> {
-    ["machine", "start", "--name", machine]
-        .map(str::to_owned)
-        .to_vec()
-}
-
-fn delete_args(machine: &str) -> Vec<String> {
-    ["machine", "delete", "--name", machine, "-f"]
-        .map(str::to_owned)
-        .to_vec()
-}
-
-/// Runs a lifecycle subcommand; its failure carries smolvm's message.
-fn run(smolvm: &Smolvm, args: Vec<String>, what: &str, machine: &str) -> Result<()> {
-    let out = smolvm.capture(&mut smolvm.command(args))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Smolvm(format!(
-            "smolvm machine {what} on '{machine}' failed: {}",
-            smolvm::failure_message(&out)
-        )))
-    }
-}
-
-/// An image reference: non-empty, printable ASCII, no spaces, and not
-/// starting with `-`.
-pub(crate) fn image_ref(image: &str) -> Result<()> {
-    let printable = image.bytes().all(|b| b.is_ascii_graphic());
-    if image.is_empty() || !printable || image.starts_with('-') {
-        return Err(Error::invalid(
-            "image",
-            format!("{image:?} is not an image reference (printable ASCII without spaces, not starting with '-')"),
-        ));
-    }
-    Ok(())
-}
-
-/// `-v HOST:GUEST[:ro]` is split at `:`, so neither side may hold one.
-pub(crate) fn volume(v: &Volume) -> Result<()> {
-    let host = v
-        .host
-        .to_str()
-        .ok_or_else(|| Error::invalid("host_path", format!("{} is not UTF-8", v.host.display())))?;
-    if !host.starts_with('/') || host.contains(':') {
-        return Err(Error::invalid(
-            "host_path",
-            format!("{host:?} must be an absolute path without ':'"),
-        ));
-    }
-    validate::guest_path("guest_path", &v.guest)?;
-    if v.guest.contains(':') {
-        return Err(Error::invalid(
-            "guest_path",
-            format!("{:?} must not contain ':'", v.guest),
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,14 +299,22 @@ mod tests {
     #[test]
     fn the_current_process_is_alive_and_a_dead_one_is_not() {
         let me = ProcessId::current().unwrap();
-        let boot = boot_id().unwrap();
-        assert!(me.is_alive(&boot));
-        assert!(!me.is_alive("another-boot"));
+        assert!(!me.is_gone(&me));
         let reused_pid = ProcessId {
             start: "1".into(),
             ..me.clone()
         };
-        assert!(!reused_pid.is_alive(&boot));
+        assert!(reused_pid.is_gone(&me));
+        let earlier_boot = ProcessId {
+            boot: "another-boot".into(),
+            ..me.clone()
+        };
+        assert!(earlier_boot.is_gone(&me));
+        let other_namespace = ProcessId {
+            pidns: "pid:[1]".into(),
+            ..reused_pid
+        };
+        assert!(!other_namespace.is_gone(&me), "cannot be judged from here");
     }
 
     #[test]
@@ -389,6 +351,7 @@ mod tests {
             pid: 7,
             start: "99".into(),
             boot: "b".into(),
+            pidns: "pid:[9]".into(),
         };
         assert_eq!(
             opts.create_args("m1", &owner),
@@ -415,6 +378,8 @@ mod tests {
                 "libbottle.start=99",
                 "--label",
                 "libbottle.boot=b",
+                "--label",
+                "libbottle.pidns=pid:[9]",
                 "--net"
             ]
         );

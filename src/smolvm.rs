@@ -74,10 +74,6 @@ impl Smolvm {
             .ok_or_else(|| "not found on PATH".to_string())
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// A `Command` for smolvm with `args`; stdio is the caller's to set.
     pub fn command<I, S>(&self, args: I) -> Command
     where
@@ -126,6 +122,17 @@ impl Smolvm {
                 format!("cannot start smolvm at {}: {e}", self.path.display()),
             ),
             _ => Error::io(format!("running smolvm at {}", self.path.display()), e),
+        }
+    }
+
+    /// Runs a subcommand that prints nothing worth keeping (create, start,
+    /// stop, delete); its failure carries smolvm's message.
+    pub fn run_checked(&self, args: Vec<String>, subcommand: &str, machine: &str) -> Result<()> {
+        let out = self.capture(&mut self.command(args))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(failed(subcommand, machine, &failure_message(&out)))
         }
     }
 
@@ -235,6 +242,39 @@ pub fn cp_args(flags: &[String], src: &str, dst: &str) -> Vec<String> {
     args.extend_from_slice(flags);
     args.extend(["--", src, dst].map(str::to_owned));
     args
+}
+
+/// `machine start --name N`
+pub fn start_args(machine: &str) -> Vec<String> {
+    ["machine", "start", "--name", machine]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+/// `machine stop --name N`
+pub fn stop_args(machine: &str) -> Vec<String> {
+    ["machine", "stop", "--name", machine]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+/// `machine delete --name N -f`
+pub fn delete_args(machine: &str) -> Vec<String> {
+    ["machine", "delete", "--name", machine, "-f"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+/// `machine ls --json`
+pub fn ls_args() -> [&'static str; 3] {
+    ["machine", "ls", "--json"]
+}
+
+/// smolvm's failure of `subcommand` on `machine`, in its own words.
+pub fn failed(subcommand: &str, machine: &str, message: &str) -> Error {
+    Error::Smolvm(format!(
+        "smolvm machine {subcommand} on '{machine}' failed: {message}"
+    ))
 }
 
 /// `machine status --name N --json`
@@ -463,7 +503,7 @@ mod tests {
     #[test]
     fn resolve_finds_executables_on_the_search_path() {
         let found = Smolvm::resolve(OsStr::new("sh"), Some("/nonexistent:/bin".into())).unwrap();
-        assert_eq!(found.path(), Path::new("/bin/sh"));
+        assert_eq!(found.path, Path::new("/bin/sh"));
         let missing = Smolvm::resolve(OsStr::new("sh"), Some("/nonexistent".into()));
         assert_eq!(missing.unwrap_err(), "not found on PATH");
         // A directory or a non-executable file is not smolvm.

@@ -3,6 +3,8 @@
 //! Each check runs before anything is spawned, so a rejected argument never
 //! reaches smolvm. Messages name the C argument and say what is wrong.
 
+use std::path::Path;
+
 use crate::error::{Error, Result};
 
 /// Longest machine name smolvm accepts.
@@ -139,6 +141,76 @@ pub fn env_name(arg: &str, name: &str) -> Result<()> {
     }
 }
 
+/// `NAME=VALUE` for an environment variable: a valid name, and the pair
+/// small enough to travel as one argument (`-e NAME=VALUE`).
+pub fn env_pair(name: &str, value: &str) -> Result<()> {
+    env_name("name", name)?;
+    single_argument("value", "NAME=VALUE", name.len() + 1 + value.len())
+}
+
+/// Permission bits as `chmod` takes them.
+pub fn mode(mode: u32) -> Result<()> {
+    if mode > 0o7777 {
+        return Err(Error::invalid(
+            "mode",
+            format!("{mode:#o} has bits beyond 07777"),
+        ));
+    }
+    Ok(())
+}
+
+/// A guest path smolvm's cp can take: absolute, and without the `:` that
+/// cp reads as the machine separator.
+pub fn cp_guest_path(guest_path: &str) -> Result<()> {
+    self::guest_path("guest_path", guest_path)?;
+    if guest_path.contains(':') {
+        return Err(Error::invalid(
+            "guest_path",
+            format!("{guest_path:?} contains ':', which smolvm's cp reads as MACHINE:PATH"),
+        ));
+    }
+    Ok(())
+}
+
+/// An image reference: non-empty, printable ASCII, no spaces, and not
+/// starting with `-`.
+pub fn image(image: &str) -> Result<()> {
+    let printable = image.bytes().all(|b| b.is_ascii_graphic());
+    if image.is_empty() || !printable || image.starts_with('-') {
+        return Err(Error::invalid(
+            "image",
+            format!(
+                "{image:?} is not an image reference (printable ASCII without spaces, \
+                 not starting with '-')"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A volume, `-v HOST:GUEST[:ro]`: split at `:`, so neither side may hold
+/// one; the host side is absolute, so it cannot be read as an option.
+pub fn volume(host: &Path, guest: &str) -> Result<()> {
+    let shown = host.display();
+    let host = host
+        .to_str()
+        .ok_or_else(|| Error::invalid("host_path", format!("{shown} is not UTF-8")))?;
+    if !host.starts_with('/') || host.contains(':') {
+        return Err(Error::invalid(
+            "host_path",
+            format!("{host:?} must be an absolute path without ':'"),
+        ));
+    }
+    guest_path("guest_path", guest)?;
+    if guest.contains(':') {
+        return Err(Error::invalid(
+            "guest_path",
+            format!("{guest:?} must not contain ':'"),
+        ));
+    }
+    Ok(())
+}
+
 fn describe_char(c: char) -> String {
     if c.is_ascii_graphic() || c == ' ' {
         format!("character {c:?}")
@@ -220,6 +292,21 @@ mod tests {
         for bad in ["", "1A", "A=B", "A B", "-e", "é", "A-B"] {
             assert!(reason(env_name("key", bad)).starts_with("key: "), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn modes_are_permission_bits() {
+        mode(0o7777).unwrap();
+        mode(0).unwrap();
+        assert!(reason(mode(0o10000)).starts_with("mode: 0o10000"));
+    }
+
+    #[test]
+    fn env_values_must_fit_one_argument() {
+        env_pair("A", "short").unwrap();
+        let long = "v".repeat(ARG_MAX_BYTES);
+        assert!(reason(env_pair("A", &long)).starts_with("value: NAME=VALUE is "));
+        assert!(reason(env_pair("1A", "v")).starts_with("name: "));
     }
 
     #[test]

@@ -231,3 +231,67 @@ fn cp_in_with_copies_directories_and_reports_progress() {
         "nothing was copied"
     );
 }
+
+#[test]
+fn directory_copies_never_hand_out_privileges() {
+    let m = Machine::new("privs");
+    let b = m.open();
+    let dir = Scratch::new("privs");
+    let root = dir.0.join("tree");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("tool"), "#!/bin/sh\n").unwrap();
+    std::fs::write(root.join("sub/f"), "f").unwrap();
+    let setuid = std::os::unix::fs::PermissionsExt::from_mode(0o4755);
+    std::fs::set_permissions(root.join("tool"), setuid).unwrap();
+    let node = CopyOpts::new();
+    unsafe {
+        check(bottle_copy_options_set_owner_user(
+            node.0,
+            cstr("node").as_ptr(),
+        ))
+        .unwrap()
+    };
+
+    // No setuid bit without an explicit mode.
+    cp_in_with(&b, &root, "/home/node/t", &node).unwrap();
+    assert_eq!(b.sh("stat -c %a ~/t/tool"), "755\n");
+
+    // A link the agent planted where a directory goes is refused, and what
+    // it points to is neither written into nor given away.
+    b.sh("mkdir ~/p && ln -s /etc ~/p/sub");
+    assert_fails(
+        cp_in_with(&b, &root, "/home/node/p", &node),
+        BOTTLE_ERR_SMOLVM,
+        "refusing to copy through the symbolic link /home/node/p/sub",
+    );
+    let etc = b
+        .exec("stat -c %U /etc; test -e /etc/f", Some("root"))
+        .unwrap();
+    assert_eq!((etc.stdout_str(), etc.exit_code), ("root\n", 1));
+
+    // An existing directory keeps its owner.
+    cp_in_with(&b, &root, "/tmp", &node).unwrap();
+    assert_eq!(b.sh("stat -c %U /tmp /tmp/sub"), "root\nnode\n");
+}
+
+#[test]
+fn cp_out_keeps_the_mode_of_the_file_it_replaces() {
+    let m = Machine::new("keepmode");
+    let b = m.open();
+    let dir = Scratch::new("keepmode");
+    let private = dir.0.join("private");
+    std::fs::write(&private, "old").unwrap();
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    b.sh("printf new > /tmp/new");
+    cp_out(&b, "/tmp/new", &private).unwrap();
+    let meta = std::fs::metadata(&private).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777,
+        0o600
+    );
+    assert_eq!(std::fs::read(&private).unwrap(), b"new");
+}

@@ -196,6 +196,10 @@ fn reap_deletes_machines_of_dead_owners_only() {
         format!("libbottle.pid={dead_pid}"),
         "libbottle.start=12345".to_owned(),
         format!("libbottle.boot={}", boot.trim()),
+        format!(
+            "libbottle.pidns={}",
+            std::fs::read_link("/proc/self/ns/pid").unwrap().display()
+        ),
     ];
     let mut args = vec!["machine", "create", "--name", &orphan];
     for l in &labels {

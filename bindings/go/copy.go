@@ -201,10 +201,11 @@ func (c *cCopyOptions) repanic() {
 // when it is done, whatever ctx does.
 //
 // Errors: ErrInvalidArgument (naming host_path, guest_path, mode, uid, gid
-// or user; also for a device, FIFO or symbolic link); ErrIO when the host
-// file cannot be opened; ErrSmolvm when smolvm failed (unknown or stopped
-// machine, missing guest directory, unknown owner); ErrSmolvmNotFound;
-// ErrClosed.
+// or user; also for a device, FIFO or symbolic link, and for an owner user
+// the guest does not know); ErrIO when the host file cannot be opened;
+// ErrSmolvm when smolvm failed (unknown or stopped machine, missing guest
+// directory, a symbolic link in the guest where a directory goes);
+// ErrSmolvmNotFound; ErrClosed.
 func (b *Bottle) CopyIn(ctx context.Context, hostPath, guestPath string, opts ...CopyOption) error {
 	const op = "copy in"
 	var o copyOptions

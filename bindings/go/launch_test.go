@@ -216,12 +216,17 @@ func TestReapDeletesOnlyMachinesOfDeadOwners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pidns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		t.Fatal(err)
+	}
 	orphan := fmt.Sprintf("go-%d-orphan", os.Getpid())
 	smolvm(t, "machine", "create", "--name", orphan,
 		"--label", "libbottle=1",
 		"--label", fmt.Sprintf("libbottle.pid=%d", dead.Process.Pid),
 		"--label", "libbottle.start=12345",
-		"--label", "libbottle.boot="+strings.TrimSpace(string(boot)))
+		"--label", "libbottle.boot="+strings.TrimSpace(string(boot)),
+		"--label", "libbottle.pidns="+pidns)
 	t.Cleanup(func() {
 		if machineStatus(t, orphan) != nil {
 			smolvm(t, "machine", "delete", "--name", orphan, "-f")

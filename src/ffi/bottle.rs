@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, CString};
 
-use super::boundary::{self, opt_str_arg, out_arg, path_arg, ref_arg, str_arg};
+use super::boundary::{self, box_out, opt_str_arg, out_arg, path_arg, ref_arg, str_arg};
 use super::copy_options::bottle_copy_options;
 use super::exec_options::{bottle_exec_options, Output};
 use super::exec_result::bottle_exec_result;
@@ -51,8 +51,7 @@ impl bottle {
 ///
 /// Returns `BOTTLE_OK`, `BOTTLE_ERR_INVALID_ARGUMENT` (message names the
 /// argument) or `BOTTLE_ERR_SMOLVM_NOT_FOUND`. The strings are copied: the
-/// caller may free them as soon as this returns. Thread-safe, but reads the
-/// environment: do not call `setenv` concurrently.
+/// caller may free them as soon as this returns. Thread-safe.
 ///
 /// # Safety
 /// Every non-NULL pointer must be valid: strings NUL-terminated, `out`
@@ -64,14 +63,11 @@ pub unsafe extern "C" fn bottle_open(
     out: *mut *mut bottle,
 ) -> bottle_status {
     boundary::guard(|| {
-        let out = out_arg(out, "out")?;
-        // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe { out.as_ptr().write(std::ptr::null_mut()) };
-        let machine = unsafe { str_arg(machine_name, "machine_name") }?;
-        let prompt = unsafe { opt_str_arg(prompt_path, "prompt_path") }?;
-        let handle = Box::new(bottle::new(Bottle::open(machine, prompt)?));
-        unsafe { out.as_ptr().write(Box::into_raw(handle)) };
-        Ok(())
+        box_out(out, || {
+            let machine = unsafe { str_arg(machine_name, "machine_name") }?;
+            let prompt = unsafe { opt_str_arg(prompt_path, "prompt_path") }?;
+            Bottle::open(machine, prompt).map(bottle::new)
+        })
     })
 }
 
@@ -109,7 +105,8 @@ pub unsafe extern "C" fn bottle_open(
 /// reap children it did not start (`waitpid(-1, ...)`).
 ///
 /// # Safety
-/// `b` is NULL or a bottle from `bottle_open` not yet closed; strings are
+/// `b` is NULL or a bottle from `bottle_open` or `bottle_launch`, not yet
+/// closed; strings are
 /// NULL or NUL-terminated; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn bottle_exec(
@@ -268,10 +265,15 @@ pub unsafe extern "C" fn bottle_cp_in(
 /// if missing, with its parents) holding the same tree. The whole tree is
 /// checked before anything is copied: every entry must be a regular file or
 /// a directory whose name is UTF-8 without `:`; symbolic links and special
-/// files are refused with `BOTTLE_ERR_INVALID_ARGUMENT`. Directories are
-/// created as root with one `exec`, then given to the owner; each file is
-/// then copied with `smolvm machine cp`. A failure part-way leaves what was
-/// already copied in the guest.
+/// files are refused with `BOTTLE_ERR_INVALID_ARGUMENT`. Without a mode,
+/// files keep their host permission bits except setuid, setgid and sticky.
+/// Directories are created as root with one `exec`; only those it creates
+/// are given to the owner, and a symbolic link in the guest where a
+/// directory goes stops the copy (`BOTTLE_ERR_SMOLVM`) rather than being
+/// followed. Each file is then copied with `smolvm machine cp`, which, like
+/// `cp`, writes through a link at a file's own path: copy into places the
+/// guest's users cannot write, or fresh ones. A failure part-way leaves what
+/// was already copied in the guest.
 ///
 /// Codes as for `bottle_cp_in`. Thread-safe. Blocks until done.
 ///
@@ -305,8 +307,10 @@ pub unsafe extern "C" fn bottle_cp_in_with(
 /// - `host_path`: required; any bytes, like `bottle_cp_in`'s. Its directory
 ///   must exist. The file is written under a temporary name in that
 ///   directory and renamed over `host_path` only once smolvm has succeeded,
-///   so an existing file is replaced whole or left untouched. A new file
-///   gets mode 0666 less the umask.
+///   so an existing file is replaced whole or left untouched; it keeps its
+///   permission bits (not its owner or other hard links). A symbolic link
+///   at `host_path` is replaced, not followed. A new file gets mode 0666
+///   less the umask.
 ///
 /// Codes as for `bottle_cp_in` (`BOTTLE_ERR_IO` when the host directory is
 /// missing or not writable). Thread-safe. Blocks until done.
@@ -354,7 +358,7 @@ pub unsafe extern "C" fn bottle_close_checked(b: *mut bottle) -> bottle_status {
         if b.is_null() {
             return Err(Error::invalid("b", "must not be NULL"));
         }
-        // SAFETY: `b` came from `Box::into_raw` in `bottle_open` or `bottle_launch`.
+        // SAFETY: `b` came from `box_out` in `bottle_open` or `bottle_launch`.
         let handle = unsafe { Box::from_raw(b) };
         handle.inner.close()
     })
@@ -369,12 +373,13 @@ pub unsafe extern "C" fn bottle_close_checked(b: *mut bottle) -> bottle_status {
 /// bottle, and it must not be used afterwards.
 ///
 /// # Safety
-/// `b` is NULL or a bottle from `bottle_open` not yet closed.
+/// `b` is NULL or a bottle from `bottle_open` or `bottle_launch`, not yet
+/// closed.
 #[no_mangle]
 pub unsafe extern "C" fn bottle_close(b: *mut bottle) {
     boundary::guard_void(|| {
         if !b.is_null() {
-            // SAFETY: `b` came from `Box::into_raw` in `bottle_open`.
+            // SAFETY: `b` came from `box_out` in `bottle_open` or `bottle_launch`.
             drop(unsafe { Box::from_raw(b) });
         }
     });

@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_void};
 
 use super::boundary::{self, box_out, free_boxed, mut_arg, opt_str_arg};
 use super::status::bottle_status;
-use crate::copy::{self, CopyOptions, Owner, Progress};
+use crate::copy::{CopyOptions, Owner, Progress};
 use crate::validate;
 
 /// How far a copy has got: files and bytes done out of the totals, which
@@ -50,8 +50,9 @@ impl bottle_copy_options {
 }
 
 /// Makes copy options with the defaults in `*out` (NULL on failure): mode
-/// 0644 for a single file (each file's host permissions in a directory),
-/// owned by root, no progress callback.
+/// 0644 for a single file (in a directory, each file's host permission
+/// bits, without setuid, setgid and sticky), owned by root, no progress
+/// callback.
 ///
 /// # Safety
 /// `out` is NULL or writable.
@@ -91,7 +92,7 @@ pub unsafe extern "C" fn bottle_copy_options_set_mode(
 ) -> bottle_status {
     boundary::guard(|| {
         let opts = unsafe { mut_arg(opts, "opts") }?;
-        copy::validate_mode(mode)?;
+        validate::mode(mode)?;
         opts.inner.mode = Some(mode);
         Ok(())
     })
@@ -115,8 +116,10 @@ pub unsafe extern "C" fn bottle_copy_options_set_owner_ids(
 }
 
 /// Gives everything copied to the guest user `user` and its primary group,
-/// looked up in the guest at copy time; pass `"node"` so the agent can
-/// write what it was given. NULL goes back to root.
+/// looked up in the guest at copy time (one `exec` as root); pass `"node"`
+/// so the agent can write what it was given. A user the guest does not
+/// know makes the copy fail with `BOTTLE_ERR_INVALID_ARGUMENT` before any
+/// file is copied. NULL goes back to root.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `user` is NULL or NUL-terminated.

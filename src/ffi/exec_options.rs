@@ -321,7 +321,7 @@ pub(crate) unsafe fn env_pair(
     value: *const c_char,
 ) -> Result<(String, String), Error> {
     let name = unsafe { str_arg(name, "name") }?;
-    validate::env_name("name", name)?;
     let value = unsafe { str_arg(value, "value") }?;
+    validate::env_pair(name, value)?;
     Ok((name.to_owned(), value.to_owned()))
 }

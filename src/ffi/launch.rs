@@ -73,7 +73,7 @@ pub unsafe extern "C" fn bottle_launch_options_set_image(
         let opts = unsafe { mut_arg(opts, "opts") }?;
         let image = unsafe { opt_str_arg(image, "image") }?;
         if let Some(i) = image {
-            launch::image_ref(i)?;
+            validate::image(i)?;
         }
         opts.0.image = image.map(str::to_owned);
         Ok(())
@@ -150,7 +150,7 @@ pub unsafe extern "C" fn bottle_launch_options_add_volume(
             guest: guest.to_owned(),
             read_only,
         };
-        launch::volume(&volume)?;
+        validate::volume(&volume.host, &volume.guest)?;
         opts.0.volumes.push(volume);
         Ok(())
     })
