@@ -27,7 +27,7 @@ INSTALL_INC ?= $(PREFIX)/include
 INSTALL_PC  ?= $(INSTALL_LIB)/pkgconfig
 
 .PHONY: all lib standin header install uninstall demo test lint test-rust test-c test-standin \
-	test-sanitize test-valgrind test-examples test-go clean
+	test-sanitize test-valgrind test-examples test-go bench clean
 
 all: lib
 
@@ -131,6 +131,11 @@ test-go: standin lib
 	cd bindings/go && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(STANDIN) \
 		go vet ./... && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(STANDIN) \
 		go test -race -count=1 ./...
+
+# Benchmarks against a smolvm that runs nothing: library against the floor,
+# large captures, concurrency, the Go binding. Results: BENCHMARKS.md.
+bench:
+	scripts/bench.sh
 
 clean:
 	cargo clean

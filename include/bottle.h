@@ -179,10 +179,11 @@ enum bottle_status bottle_open(const char *machine_name,
 // Runs `script` in the machine as `user` and captures what it did.
 //
 // The script is shell code for the user's login shell, run as
-// `smolvm machine exec --name NAME -- runuser -l USER -c SCRIPT`: it gets
-// the user's login environment (`$HOME`, `$USER`, `$PATH`) and is passed as
-// one argument, unchanged, so quote inside it what the shell should not
-// expand. The call blocks until the script exits; its stdin is empty.
+// `smolvm machine exec --name NAME -- runuser -l -c -- -- USER SCRIPT`
+// (the login shell gets `-c -- SCRIPT`, so even a script starting with `-`
+// is run, not read as a shell option): it gets the user's login
+// environment (`$HOME`, `$USER`, `$PATH`) and is passed as one argument,
+// unchanged, so quote inside it what the shell should not expand. The call blocks until the script exits; its stdin is empty.
 //
 // - `b`: required, an open bottle.
 // - `script`: required, UTF-8, at most 131071 bytes (the kernel's limit
@@ -242,8 +243,8 @@ enum bottle_status bottle_exec_with(const struct bottle *b,
 // arguments given.
 //
 // It runs as `node` (claude-code refuses `--dangerously-skip-permissions`
-// as root) through `runuser -l node -c 'exec claude
-// [--append-system-prompt-file PROMPT] ARGV...'`, every piece single-quoted
+// as root) through `runuser -l` running the script `exec claude
+// [--append-system-prompt-file PROMPT] ARGV...`, every piece single-quoted
 // for the login shell, so claude's argv is `argv[0..argc]` byte for byte,
 // whatever the strings contain. The caller's stdin, stdout and stderr are
 // inherited, not captured: claude talks to the caller's terminal. With

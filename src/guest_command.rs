@@ -2,7 +2,7 @@
 //!
 //! smolvm runs guest commands as root, but the agent image's user is `node`
 //! and claude-code refuses `--dangerously-skip-permissions` as root. So every
-//! command goes through `runuser -l USER -c SCRIPT`: `-l` also gives USER's
+//! command goes through `runuser -l USER` with SCRIPT: `-l` also gives USER's
 //! login environment (`$HOME`, `$USER`, `$PATH`), and `runuser -l root` is a
 //! harmless switch when root is wanted.
 
@@ -14,20 +14,24 @@ use crate::validate;
 /// The user commands run as when the caller names none.
 pub const DEFAULT_USER: &str = "node";
 
-/// `runuser -l USER [-w NAME,...] -c SCRIPT` as separate arguments. SCRIPT
-/// is shell code meant for USER's login shell and is passed as one argument,
-/// unchanged; USER has been validated so that it cannot be read as a runuser
-/// option. A login shell starts from a clean environment, so the variables
-/// smolvm sets for runuser (`-e`, `--secret-env`) survive only when named in
-/// `-w` (`--whitelist-environment`).
+/// `runuser -l [-w NAME,...] -c -- -- USER SCRIPT` as separate arguments.
+///
+/// runuser hands its `-c` value to the login shell right after the shell's
+/// own `-c`, where bash and dash still parse options: a script such as `-x`
+/// or `--help` would be taken for one. So runuser's `-c` value is `--`,
+/// which ends the shell's options, and SCRIPT reaches the shell as
+/// runuser's extra argument, unchanged, after a second `--` that ends
+/// runuser's own options. USER has been validated as well, so it cannot be
+/// an option either. A login shell starts from a clean environment, so the
+/// variables smolvm sets for runuser (`-e`, `--secret-env`) survive only
+/// when named in `-w` (`--whitelist-environment`).
 pub fn runuser_command(user: &str, keep_env: &[&str], script: &str) -> Vec<String> {
-    let mut argv: Vec<String> = vec!["runuser".into(), "-l".into(), user.into()];
+    let mut argv: Vec<String> = vec!["runuser".into(), "-l".into()];
     if !keep_env.is_empty() {
         argv.push("-w".into());
         argv.push(keep_env.join(","));
     }
-    argv.push("-c".into());
-    argv.push(script.into());
+    argv.extend(["-c", "--", "--", user, script].map(str::to_owned));
     argv
 }
 
@@ -64,9 +68,23 @@ mod tests {
     #[test]
     fn runuser_keeps_the_script_as_one_argument() {
         let argv = runuser_command("node", &[], "echo 'a b'; exit 3");
-        assert_eq!(argv, ["runuser", "-l", "node", "-c", "echo 'a b'; exit 3"]);
+        assert_eq!(
+            argv,
+            [
+                "runuser",
+                "-l",
+                "-c",
+                "--",
+                "--",
+                "node",
+                "echo 'a b'; exit 3"
+            ]
+        );
         let argv = runuser_command("root", &["A", "B_2"], "env");
-        assert_eq!(argv, ["runuser", "-l", "root", "-w", "A,B_2", "-c", "env"]);
+        assert_eq!(
+            argv,
+            ["runuser", "-l", "-w", "A,B_2", "-c", "--", "--", "root", "env"]
+        );
     }
 
     #[test]

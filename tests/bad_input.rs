@@ -10,13 +10,7 @@ use ::bottle::ffi::bottle::*;
 use ::bottle::ffi::exec_result::{bottle_exec_result, bottle_exec_result_free};
 use ::bottle::ffi::status::bottle_last_error;
 use ::bottle::ffi::status::bottle_status::*;
-use common::{assert_fails, check, cstr, Bottle, Machine};
-
-const NOT_UTF8: &[u8] = b"ab\xff\xfecd\0";
-
-fn not_utf8() -> *const c_char {
-    NOT_UTF8.as_ptr().cast()
-}
+use common::{assert_fails, check, cstr, not_utf8, Bottle, Machine};
 
 #[test]
 fn last_error_is_null_until_a_call_fails_on_this_thread() {

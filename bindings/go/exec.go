@@ -273,8 +273,9 @@ type ExecResult struct {
 // Exec runs script in the machine, in the login shell of node (or of the
 // WithUser user), and returns its exit status and output.
 //
-// The script is shell code, passed as one argument to
-// `runuser -l USER -c SCRIPT`, so it gets the user's login environment
+// The script is shell code, passed unchanged as one argument to the user's
+// login shell through `runuser -l` (after `--`, so a script starting with
+// `-` runs too), so it gets the user's login environment
 // ($HOME, $USER, $PATH) plus any WithEnv and WithSecretEnv variables;
 // quote inside it whatever the shell should not expand. Its stdin is empty
 // unless WithStdin gives one. A script that exits non-zero is not an error:

@@ -386,3 +386,92 @@ pub fn processes_with(needle: &[u8]) -> Vec<String> {
     }
     found
 }
+
+/// A NUL-terminated C string that is not UTF-8.
+pub const NOT_UTF8: &[u8] = b"ab\xff\xfecd\0";
+
+pub fn not_utf8() -> *const c_char {
+    NOT_UTF8.as_ptr().cast()
+}
+
+/// What this process holds that a leak would make grow, read from /proc.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holdings {
+    /// Open descriptor numbers (the one used to list them is not counted).
+    pub fds: Vec<i32>,
+    pub threads: usize,
+    /// Processes whose parent is this one, zombies included.
+    pub children: Vec<i32>,
+    /// Resident memory, in KiB.
+    pub rss_kib: u64,
+}
+
+impl Holdings {
+    pub fn now() -> Self {
+        let listed: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+            .expect("read /proc/self/fd")
+            .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+            .collect();
+        // The listing's own descriptor is closed by now: drop it.
+        let fds = listed
+            .into_iter()
+            .filter(|fd| std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_ok())
+            .collect();
+        let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
+        let me = std::process::id() as i32;
+        let children = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| parent_of(pid) == Some(me))
+            .collect();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let rss_kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().strip_suffix(" kB")?.trim().parse().ok())
+            .expect("VmRSS in /proc/self/status");
+        Holdings {
+            fds,
+            threads,
+            children,
+            rss_kib,
+        }
+    }
+}
+
+/// The parent pid from /proc/PID/stat; None if the process is gone.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may itself hold spaces and ')'.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs `work(0)` to `work(n - 1)` on `n` threads at once and returns once
+/// the threads are gone. A join returns when a thread has finished, a moment
+/// before the kernel removes it from /proc/self/task; a count taken in
+/// between would blame the library for a thread that is already over.
+pub fn on_threads(n: usize, work: impl Fn(usize) + Sync) {
+    let tids = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..n {
+            let (work, tids) = (&work, &tids);
+            s.spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                tids.lock().unwrap().push(unsafe { libc::gettid() });
+                work(t);
+            });
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for tid in tids.into_inner().unwrap() {
+        let task = format!("/proc/self/task/{tid}");
+        while std::path::Path::new(&task).exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "thread {tid} was joined but still exists"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
