@@ -429,7 +429,8 @@ void bottle_copy_options_free(struct bottle_copy_options *opts);
 // `opts` is NULL or live options.
 enum bottle_status bottle_copy_options_set_mode(struct bottle_copy_options *opts, uint32_t mode);
 
-// Gives everything copied to numeric `uid` and `gid` in the guest.
+// Gives everything copied to numeric `uid` and `gid` in the guest. Neither
+// may be `(uid_t)-1`, which chown reads as "leave unchanged".
 //
 // # Safety
 // `opts` is NULL or live options.
@@ -481,7 +482,7 @@ enum bottle_status bottle_exec_options_set_user(struct bottle_exec_options *opts
 
 // Adds the environment variable `name=value` for the script. `name`: an
 // ASCII letter or `_`, then letters, digits, `_`. `value`: UTF-8, may be
-// empty. The pair travels on smolvm's command line (`-e`), where every
+// empty; `name=value` at most 131071 bytes. The pair travels on smolvm's command line (`-e`), where every
 // local user can read it while the command runs: use
 // `bottle_exec_options_add_secret_env` for secrets.
 //
@@ -494,7 +495,8 @@ enum bottle_status bottle_exec_options_add_env(struct bottle_exec_options *opts,
 // Adds the environment variable `name=value` for the script, keeping the
 // value out of every process's command line on the host: smolvm is given
 // `--secret-env` and reads the value from its own environment. Same rules
-// as `bottle_exec_options_add_env`.
+// as `bottle_exec_options_add_env`, and the value must also fit smolvm's
+// environment as `BOTTLE_SECRET_N=value`, within 131071 bytes.
 //
 // # Safety
 // As for `bottle_exec_options_add_env`.

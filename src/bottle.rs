@@ -140,11 +140,15 @@ impl Bottle {
             Some(dir) => Cow::Owned(in_workdir(dir, script)),
             None => Cow::Borrowed(script),
         };
-        validate::single_argument("script", "the script", script.len())?;
+        let what = match opts.workdir {
+            Some(_) => "the script with its `cd` to the working directory",
+            None => "the script",
+        };
+        validate::single_argument("script", what, script.len())?;
 
         // Each secret reaches smolvm as a variable of its own environment.
         let secret_vars: Vec<(String, String)> = (0..opts.secret_env.len())
-            .map(|i| format!("BOTTLE_SECRET_{i}"))
+            .map(validate::secret_var)
             .zip(&opts.secret_env)
             .map(|(var, (name, _))| (name.clone(), var))
             .collect();

@@ -94,7 +94,9 @@ impl Bottle {
         }
         validate::cp_guest_path(guest_path)?;
         check_host_path(host_path)?;
-        let meta = fs::symlink_metadata(host_path)
+        // The caller named this path: a link to a directory copies that
+        // directory (links inside a tree are refused by the walk).
+        let meta = fs::metadata(host_path)
             .map_err(|e| Error::io(format!("host_path {}: cannot stat", host_path.display()), e))?;
         let owner = self.owner_ids(&opts.owner)?;
         let mut report = |p: Progress| {
@@ -245,7 +247,10 @@ impl Bottle {
     fn owner_ids(&self, owner: &Owner) -> Result<Option<(u32, u32)>> {
         let user = match owner {
             Owner::Root => return Ok(None),
-            Owner::Ids { uid, gid } => return Ok(Some((*uid, *gid))),
+            Owner::Ids { uid, gid } => {
+                validate::owner_ids(*uid, *gid)?;
+                return Ok(Some((*uid, *gid)));
+            }
             Owner::User(user) => user,
         };
         validate::user(user)?;

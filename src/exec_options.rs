@@ -36,8 +36,11 @@ impl ExecOptions {
         if let Some(user) = &self.user {
             validate::user(user)?;
         }
-        for (name, value) in self.env.iter().chain(&self.secret_env) {
+        for (name, value) in &self.env {
             validate::env_pair(name, value)?;
+        }
+        for (name, value) in &self.secret_env {
+            validate::secret_env_pair(name, value)?;
         }
         if let Some(dir) = &self.workdir {
             validate::guest_path("dir", dir)?;

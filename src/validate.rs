@@ -19,6 +19,10 @@ const USER_MAX: usize = 32;
 /// `runuser` in the guest, so a longer one could never run.
 pub const ARG_MAX_BYTES: usize = 32 * 4096 - 1;
 
+/// Longest environment variable name: far beyond any real one, and short
+/// enough that a long `NAME=VALUE` is always the value's doing.
+const ENV_NAME_MAX: usize = 4096;
+
 /// Longest path a guest path may be (PATH_MAX without the NUL).
 const PATH_MAX_BYTES: usize = 4095;
 
@@ -145,7 +149,50 @@ pub fn env_name(arg: &str, name: &str) -> Result<()> {
 /// small enough to travel as one argument (`-e NAME=VALUE`).
 pub fn env_pair(name: &str, value: &str) -> Result<()> {
     env_name("name", name)?;
+    if name.len() > ENV_NAME_MAX {
+        return Err(Error::invalid(
+            "name",
+            format!(
+                "is {} bytes long; at most {ENV_NAME_MAX} are allowed",
+                name.len()
+            ),
+        ));
+    }
     single_argument("value", "NAME=VALUE", name.len() + 1 + value.len())
+}
+
+/// The variable through which the library hands smolvm the `index`th
+/// secret: smolvm reads it from its own environment (`--secret-env`).
+pub fn secret_var(index: usize) -> String {
+    format!("BOTTLE_SECRET_{index}")
+}
+
+/// Longest name [`secret_var`] gives, for any index a process can reach.
+const SECRET_VAR_MAX: usize = "BOTTLE_SECRET_".len() + 20;
+
+/// A secret `NAME=VALUE`: it must fit one argument in the guest as
+/// `NAME=VALUE`, and in smolvm's environment as `BOTTLE_SECRET_N=VALUE`.
+pub fn secret_env_pair(name: &str, value: &str) -> Result<()> {
+    env_pair(name, value)?;
+    single_argument(
+        "value",
+        "the secret as smolvm receives it (BOTTLE_SECRET_N=VALUE)",
+        SECRET_VAR_MAX + 1 + value.len(),
+    )
+}
+
+/// Owner ids for a copy. `(uid_t)-1` means "leave unchanged" to chown, so
+/// it would silently leave root as the owner.
+pub fn owner_ids(uid: u32, gid: u32) -> Result<()> {
+    for (arg, id) in [("uid", uid), ("gid", gid)] {
+        if id == u32::MAX {
+            return Err(Error::invalid(
+                arg,
+                format!("{id} is (uid_t)-1, which chown reads as \"leave unchanged\""),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Permission bits as `chmod` takes them.
@@ -302,11 +349,24 @@ mod tests {
     }
 
     #[test]
+    fn secrets_fit_smolvms_environment_too() {
+        secret_env_pair("A", "short").unwrap();
+        let near = "v".repeat(ARG_MAX_BYTES - 3);
+        env_pair("A", &near).unwrap();
+        assert!(reason(secret_env_pair("A", &near)).starts_with("value: the secret as smolvm"));
+        assert!(reason(owner_ids(u32::MAX, 0)).starts_with("uid: "));
+        assert!(reason(owner_ids(0, u32::MAX)).starts_with("gid: "));
+        owner_ids(1000, 1000).unwrap();
+    }
+
+    #[test]
     fn env_values_must_fit_one_argument() {
         env_pair("A", "short").unwrap();
         let long = "v".repeat(ARG_MAX_BYTES);
         assert!(reason(env_pair("A", &long)).starts_with("value: NAME=VALUE is "));
         assert!(reason(env_pair("1A", "v")).starts_with("name: "));
+        let long_name = "N".repeat(ARG_MAX_BYTES);
+        assert!(reason(env_pair(&long_name, "v")).starts_with("name: "));
     }
 
     #[test]

@@ -98,7 +98,8 @@ pub unsafe extern "C" fn bottle_copy_options_set_mode(
     })
 }
 
-/// Gives everything copied to numeric `uid` and `gid` in the guest.
+/// Gives everything copied to numeric `uid` and `gid` in the guest. Neither
+/// may be `(uid_t)-1`, which chown reads as "leave unchanged".
 ///
 /// # Safety
 /// `opts` is NULL or live options.
@@ -110,6 +111,7 @@ pub unsafe extern "C" fn bottle_copy_options_set_owner_ids(
 ) -> bottle_status {
     boundary::guard(|| {
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        validate::owner_ids(uid, gid)?;
         opts.inner.owner = Owner::Ids { uid, gid };
         Ok(())
     })

@@ -121,7 +121,7 @@ pub unsafe extern "C" fn bottle_exec_options_set_user(
 
 /// Adds the environment variable `name=value` for the script. `name`: an
 /// ASCII letter or `_`, then letters, digits, `_`. `value`: UTF-8, may be
-/// empty. The pair travels on smolvm's command line (`-e`), where every
+/// empty; `name=value` at most 131071 bytes. The pair travels on smolvm's command line (`-e`), where every
 /// local user can read it while the command runs: use
 /// `bottle_exec_options_add_secret_env` for secrets.
 ///
@@ -133,13 +133,14 @@ pub unsafe extern "C" fn bottle_exec_options_add_env(
     name: *const c_char,
     value: *const c_char,
 ) -> bottle_status {
-    unsafe { add_pair(opts, name, value, |o| &mut o.env) }
+    unsafe { add_pair(opts, name, value, |o| &mut o.env, validate::env_pair) }
 }
 
 /// Adds the environment variable `name=value` for the script, keeping the
 /// value out of every process's command line on the host: smolvm is given
 /// `--secret-env` and reads the value from its own environment. Same rules
-/// as `bottle_exec_options_add_env`.
+/// as `bottle_exec_options_add_env`, and the value must also fit smolvm's
+/// environment as `BOTTLE_SECRET_N=value`, within 131071 bytes.
 ///
 /// # Safety
 /// As for `bottle_exec_options_add_env`.
@@ -149,7 +150,15 @@ pub unsafe extern "C" fn bottle_exec_options_add_secret_env(
     name: *const c_char,
     value: *const c_char,
 ) -> bottle_status {
-    unsafe { add_pair(opts, name, value, |o| &mut o.secret_env) }
+    unsafe {
+        add_pair(
+            opts,
+            name,
+            value,
+            |o| &mut o.secret_env,
+            validate::secret_env_pair,
+        )
+    }
 }
 
 /// The guest directory the script starts in (absolute, UTF-8); NULL goes
@@ -303,11 +312,13 @@ unsafe fn add_pair(
     name: *const c_char,
     value: *const c_char,
     list: fn(&mut ExecOptions) -> &mut Vec<(String, String)>,
+    check: fn(&str, &str) -> Result<(), Error>,
 ) -> bottle_status {
     boundary::guard(|| {
         let opts = unsafe { mut_arg(opts, "opts") }?;
-        let pair = unsafe { env_pair(name, value) }?;
-        list(&mut opts.inner).push(pair);
+        let (name, value) = unsafe { env_pair(name, value) }?;
+        check(&name, &value)?;
+        list(&mut opts.inner).push((name, value));
         Ok(())
     })
 }
