@@ -33,7 +33,9 @@ use ::bottle::ffi::exec_result::{bottle_exec_result, bottle_exec_result_free};
 use ::bottle::ffi::launch::*;
 use ::bottle::ffi::status::bottle_status::{self, *};
 use ::bottle::ffi::status::bottle_status_str;
-use common::{check, cstr, Bottle, Exec, ExecOpts, Failure, Machine, NOT_UTF8};
+use common::{
+    check, cstr, Bottle, CopyOpts, Exec, ExecOpts, Failure, LaunchOpts, Machine, NOT_UTF8,
+};
 
 /// What a call is given for the argument under test.
 #[derive(Debug)]
@@ -1277,32 +1279,7 @@ fn exec_with_raw(
         return Ok(Seen::Wrong("BOTTLE_OK with a NULL out".into()));
     }
     assert!(!r.stdout_data.is_null() && !r.stderr_data.is_null());
-    let owned = unsafe {
-        Exec {
-            exit_code: r.exit_code,
-            stdout: std::slice::from_raw_parts(r.stdout_data, r.stdout_len).to_vec(),
-            stderr: std::slice::from_raw_parts(r.stderr_data, r.stderr_len).to_vec(),
-        }
-    };
-    unsafe { bottle_exec_result_free(&mut r) };
-    Ok(Seen::Ran(owned))
-}
-
-/// Copy options, freed on drop.
-struct CopyOpts(*mut bottle_copy_options);
-
-impl CopyOpts {
-    fn new() -> Self {
-        let mut p = null_mut();
-        check(unsafe { bottle_copy_options_new(&mut p) }).unwrap();
-        CopyOpts(p)
-    }
-}
-
-impl Drop for CopyOpts {
-    fn drop(&mut self) {
-        unsafe { bottle_copy_options_free(self.0) };
-    }
+    Ok(Seen::Ran(unsafe { common::take_result(&mut r) }))
 }
 
 /// A copy options row: the setter on fresh options (NULL for an `opts`
@@ -1372,23 +1349,6 @@ fn run_copy_options(fx: &Fixture, row: &Row, p: *const c_char) -> Result<Seen, F
         n => Ok(Seen::Wrong(format!(
             "the removed progress callback was called {n} times"
         ))),
-    }
-}
-
-/// Launch options, freed on drop.
-struct LaunchOpts(*mut bottle_launch_options);
-
-impl LaunchOpts {
-    fn new() -> Self {
-        let mut p = null_mut();
-        check(unsafe { bottle_launch_options_new(&mut p) }).unwrap();
-        LaunchOpts(p)
-    }
-}
-
-impl Drop for LaunchOpts {
-    fn drop(&mut self) {
-        unsafe { bottle_launch_options_free(self.0) };
     }
 }
 

@@ -11,7 +11,7 @@ use std::ptr::null_mut;
 use ::bottle::ffi::bottle::{bottle_cp_in_with, bottle_cp_out};
 use ::bottle::ffi::copy_options::*;
 use ::bottle::ffi::status::bottle_status::*;
-use common::{assert_fails, check, cstr, Bottle, Failure, Machine};
+use common::{assert_fails, check, cstr, Bottle, CopyOpts, Failure, Machine};
 
 /// A private host directory, removed on drop.
 struct Scratch(PathBuf);
@@ -36,22 +36,6 @@ fn c_path(p: &Path) -> CString {
 
 fn cp_out(b: &Bottle, guest: &str, host: &Path) -> Result<(), Failure> {
     check(unsafe { bottle_cp_out(b.0, cstr(guest).as_ptr(), c_path(host).as_ptr()) })
-}
-
-struct CopyOpts(*mut bottle_copy_options);
-
-impl CopyOpts {
-    fn new() -> Self {
-        let mut p = null_mut();
-        check(unsafe { bottle_copy_options_new(&mut p) }).unwrap();
-        CopyOpts(p)
-    }
-}
-
-impl Drop for CopyOpts {
-    fn drop(&mut self) {
-        unsafe { bottle_copy_options_free(self.0) };
-    }
 }
 
 fn cp_in_with(b: &Bottle, host: &Path, guest: &str, o: &CopyOpts) -> Result<(), Failure> {

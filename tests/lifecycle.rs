@@ -8,7 +8,7 @@ use std::ptr::{null, null_mut};
 use ::bottle::ffi::bottle::*;
 use ::bottle::ffi::launch::*;
 use ::bottle::ffi::status::bottle_status::*;
-use common::{assert_fails, check, cstr, smolvm, Bottle};
+use common::{assert_fails, check, cstr, smolvm, Bottle, LaunchOpts};
 
 /// `machine status --json` of `name`, or None if smolvm does not know it.
 fn status(name: &str) -> Option<serde_json::Value> {
@@ -23,22 +23,6 @@ fn name_of(b: *const bottle) -> String {
         .to_str()
         .unwrap()
         .to_owned()
-}
-
-struct LaunchOpts(*mut bottle_launch_options);
-
-impl LaunchOpts {
-    fn new() -> Self {
-        let mut p = null_mut();
-        check(unsafe { bottle_launch_options_new(&mut p) }).unwrap();
-        LaunchOpts(p)
-    }
-}
-
-impl Drop for LaunchOpts {
-    fn drop(&mut self) {
-        unsafe { bottle_launch_options_free(self.0) };
-    }
 }
 
 fn launch(opts: &LaunchOpts) -> Result<Bottle, common::Failure> {

@@ -189,7 +189,7 @@ impl Bottle {
             return Err(f);
         }
         assert!(!r.stdout_data.is_null() && !r.stderr_data.is_null());
-        let owned = unsafe {
+        unsafe {
             assert_eq!(
                 *r.stdout_data.add(r.stdout_len),
                 0,
@@ -200,13 +200,8 @@ impl Bottle {
                 0,
                 "stderr is NUL-terminated"
             );
-            Exec {
-                exit_code: r.exit_code,
-                stdout: std::slice::from_raw_parts(r.stdout_data, r.stdout_len).to_vec(),
-                stderr: std::slice::from_raw_parts(r.stderr_data, r.stderr_len).to_vec(),
-            }
-        };
-        unsafe { bottle_exec_result_free(&mut r) };
+        }
+        let owned = unsafe { take_result(&mut r) };
         assert!(
             r.stdout_data.is_null() && r.stderr_data.is_null(),
             "free zeroes"
@@ -351,15 +346,7 @@ impl Bottle {
             ::bottle::ffi::bottle::bottle_exec_with(self.0, script.as_ptr(), opts.0, &mut r)
         };
         check(status)?;
-        let owned = unsafe {
-            Exec {
-                exit_code: r.exit_code,
-                stdout: std::slice::from_raw_parts(r.stdout_data, r.stdout_len).to_vec(),
-                stderr: std::slice::from_raw_parts(r.stderr_data, r.stderr_len).to_vec(),
-            }
-        };
-        unsafe { bottle_exec_result_free(&mut r) };
-        Ok(owned)
+        Ok(unsafe { take_result(&mut r) })
     }
 }
 
@@ -474,4 +461,66 @@ pub fn on_threads(n: usize, work: impl Fn(usize) + Sync) {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
+}
+
+/// Copy options through the C ABI, freed on drop.
+pub struct CopyOpts(pub *mut ::bottle::ffi::copy_options::bottle_copy_options);
+
+impl CopyOpts {
+    pub fn new() -> Self {
+        let mut p = std::ptr::null_mut();
+        check(unsafe { ::bottle::ffi::copy_options::bottle_copy_options_new(&mut p) }).unwrap();
+        CopyOpts(p)
+    }
+}
+
+impl Default for CopyOpts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for CopyOpts {
+    fn drop(&mut self) {
+        unsafe { ::bottle::ffi::copy_options::bottle_copy_options_free(self.0) };
+    }
+}
+
+/// Launch options through the C ABI, freed on drop.
+pub struct LaunchOpts(pub *mut ::bottle::ffi::launch::bottle_launch_options);
+
+impl LaunchOpts {
+    pub fn new() -> Self {
+        let mut p = std::ptr::null_mut();
+        check(unsafe { ::bottle::ffi::launch::bottle_launch_options_new(&mut p) }).unwrap();
+        LaunchOpts(p)
+    }
+}
+
+impl Default for LaunchOpts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for LaunchOpts {
+    fn drop(&mut self) {
+        unsafe { ::bottle::ffi::launch::bottle_launch_options_free(self.0) };
+    }
+}
+
+/// Copies a successful result out of C memory, then frees it.
+///
+/// # Safety
+/// `r` was filled by a successful `bottle_exec` or `bottle_exec_with`.
+pub unsafe fn take_result(r: &mut bottle_exec_result) -> Exec {
+    let owned = unsafe {
+        Exec {
+            exit_code: r.exit_code,
+            stdout: std::slice::from_raw_parts(r.stdout_data, r.stdout_len).to_vec(),
+            stderr: std::slice::from_raw_parts(r.stderr_data, r.stderr_len).to_vec(),
+        }
+    };
+    unsafe { bottle_exec_result_free(r) };
+    owned
 }
