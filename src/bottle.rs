@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use crate::capture::{Io, Sink};
 use crate::error::{Error, Result};
 use crate::exec_options::ExecOptions;
-use crate::guest_command::{claude_script, in_workdir, runuser_command, DEFAULT_USER};
+use crate::guest_command::{
+    claude_script, in_workdir, runuser_command, with_exports, DEFAULT_USER,
+};
+use crate::launch;
 use crate::smolvm::{self, ExecFlags, Smolvm};
 use crate::validate;
 
@@ -29,9 +32,43 @@ pub struct Bottle {
     prompt_path: Option<String>,
     smolvm: Smolvm,
     owns_machine: bool,
-    /// Variables the machine was created with. A login shell starts from a
-    /// clean environment, so every command asks runuser to keep them.
+    /// Names of the variables the machine was created with, in order: the
+    /// machine holds them under carrier names, which every command renames.
     machine_env: Vec<String>,
+}
+
+/// The variables of one command, as they travel: smolvm sets each carrier
+/// (`-e`, `--secret-env`, or the machine's own), runuser keeps them, and
+/// the user's shell renames them.
+struct GuestEnv {
+    /// (name, carrier) of the machine's variables.
+    machine: Vec<(String, String)>,
+    plain_names: Vec<String>,
+    /// (carrier, value) for `-e`.
+    plain: Vec<(String, String)>,
+    secret_names: Vec<String>,
+    /// (carrier, host variable) for `--secret-env`: the same name.
+    secret: Vec<(String, String)>,
+}
+
+impl GuestEnv {
+    /// (name, carrier) in the order they are exported: later ones win.
+    fn exports(&self) -> Vec<(&str, &str)> {
+        let machine = self.machine.iter().map(|(n, c)| (n.as_str(), c.as_str()));
+        let plain = self.plain_names.iter().zip(&self.plain);
+        let secret = self.secret_names.iter().zip(&self.secret);
+        machine
+            .chain(
+                plain
+                    .chain(secret)
+                    .map(|(n, (c, _))| (n.as_str(), c.as_str())),
+            )
+            .collect()
+    }
+
+    fn carriers(&self) -> Vec<&str> {
+        self.exports().into_iter().map(|(_, c)| c).collect()
+    }
 }
 
 /// The result of a command that ran in the guest.
@@ -76,14 +113,32 @@ impl Bottle {
         }
     }
 
-    /// The variables runuser keeps for a command: the machine's, then
-    /// `extra`.
-    fn kept_env<'a>(&'a self, extra: Vec<&'a str>) -> Vec<&'a str> {
-        self.machine_env
+    /// How the machine's variables and `opts`' reach the script: each under
+    /// a carrier name (see [`with_exports`]).
+    fn guest_env(&self, opts: &ExecOptions) -> GuestEnv {
+        let machine = self
+            .machine_env
             .iter()
-            .map(String::as_str)
-            .chain(extra)
-            .collect()
+            .enumerate()
+            .map(|(i, name)| (name.clone(), launch::machine_env_carrier(i)))
+            .collect();
+        let plain = opts
+            .env
+            .iter()
+            .enumerate()
+            .map(|(i, (_, value))| (format!("BOTTLE_ENV_{i}"), value.clone()))
+            .collect();
+        let secret = (0..opts.secret_env.len())
+            .map(validate::secret_var)
+            .map(|var| (var.clone(), var))
+            .collect();
+        GuestEnv {
+            machine,
+            plain_names: opts.env.iter().map(|(n, _)| n.clone()).collect(),
+            plain,
+            secret_names: opts.secret_env.iter().map(|(n, _)| n.clone()).collect(),
+            secret,
+        }
     }
 
     /// Releases the bottle; a launched bottle's machine is stopped and
@@ -136,36 +191,35 @@ impl Bottle {
     ) -> Result<ExecOutput> {
         opts.validate()?;
         let user = opts.user.as_deref().unwrap_or(DEFAULT_USER);
-        let script: Cow<str> = match &opts.workdir {
+        let vars = self.guest_env(opts);
+        let original_len = script.len();
+        let script = match &opts.workdir {
             Some(dir) => Cow::Owned(in_workdir(dir, script)),
             None => Cow::Borrowed(script),
         };
-        let what = match opts.workdir {
-            Some(_) => "the script with its `cd` to the working directory",
-            None => "the script",
+        let script = with_exports(&vars.exports(), &script);
+        let what = if script.len() == original_len {
+            "the script"
+        } else {
+            "the script with its environment and working directory"
         };
         validate::single_argument("script", what, script.len())?;
 
-        // Each secret reaches smolvm as a variable of its own environment.
-        let secret_vars: Vec<(String, String)> = (0..opts.secret_env.len())
-            .map(validate::secret_var)
-            .zip(&opts.secret_env)
-            .map(|(var, (name, _))| (name.clone(), var))
-            .collect();
         let flags = ExecFlags {
             stdin: opts.stdin.is_some(),
             stream: stdout.on_chunk.is_some() || stderr.on_chunk.is_some(),
             timeout: opts.timeout,
-            env: &opts.env,
-            secret_env: &secret_vars,
+            env: &vars.plain,
+            secret_env: &vars.secret,
             ..ExecFlags::default()
         };
-        let guest = runuser_command(user, &self.kept_env(opts.env_names()), &script);
+        let guest = runuser_command(user, &vars.carriers(), &script);
         let mut cmd = self
             .smolvm
             .command(smolvm::exec_args(&self.machine, &flags, &guest));
-        for ((_, var), (_, value)) in secret_vars.iter().zip(&opts.secret_env) {
-            cmd.env(var, value);
+        // Each secret reaches smolvm only as a variable of its environment.
+        for ((_, carrier), (_, value)) in vars.secret.iter().zip(&opts.secret_env) {
+            cmd.env(carrier, value);
         }
 
         let started = Instant::now();
@@ -210,9 +264,14 @@ impl Bottle {
     /// the machine is checked first, and an exit of 1 is checked again the
     /// same way as for [`Bottle::exec`].
     pub fn exec_claude(&self, args: &[&str], tty: bool) -> Result<i32> {
-        let script = claude_script(self.prompt_path.as_deref(), args)?;
+        let vars = self.guest_env(&ExecOptions::default());
+        let script = with_exports(
+            &vars.exports(),
+            &claude_script(self.prompt_path.as_deref(), args)?,
+        );
+        validate::single_argument("argv", "the quoted claude command line", script.len())?;
         self.require_running()?;
-        let guest = runuser_command(DEFAULT_USER, &self.kept_env(Vec::new()), &script);
+        let guest = runuser_command(DEFAULT_USER, &vars.carriers(), &script);
         let flags = ExecFlags {
             stdin: tty,
             tty,

@@ -13,8 +13,8 @@ use crate::validate;
 pub struct ExecOptions {
     /// The guest user; `None` is `node`.
     pub user: Option<String>,
-    /// Variables set for the script. They travel as `-e NAME=VALUE` on
-    /// smolvm's command line, visible to every local user while it runs.
+    /// Variables set for the script. Their values travel on smolvm's
+    /// command line (`-e`), visible to every local user while it runs.
     pub env: Vec<(String, String)>,
     /// Variables whose values must stay out of every process list: they
     /// reach smolvm through its environment (`--secret-env`).
@@ -36,11 +36,8 @@ impl ExecOptions {
         if let Some(user) = &self.user {
             validate::user(user)?;
         }
-        for (name, value) in &self.env {
+        for (name, value) in self.env.iter().chain(&self.secret_env) {
             validate::env_pair(name, value)?;
-        }
-        for (name, value) in &self.secret_env {
-            validate::secret_env_pair(name, value)?;
         }
         if let Some(dir) = &self.workdir {
             validate::guest_path("dir", dir)?;
@@ -49,14 +46,5 @@ impl ExecOptions {
             return Err(Error::invalid("timeout_ms", "must be greater than 0"));
         }
         Ok(())
-    }
-
-    /// The names of every variable set, for runuser to keep.
-    pub fn env_names(&self) -> Vec<&str> {
-        self.env
-            .iter()
-            .chain(&self.secret_env)
-            .map(|(name, _)| name.as_str())
-            .collect()
     }
 }

@@ -35,6 +35,29 @@ pub fn runuser_command(user: &str, keep_env: &[&str], script: &str) -> Vec<Strin
     argv
 }
 
+/// `script` with variables exported first. Each variable reaches the guest
+/// under a neutral carrier name (`BOTTLE_ENV_0`, ...) and is renamed here,
+/// in the user's own shell: a caller's `PATH` or `LD_PRELOAD` must never
+/// reach `runuser`, which runs as root until it switches user. The names
+/// are validated identifiers and the values are only expanded, never
+/// parsed, so nothing here can become code. Same line, so the script's line
+/// numbers stay its own.
+pub fn with_exports(exports: &[(&str, &str)], script: &str) -> String {
+    if exports.is_empty() {
+        return script.to_owned();
+    }
+    let mut prefix = String::from("export");
+    for (name, carrier) in exports {
+        prefix.push_str(&format!(" {name}=\"${carrier}\""));
+    }
+    prefix.push_str("; unset");
+    for (_, carrier) in exports {
+        prefix.push(' ');
+        prefix.push_str(carrier);
+    }
+    format!("{prefix}; {script}")
+}
+
 /// `script` run in `dir`. A login shell always starts in the user's home
 /// (smolvm's own `-w` is undone by it), so the script changes directory
 /// itself; on the same line, so the script's line numbers stay its own.
@@ -84,6 +107,18 @@ mod tests {
         assert_eq!(
             argv,
             ["runuser", "-l", "-w", "A,B_2", "-c", "--", "--", "root", "env"]
+        );
+    }
+
+    #[test]
+    fn exports_rename_carriers_in_the_users_shell() {
+        assert_eq!(with_exports(&[], "env"), "env");
+        assert_eq!(
+            with_exports(
+                &[("PATH", "BOTTLE_ENV_0"), ("TOKEN", "BOTTLE_SECRET_0")],
+                "env"
+            ),
+            r#"export PATH="$BOTTLE_ENV_0" TOKEN="$BOTTLE_SECRET_0"; unset BOTTLE_ENV_0 BOTTLE_SECRET_0; env"#
         );
     }
 

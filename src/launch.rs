@@ -41,9 +41,11 @@ pub struct LaunchOptions {
     pub memory_mib: Option<u32>,
     pub network: bool,
     pub volumes: Vec<Volume>,
-    /// Variables for every command in the machine, claude included; they
+    /// Variables for every command the bottle runs, claude included; they
     /// travel on smolvm's command line, visible to local users while
-    /// `create` runs.
+    /// `create` runs. The machine holds them under carrier names
+    /// (`BOTTLE_MACHINE_ENV_N`), so they reach no root process by their
+    /// own names.
     pub env: Vec<(String, String)>,
     /// The in-guest system-prompt file for claude, as in [`Bottle::open`].
     pub prompt_path: Option<String>,
@@ -101,8 +103,8 @@ impl LaunchOptions {
             let ro = if v.read_only { ":ro" } else { "" };
             option("-v", format!("{}:{}{ro}", v.host.display(), v.guest));
         }
-        for (k, v) in &self.env {
-            option("-e", format!("{k}={v}"));
+        for (i, (_, v)) in self.env.iter().enumerate() {
+            option("-e", format!("{}={v}", machine_env_carrier(i)));
         }
         for (k, v) in owner.labels() {
             option("--label", format!("{k}={v}"));
@@ -112,6 +114,14 @@ impl LaunchOptions {
         }
         args
     }
+}
+
+/// The name under which the machine holds its `i`th variable. Under its
+/// own name a variable such as `LD_PRELOAD` would reach every root command
+/// in the machine, `runuser` included; a bottle renames it in the user's
+/// shell instead.
+pub fn machine_env_carrier(i: usize) -> String {
+    format!("BOTTLE_MACHINE_ENV_{i}")
 }
 
 /// Which process owns a machine, as recorded in its labels.
@@ -369,7 +379,7 @@ mod tests {
                 "-v",
                 "/srv/work:/work:ro",
                 "-e",
-                "A=-x y",
+                "BOTTLE_MACHINE_ENV_0=-x y",
                 "--label",
                 "libbottle=1",
                 "--label",

@@ -145,8 +145,9 @@ pub fn env_name(arg: &str, name: &str) -> Result<()> {
     }
 }
 
-/// `NAME=VALUE` for an environment variable: a valid name, and the pair
-/// small enough to travel as one argument (`-e NAME=VALUE`).
+/// An environment variable for a guest command: a valid name, and a value
+/// that fits one argument both as `NAME=VALUE` in the user's shell and
+/// under its carrier name (`BOTTLE_SECRET_N=VALUE`, ...) on its way there.
 pub fn env_pair(name: &str, value: &str) -> Result<()> {
     env_name("name", name)?;
     if name.len() > ENV_NAME_MAX {
@@ -158,7 +159,12 @@ pub fn env_pair(name: &str, value: &str) -> Result<()> {
             ),
         ));
     }
-    single_argument("value", "NAME=VALUE", name.len() + 1 + value.len())
+    single_argument("value", "NAME=VALUE", name.len() + 1 + value.len())?;
+    single_argument(
+        "value",
+        "the value under its carrier name (BOTTLE_..._N=VALUE)",
+        CARRIER_MAX + 1 + value.len(),
+    )
 }
 
 /// The variable through which the library hands smolvm the `index`th
@@ -167,19 +173,9 @@ pub fn secret_var(index: usize) -> String {
     format!("BOTTLE_SECRET_{index}")
 }
 
-/// Longest name [`secret_var`] gives, for any index a process can reach.
-const SECRET_VAR_MAX: usize = "BOTTLE_SECRET_".len() + 20;
-
-/// A secret `NAME=VALUE`: it must fit one argument in the guest as
-/// `NAME=VALUE`, and in smolvm's environment as `BOTTLE_SECRET_N=VALUE`.
-pub fn secret_env_pair(name: &str, value: &str) -> Result<()> {
-    env_pair(name, value)?;
-    single_argument(
-        "value",
-        "the secret as smolvm receives it (BOTTLE_SECRET_N=VALUE)",
-        SECRET_VAR_MAX + 1 + value.len(),
-    )
-}
+/// Longest carrier name the library gives a variable on its way to the
+/// guest, for any index a process can reach.
+const CARRIER_MAX: usize = "BOTTLE_MACHINE_ENV_".len() + 20;
 
 /// Owner ids for a copy. `(uid_t)-1` means "leave unchanged" to chown, so
 /// it would silently leave root as the owner.
@@ -349,11 +345,10 @@ mod tests {
     }
 
     #[test]
-    fn secrets_fit_smolvms_environment_too() {
-        secret_env_pair("A", "short").unwrap();
+    fn values_fit_under_their_carrier_names_too() {
+        env_pair("A", "short").unwrap();
         let near = "v".repeat(ARG_MAX_BYTES - 3);
-        env_pair("A", &near).unwrap();
-        assert!(reason(secret_env_pair("A", &near)).starts_with("value: the secret as smolvm"));
+        assert!(reason(env_pair("A", &near)).starts_with("value: the value under its carrier name"));
         assert!(reason(owner_ids(u32::MAX, 0)).starts_with("uid: "));
         assert!(reason(owner_ids(0, u32::MAX)).starts_with("gid: "));
         owner_ids(1000, 1000).unwrap();

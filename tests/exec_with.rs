@@ -54,6 +54,35 @@ fn env_user_and_workdir_reach_the_script() {
 }
 
 #[test]
+fn the_callers_variables_reach_only_the_users_shell() {
+    let m = Machine::new("rootenv");
+    let b = m.open();
+    let o = ExecOpts::new();
+    unsafe {
+        for (k, v) in [("PATH", "/nowhere"), ("LD_PRELOAD", "/nowhere/evil.so")] {
+            check(bottle_exec_options_add_env(
+                o.0,
+                cstr(k).as_ptr(),
+                cstr(v).as_ptr(),
+            ))
+            .unwrap();
+        }
+    }
+    // Under their own names, PATH would hide runuser from smolvm and
+    // LD_PRELOAD would load into root runuser (and warn on stderr).
+    // Builtins only: an external command would now load the preload.
+    let script = "printf '%s|%s|%s' \"$PATH\" \"$LD_PRELOAD\" \"${!BOTTLE_*}\"";
+    let r = b.exec_with(script, &o).unwrap();
+    assert_eq!(
+        r.stdout_str(),
+        "/nowhere|/nowhere/evil.so|",
+        "no carrier left"
+    );
+    assert_eq!(r.stderr, b"", "nothing was preloaded before the script");
+    assert_eq!(r.exit_code, 0);
+}
+
+#[test]
 fn secrets_reach_the_script_but_no_command_line() {
     let m = Machine::new("secret");
     let b = m.open();

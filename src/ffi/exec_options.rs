@@ -121,9 +121,12 @@ pub unsafe extern "C" fn bottle_exec_options_set_user(
 
 /// Adds the environment variable `name=value` for the script. `name`: an
 /// ASCII letter or `_`, then letters, digits, `_`. `value`: UTF-8, may be
-/// empty; `name=value` at most 131071 bytes. The pair travels on smolvm's command line (`-e`), where every
-/// local user can read it while the command runs: use
-/// `bottle_exec_options_add_secret_env` for secrets.
+/// empty; `name=value` at most 131071 bytes, the value at most 131031.
+/// The variable reaches the guest under a neutral name that the user's
+/// shell renames, so no variable (`PATH`, `LD_PRELOAD`, ...) reaches the
+/// root `runuser` by its own name. The value travels on smolvm's command
+/// line (`-e`), where every local user can read it while the command runs:
+/// use `bottle_exec_options_add_secret_env` for secrets.
 ///
 /// # Safety
 /// `opts` is NULL or live options; strings are NULL or NUL-terminated.
@@ -133,14 +136,13 @@ pub unsafe extern "C" fn bottle_exec_options_add_env(
     name: *const c_char,
     value: *const c_char,
 ) -> bottle_status {
-    unsafe { add_pair(opts, name, value, |o| &mut o.env, validate::env_pair) }
+    unsafe { add_pair(opts, name, value, |o| &mut o.env) }
 }
 
 /// Adds the environment variable `name=value` for the script, keeping the
 /// value out of every process's command line on the host: smolvm is given
 /// `--secret-env` and reads the value from its own environment. Same rules
-/// as `bottle_exec_options_add_env`, and the value must also fit smolvm's
-/// environment as `BOTTLE_SECRET_N=value`, within 131071 bytes.
+/// as `bottle_exec_options_add_env`.
 ///
 /// # Safety
 /// As for `bottle_exec_options_add_env`.
@@ -150,15 +152,7 @@ pub unsafe extern "C" fn bottle_exec_options_add_secret_env(
     name: *const c_char,
     value: *const c_char,
 ) -> bottle_status {
-    unsafe {
-        add_pair(
-            opts,
-            name,
-            value,
-            |o| &mut o.secret_env,
-            validate::secret_env_pair,
-        )
-    }
+    unsafe { add_pair(opts, name, value, |o| &mut o.secret_env) }
 }
 
 /// The guest directory the script starts in (absolute, UTF-8); NULL goes
@@ -312,13 +306,11 @@ unsafe fn add_pair(
     name: *const c_char,
     value: *const c_char,
     list: fn(&mut ExecOptions) -> &mut Vec<(String, String)>,
-    check: fn(&str, &str) -> Result<(), Error>,
 ) -> bottle_status {
     boundary::guard(|| {
         let opts = unsafe { mut_arg(opts, "opts") }?;
-        let (name, value) = unsafe { env_pair(name, value) }?;
-        check(&name, &value)?;
-        list(&mut opts.inner).push((name, value));
+        let pair = unsafe { env_pair(name, value) }?;
+        list(&mut opts.inner).push(pair);
         Ok(())
     })
 }
