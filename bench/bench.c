@@ -111,7 +111,7 @@ static void reserve_chunk(struct buf *b) {
 /* Runs smolvm as bottle_exec would, for `script` as node. */
 static void floor_exec(const char *script, size_t want_out, size_t want_err) {
     char *argv[] = {"smolvm", "machine", "exec", "--name", MACHINE, "--", "runuser", "-l",
-                    "node",   "-c",      (char *)script, NULL};
+                    "-c",     "--",      "--",   "node",   (char *)script, NULL};
     int out[2], err[2];
     if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) die("pipe2");
     posix_spawn_file_actions_t fa;

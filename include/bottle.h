@@ -132,8 +132,10 @@ typedef void (*bottle_progress_fn)(void *user_data, const struct bottle_progress
 // Receives output of `bottle_exec_with` as it arrives: `len` bytes at
 // `data`, valid only during the call. Return 0 to go on; any other value
 // stops the command, and `bottle_exec_with` returns `BOTTLE_ERR_CANCELLED`.
-// Called on the thread that called `bottle_exec_with`, one call at a time,
-// chunks in order. It must return normally (no longjmp, no C++ exception).
+// Called on the thread that called `bottle_exec_with`, one chunk at a
+// time, in order; options shared by calls on several threads call it from
+// each of them at once. It must return normally (no longjmp, no C++
+// exception).
 typedef int (*bottle_output_fn)(void *user_data, const uint8_t *data, size_t len);
 
 // A list of machine names, owned by the library: free it with
@@ -246,10 +248,11 @@ enum bottle_status bottle_exec_with(const struct bottle *b,
 // as root) through `runuser -l` running the script `exec claude
 // [--append-system-prompt-file PROMPT] ARGV...`, every piece single-quoted
 // for the login shell, so claude's argv is `argv[0..argc]` byte for byte,
-// whatever the strings contain. The caller's stdin, stdout and stderr are
+// whatever the strings contain. The caller's stdout and stderr are
 // inherited, not captured: claude talks to the caller's terminal. With
-// `tty` true smolvm is given `-i -t` (keep stdin open, allocate a guest
-// terminal); pass true when the caller's stdin is a terminal. The call
+// `tty` true smolvm is given `-i -t` (pass the caller's stdin on, allocate
+// a guest terminal); pass true when the caller's stdin is a terminal. With
+// `tty` false claude's stdin is empty. The call
 // blocks until claude exits. claude writes to the caller's descriptors
 // directly, so flush stdio buffers (`fflush(NULL)`) before calling.
 //
@@ -307,13 +310,15 @@ enum bottle_status bottle_cp_in(const struct bottle *b,
 // a directory whose name is UTF-8 without `:`; symbolic links and special
 // files are refused with `BOTTLE_ERR_INVALID_ARGUMENT`. Without a mode,
 // files keep their host permission bits except setuid, setgid and sticky.
-// Directories are created as root with one `exec`; only those it creates
-// are given to the owner, and a symbolic link in the guest where a
-// directory goes stops the copy (`BOTTLE_ERR_SMOLVM`) rather than being
-// followed. Each file is then copied with `smolvm machine cp`, which, like
-// `cp`, writes through a link at a file's own path: copy into places the
-// guest's users cannot write, or fresh ones. A failure part-way leaves what
-// was already copied in the guest.
+// Directories are created as root with one `exec`, and a symbolic link in
+// the guest where a directory goes stops the copy (`BOTTLE_ERR_SMOLVM`)
+// rather than being followed. Each file is then copied with `smolvm
+// machine cp`; only then are the directories the copy created given to
+// the owner, so no guest user can swap one for a link while root writes
+// through it. Existing directories keep their owner. `machine cp`, like
+// `cp`, writes through a link at a file's own path: do not copy into a
+// directory an untrusted guest user can already write. A failure part-way
+// leaves what was already copied in the guest.
 //
 // Codes as for `bottle_cp_in`. Thread-safe. Blocks until done.
 //
@@ -332,7 +337,8 @@ enum bottle_status bottle_cp_in_with(const struct bottle *b,
 //   must exist. The file is written under a temporary name in that
 //   directory and renamed over `host_path` only once smolvm has succeeded,
 //   so an existing file is replaced whole or left untouched; it keeps its
-//   permission bits (not its owner or other hard links). A symbolic link
+//   0777 permission bits (not setuid, setgid or sticky, not its owner or
+//   other hard links). A symbolic link
 //   at `host_path` is replaced, not followed. A new file gets mode 0666
 //   less the umask.
 //
@@ -482,9 +488,12 @@ enum bottle_status bottle_exec_options_set_user(struct bottle_exec_options *opts
 
 // Adds the environment variable `name=value` for the script. `name`: an
 // ASCII letter or `_`, then letters, digits, `_`. `value`: UTF-8, may be
-// empty; `name=value` at most 131071 bytes. The pair travels on smolvm's command line (`-e`), where every
-// local user can read it while the command runs: use
-// `bottle_exec_options_add_secret_env` for secrets.
+// empty; `name=value` at most 131071 bytes, the value at most 131031.
+// The variable reaches the guest under a neutral name that the user's
+// shell renames, so no variable (`PATH`, `LD_PRELOAD`, ...) reaches the
+// root `runuser` by its own name. The value travels on smolvm's command
+// line (`-e`), where every local user can read it while the command runs:
+// use `bottle_exec_options_add_secret_env` for secrets.
 //
 // # Safety
 // `opts` is NULL or live options; strings are NULL or NUL-terminated.
@@ -495,8 +504,7 @@ enum bottle_status bottle_exec_options_add_env(struct bottle_exec_options *opts,
 // Adds the environment variable `name=value` for the script, keeping the
 // value out of every process's command line on the host: smolvm is given
 // `--secret-env` and reads the value from its own environment. Same rules
-// as `bottle_exec_options_add_env`, and the value must also fit smolvm's
-// environment as `BOTTLE_SECRET_N=value`, within 131071 bytes.
+// as `bottle_exec_options_add_env`.
 //
 // # Safety
 // As for `bottle_exec_options_add_env`.

@@ -256,8 +256,8 @@ impl Bottle {
     }
 
     /// Runs claude-code as `node` with exactly `args`, on the caller's
-    /// terminal: stdin, stdout and stderr are inherited (with `-i -t` when
-    /// `tty`), because claude is interactive and decides what to do from
+    /// terminal: stdout and stderr are inherited, and with `tty` stdin too
+    /// (`-i -t`), because claude is interactive and decides what to do from
     /// whether its streams are a terminal. Returns claude's exit status.
     ///
     /// smolvm's `Error:` line would go straight to the caller's stderr, so

@@ -130,7 +130,7 @@ impl Bottle {
             bytes_total: tree.files.iter().map(|f| f.2).sum(),
         };
         report(p);
-        self.make_guest_dirs(&tree.dirs, owner)?;
+        let created = self.make_guest_dirs(&tree.dirs)?;
         for (host, guest, size, host_mode) in &tree.files {
             // The walk saw a regular file; should it have been swapped for
             // a link since, the open fails instead of following it.
@@ -140,13 +140,17 @@ impl Bottle {
             p.bytes_done += size;
             report(p);
         }
-        Ok(())
+        match owner {
+            Some(ids) => self.give_dirs(created, ids),
+            None => Ok(()),
+        }
     }
 
     /// Copies the guest file `guest_path` to `host_path`. The host file is
     /// written under a temporary name beside it and renamed into place only
     /// when smolvm has succeeded: an existing file is replaced whole or not
-    /// at all, and keeps its permission bits (not its owner, nor other hard
+    /// at all, and keeps its 0777 permission bits (not setuid, setgid or
+    /// sticky, not its owner, nor other hard
     /// links to it). A symbolic link at `host_path` is replaced, not
     /// followed. A new file gets mode 0666 less the process umask.
     pub fn cp_out(&self, guest_path: &str, host_path: &Path) -> Result<()> {
@@ -173,7 +177,8 @@ impl Bottle {
         let kept_mode = fs::symlink_metadata(host_path)
             .ok()
             .filter(|old| old.is_file())
-            .map(|old| fs::Permissions::from_mode(old.mode() & 0o7777));
+            // Not setuid, setgid or sticky: the content is the guest's now.
+            .map(|old| fs::Permissions::from_mode(old.mode() & 0o777));
         let result = copied
             .and_then(|()| match kept_mode {
                 Some(mode) => temp.set_permissions(mode).map_err(|e| {
@@ -279,54 +284,82 @@ impl Bottle {
         }
     }
 
-    /// Creates the tree's directories in the guest as root: `dirs[0]` with
-    /// its parents, the others one level at a time. Only directories it
-    /// creates are given to `owner`, and a symbolic link where a directory
-    /// is expected stops it, so a guest user who can write there cannot
-    /// point the root-run `mkdir` and `chown` elsewhere (`chown -h` never
-    /// follows one). The names go through stdin, NUL-separated, so none is
-    /// parsed by a shell and no command line grows with the tree.
-    fn make_guest_dirs(&self, dirs: &[String], owner: Option<(u32, u32)>) -> Result<()> {
+    /// Creates the tree's directories in the guest as root, `dirs[0]` with
+    /// its parents and the others one level at a time, and returns the ones
+    /// it created, NUL-separated. A symbolic link where a directory is
+    /// expected stops it, so a guest user who can write there cannot point
+    /// the root-run `mkdir` elsewhere. The directories stay root's until the
+    /// files are in (see [`Bottle::give_dirs`]). The names go through stdin,
+    /// NUL-separated, so none is parsed by a shell and no command line grows
+    /// with the tree.
+    fn make_guest_dirs(&self, dirs: &[String]) -> Result<Vec<u8>> {
         let Some((root, subdirs)) = dirs.split_first() else {
-            return Ok(());
-        };
-        let mut list = Vec::new();
-        for dir in subdirs {
-            list.extend_from_slice(dir.as_bytes());
-            list.push(0);
-        }
-        let chown = match owner {
-            Some((uid, gid)) => format!("chown -h -- {uid}:{gid}"),
-            None => ":".to_owned(),
+            return Ok(Vec::new());
         };
         let refuse = "{ echo \"refusing to copy through the symbolic link $d\" >&2; exit 1; }";
+        // Double quotes: this also goes inside the single-quoted `sh -c`.
+        let made = r#"printf "%s\0" "$d""#;
         let script = format!(
             "d={root}\n\
              [ -L \"$d\" ] && {refuse}\n\
-             if [ ! -d \"$d\" ]; then mkdir -p -- \"$d\" && {chown} \"$d\" || exit 1; fi\n\
+             if [ ! -d \"$d\" ]; then mkdir -p -- \"$d\" && {made} || exit 1; fi\n\
              xargs -0 sh -c 'for d do [ -L \"$d\" ] && {refuse}; \
-             if [ ! -d \"$d\" ]; then mkdir -- \"$d\" && {chown} \"$d\" || exit 1; fi; done' sh",
+             if [ ! -d \"$d\" ]; then mkdir -- \"$d\" && {made} || exit 1; fi; done' sh",
             root = shell_escape::unix::escape(root.into()),
         );
+        let out = self.run_as_root(&script, nul_list(subdirs), "creating the guest directories")?;
+        Ok(out)
+    }
+
+    /// Gives the directories a copy created (NUL-separated) to `owner`, once
+    /// the files are in: until then they were root's, so no guest user could
+    /// swap one for a link while root wrote through it. `chown -h` never
+    /// follows a link.
+    fn give_dirs(&self, created: Vec<u8>, (uid, gid): (u32, u32)) -> Result<()> {
+        if created.is_empty() {
+            return Ok(());
+        }
+        let script = format!("xargs -0 chown -h -- {uid}:{gid}");
+        self.run_as_root(
+            &script,
+            created,
+            "giving the guest directories to their owner",
+        )
+        .map(drop)
+    }
+
+    /// Runs `script` as root with `stdin`, returning its stdout; a non-zero
+    /// exit is a failure described as `what`.
+    fn run_as_root(&self, script: &str, stdin: Vec<u8>, what: &str) -> Result<Vec<u8>> {
         let opts = ExecOptions {
             user: Some("root".into()),
-            stdin: Some(list),
+            stdin: Some(stdin),
             ..ExecOptions::default()
         };
-        let out = self.exec_with(&script, &opts, Default::default(), Default::default())?;
+        let out = self.exec_with(script, &opts, Default::default(), Default::default())?;
         if out.exit_code == 0 {
-            Ok(())
+            Ok(out.stdout)
         } else {
             Err(self.failed(
                 "exec",
                 &format!(
-                    "creating the guest directories failed (exit status {}): {}",
+                    "{what} failed (exit status {}): {}",
                     out.exit_code,
                     String::from_utf8_lossy(&out.stderr).trim()
                 ),
             ))
         }
     }
+}
+
+/// Names as a NUL-separated list, for `xargs -0`.
+fn nul_list(names: &[String]) -> Vec<u8> {
+    let mut list = Vec::new();
+    for name in names {
+        list.extend_from_slice(name.as_bytes());
+        list.push(0);
+    }
+    list
 }
 
 fn check_host_path(path: &Path) -> Result<()> {

@@ -255,7 +255,12 @@ pub fn reap(removed: &mut Vec<String>) -> Result<()> {
     let here = ProcessId::current()?;
     let mut failures = Vec::new();
     for machine in list.as_array().into_iter().flatten() {
-        let Some(name) = machine.get("name").and_then(|n| n.as_str()) else {
+        // Only names smolvm itself would accept are acted on.
+        let Some(name) = machine
+            .get("name")
+            .and_then(|n| n.as_str())
+            .filter(|n| validate::machine_name(n).is_ok())
+        else {
             continue;
         };
         let Some(owner) = owner_of(machine) else {

@@ -2,7 +2,7 @@
  * Start claude-code in a bottle on this terminal, passing our arguments
  * through unchanged, and exit with claude's exit status.
  *
- *   usage: claude MACHINE [PROMPT_PATH|-] [CLAUDE_ARG...]
+ *   usage: claude MACHINE PROMPT_PATH|- [CLAUDE_ARG...]
  */
 #include <bottle.h>
 

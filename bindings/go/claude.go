@@ -18,9 +18,10 @@ import (
 // (128+N if it was killed by signal N).
 //
 // Each argument reaches claude byte for byte, whatever it contains. The
-// process's own stdin, stdout and stderr are inherited, not captured:
-// claude talks to the caller's terminal, which is why this is not Exec.
-// Pass tty true when stdin is a terminal, so the guest gets one too. Two
+// process's own stdout and stderr are inherited, not captured: claude
+// talks to the caller's terminal, which is why this is not Exec. Pass tty
+// true when stdin is a terminal, so the guest gets it and a terminal too;
+// with tty false claude's stdin is empty. Two
 // interactive sessions sharing a terminal will fight over it.
 //
 // The C library cannot stop an interactive session: a ctx already done

@@ -105,7 +105,9 @@ func WithStdin(r io.Reader) ExecOption {
 // stderr's Writes never overlap, so one Writer may take both. If w fails
 // (or writes short), the script is stopped and Exec returns an error
 // matching both ErrCancelled and w's error. A panic in w stops the script
-// too, and Exec raises it again once smolvm is gone.
+// too, and Exec raises it again once smolvm is gone. w must return: a
+// runtime.Goexit in it (t.FailNow, t.Fatal) would unwind through the C
+// call and leave smolvm running.
 func WithStdout(w io.Writer) ExecOption {
 	return func(o *execOptions) { o.stdout = w }
 }

@@ -218,8 +218,9 @@ func WithBottle(ctx context.Context, fn func(*Bottle) error, opts ...LaunchOptio
 // Reap deletes every machine that libbottle launched and whose owning
 // process is gone (exited, or from before a reboot), such as those of a
 // process killed before it could close its bottles, and returns their
-// names. Machines of live processes, and machines libbottle did not
-// launch, are left alone. It finds smolvm as Open does.
+// names. Machines of live processes, of processes in another pid
+// namespace (which cannot be looked up from here), and machines libbottle
+// did not launch, are left alone. It finds smolvm as Open does.
 //
 // A machine that cannot be deleted makes Reap return an ErrSmolvm error
 // after trying the others; the names returned are then those deleted. The

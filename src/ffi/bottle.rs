@@ -183,10 +183,11 @@ pub unsafe extern "C" fn bottle_exec_with(
 /// as root) through `runuser -l` running the script `exec claude
 /// [--append-system-prompt-file PROMPT] ARGV...`, every piece single-quoted
 /// for the login shell, so claude's argv is `argv[0..argc]` byte for byte,
-/// whatever the strings contain. The caller's stdin, stdout and stderr are
+/// whatever the strings contain. The caller's stdout and stderr are
 /// inherited, not captured: claude talks to the caller's terminal. With
-/// `tty` true smolvm is given `-i -t` (keep stdin open, allocate a guest
-/// terminal); pass true when the caller's stdin is a terminal. The call
+/// `tty` true smolvm is given `-i -t` (pass the caller's stdin on, allocate
+/// a guest terminal); pass true when the caller's stdin is a terminal. With
+/// `tty` false claude's stdin is empty. The call
 /// blocks until claude exits. claude writes to the caller's descriptors
 /// directly, so flush stdio buffers (`fflush(NULL)`) before calling.
 ///
@@ -268,13 +269,15 @@ pub unsafe extern "C" fn bottle_cp_in(
 /// a directory whose name is UTF-8 without `:`; symbolic links and special
 /// files are refused with `BOTTLE_ERR_INVALID_ARGUMENT`. Without a mode,
 /// files keep their host permission bits except setuid, setgid and sticky.
-/// Directories are created as root with one `exec`; only those it creates
-/// are given to the owner, and a symbolic link in the guest where a
-/// directory goes stops the copy (`BOTTLE_ERR_SMOLVM`) rather than being
-/// followed. Each file is then copied with `smolvm machine cp`, which, like
-/// `cp`, writes through a link at a file's own path: copy into places the
-/// guest's users cannot write, or fresh ones. A failure part-way leaves what
-/// was already copied in the guest.
+/// Directories are created as root with one `exec`, and a symbolic link in
+/// the guest where a directory goes stops the copy (`BOTTLE_ERR_SMOLVM`)
+/// rather than being followed. Each file is then copied with `smolvm
+/// machine cp`; only then are the directories the copy created given to
+/// the owner, so no guest user can swap one for a link while root writes
+/// through it. Existing directories keep their owner. `machine cp`, like
+/// `cp`, writes through a link at a file's own path: do not copy into a
+/// directory an untrusted guest user can already write. A failure part-way
+/// leaves what was already copied in the guest.
 ///
 /// Codes as for `bottle_cp_in`. Thread-safe. Blocks until done.
 ///
@@ -309,7 +312,8 @@ pub unsafe extern "C" fn bottle_cp_in_with(
 ///   must exist. The file is written under a temporary name in that
 ///   directory and renamed over `host_path` only once smolvm has succeeded,
 ///   so an existing file is replaced whole or left untouched; it keeps its
-///   permission bits (not its owner or other hard links). A symbolic link
+///   0777 permission bits (not setuid, setgid or sticky, not its owner or
+///   other hard links). A symbolic link
 ///   at `host_path` is replaced, not followed. A new file gets mode 0666
 ///   less the umask.
 ///

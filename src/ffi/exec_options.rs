@@ -14,8 +14,10 @@ use crate::validate;
 /// Receives output of `bottle_exec_with` as it arrives: `len` bytes at
 /// `data`, valid only during the call. Return 0 to go on; any other value
 /// stops the command, and `bottle_exec_with` returns `BOTTLE_ERR_CANCELLED`.
-/// Called on the thread that called `bottle_exec_with`, one call at a time,
-/// chunks in order. It must return normally (no longjmp, no C++ exception).
+/// Called on the thread that called `bottle_exec_with`, one chunk at a
+/// time, in order; options shared by calls on several threads call it from
+/// each of them at once. It must return normally (no longjmp, no C++
+/// exception).
 pub type bottle_output_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, data: *const u8, len: usize) -> c_int>;
 

@@ -249,6 +249,13 @@ pub struct bottle_names {
 pub unsafe extern "C" fn bottle_reap(removed: *mut bottle_names) -> bottle_status {
     boundary::guard(|| {
         let out = out_arg(removed, "removed")?;
+        // SAFETY: `out` is non-NULL and writable per the contract.
+        unsafe {
+            out.as_ptr().write(bottle_names {
+                names: std::ptr::null_mut(),
+                count: 0,
+            })
+        };
         let mut names = Vec::new();
         let result = launch::reap(&mut names);
         // SAFETY: `out` is non-NULL and writable per the contract.
