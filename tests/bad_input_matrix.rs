@@ -1132,6 +1132,18 @@ unsafe extern "C" fn count_progress(user_data: *mut c_void, _: *const bottle_pro
     unsafe { &*(user_data as *const AtomicUsize) }.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The options a setter row works on: none for an `opts` row, else the
+/// fresh ones `o`; and whether a NULL row must first set another value, so
+/// that the NULL is seen to undo it.
+fn setter_target<T>(row: &Row, o: *mut T) -> (*mut T, bool) {
+    let opts = if row.argument == "opts" {
+        null_mut()
+    } else {
+        o
+    };
+    (opts, !opts.is_null() && matches!(row.input, Input::Null))
+}
+
 /// An exec options setter row: the setter on fresh options (NULL for an
 /// `opts` row), then, if it accepted, `bottle_exec_with` with them. A NULL
 /// (or 0) row first sets another value, which the NULL must undo.
@@ -1146,12 +1158,7 @@ fn run_exec_options(fx: &Fixture, row: &Row, p: *const c_char) -> Result<Seen, F
         _ => {}
     }
     let o = ExecOpts::new();
-    let opts = if row.argument == "opts" {
-        null_mut()
-    } else {
-        o.0
-    };
-    let first = !opts.is_null() && matches!(row.input, Input::Null);
+    let (opts, first) = setter_target(row, o.0);
     let name = cstr(ENV_NAME);
     let value = cstr(ENV_VALUE);
     let mut script = "id -un".to_owned();
@@ -1291,12 +1298,7 @@ fn run_copy_options(fx: &Fixture, row: &Row, p: *const c_char) -> Result<Seen, F
         _ => {}
     }
     let o = CopyOpts::new();
-    let opts = if row.argument == "opts" {
-        null_mut()
-    } else {
-        o.0
-    };
-    let first = !opts.is_null() && matches!(row.input, Input::Null);
+    let (opts, first) = setter_target(row, o.0);
     let calls = AtomicUsize::new(0);
     let status = unsafe {
         match setter {
@@ -1377,11 +1379,7 @@ fn run_launch(fx: &Fixture, row: &Row, p: *const c_char) -> Result<Seen, Failure
     }
     let setter = row.function.strip_prefix("bottle_launch_options_").unwrap();
     let o = LaunchOpts::new();
-    let opts = if row.argument == "opts" {
-        null_mut()
-    } else {
-        o.0
-    };
+    let (opts, _) = setter_target(row, o.0);
     let mut then = Then::Status;
     let status = unsafe {
         match setter {

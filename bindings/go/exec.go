@@ -49,6 +49,20 @@ type envVar struct {
 	secret      bool
 }
 
+// checkEnvNUL rejects variables C strings cannot carry, naming name or
+// value as the C setters do.
+func checkEnvNUL(op string, env []envVar) error {
+	for _, e := range env {
+		if err := checkNoNUL(op, "name", e.name); err != nil {
+			return err
+		}
+		if err := checkNoNUL(op, "value", e.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // WithUser runs the script as the named guest user instead of node, the
 // agent image's user; "root" runs it as root. A user name is 1 to 32 ASCII
 // letters, digits, '_', '.' and '-', starting with a letter or '_'.
@@ -125,13 +139,8 @@ func (o *execOptions) check(op string) error {
 			return err
 		}
 	}
-	for _, e := range o.env {
-		if err := checkNoNUL(op, "name", e.name); err != nil {
-			return err
-		}
-		if err := checkNoNUL(op, "value", e.value); err != nil {
-			return err
-		}
+	if err := checkEnvNUL(op, o.env); err != nil {
+		return err
 	}
 	if o.workdir != nil {
 		if err := checkNoNUL(op, "dir", *o.workdir); err != nil {

@@ -103,13 +103,8 @@ func (o *launchOptions) check(op string) error {
 			return err
 		}
 	}
-	for _, e := range o.env {
-		if err := checkNoNUL(op, "name", e.name); err != nil {
-			return err
-		}
-		if err := checkNoNUL(op, "value", e.value); err != nil {
-			return err
-		}
+	if err := checkEnvNUL(op, o.env); err != nil {
+		return err
 	}
 	return nil
 }
