@@ -6,19 +6,15 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use crate::capture::{Io, Sink};
+use crate::capture::{Captured, Io, Sink};
 use crate::error::{Error, Result};
 use crate::exec_options::ExecOptions;
 use crate::guest_command::{
-    claude_script, in_workdir, runuser_command, with_exports, DEFAULT_USER,
+    claude_script, in_workdir, runuser_command, tied_to_call, with_exports, DEFAULT_USER,
 };
 use crate::launch;
 use crate::smolvm::{self, ExecFlags, Smolvm};
 use crate::validate;
-
-/// How long after an exec's timeout the library stops a smolvm that has not
-/// returned by itself (smolvm's own --timeout should have ended it).
-const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
 
 /// A handle on a named smolvm machine. Opening one checks the arguments and
 /// finds smolvm; it neither boots nor contacts the machine. A `Bottle` is
@@ -176,12 +172,19 @@ impl Bottle {
     /// and stdout and stderr going where the sinks say (captured, handed to
     /// a callback as they arrive, or both).
     ///
-    /// smolvm exits 1 both when it fails and when the script exits 1. When
-    /// the output is exactly what a smolvm failure looks like (one `Error:`
-    /// line on stderr, nothing on stdout), smolvm is asked for the machine's
-    /// state: a machine that is missing or not running could not have run
-    /// the script, so the exit is smolvm's; on a running machine it is the
-    /// script's.
+    /// smolvm runs it with `-i`: its output then streams, with no cap on
+    /// its size (without `-i` smolvm's agent keeps at most 11 MiB of each
+    /// stream and fails beyond), and stdin reaches the script with its end.
+    /// The library keeps the time itself and gives smolvm no `--timeout`:
+    /// at the deadline it stops smolvm, which stops the command, and
+    /// [`tied_to_call`] makes sure that means everything the script started
+    /// (smolvm's agent would kill only the command's first process, and
+    /// ends a timed-out command with exit 124, which a script can exit with
+    /// as well).
+    ///
+    /// smolvm exits 1 both when it fails and when the script exits 1; its
+    /// own failures are told by the message smolvm ends with
+    /// ([`smolvm::own_failure`]).
     pub fn exec_with<'a>(
         &self,
         script: &str,
@@ -206,14 +209,15 @@ impl Bottle {
         validate::single_argument("script", what, script.len())?;
 
         let flags = ExecFlags {
-            stdin: opts.stdin.is_some(),
+            stdin: true,
+            // The stand-in smolvm streams only with --stream; the real one
+            // streams with -i and ignores --stream beside it.
             stream: stdout.on_chunk.is_some() || stderr.on_chunk.is_some(),
-            timeout: opts.timeout,
             env: &vars.plain,
             secret_env: &vars.secret,
             ..ExecFlags::default()
         };
-        let guest = runuser_command(user, &vars.carriers(), &script);
+        let guest = tied_to_call(runuser_command(user, &vars.carriers(), &script));
         let mut cmd = self
             .smolvm
             .command(smolvm::exec_args(&self.machine, &flags, &guest));
@@ -222,31 +226,18 @@ impl Bottle {
             cmd.env(carrier, value);
         }
 
-        let started = Instant::now();
         let io = Io {
             stdin: opts.stdin.as_deref(),
             stdout,
             stderr,
-            deadline: opts.timeout.map(|t| started + t + TIMEOUT_GRACE),
+            deadline: opts.timeout.map(|t| Instant::now() + t),
             cancel: opts.cancel.as_deref(),
         };
         let out = self
             .smolvm
             .capture_with(&mut cmd, io)
             .map_err(|e| self.stopped("exec", opts.timeout, e))?;
-        if let Some(usage) = smolvm::usage_error(&out) {
-            return Err(self.failed("exec", usage));
-        }
-        if let Some(message) = smolvm::lone_error_line(&out) {
-            if !self.smolvm.machine_state(&self.machine)?.is_running() {
-                return Err(self.failed("exec", message));
-            }
-        }
-        if let Some(timeout) = opts.timeout {
-            if smolvm::reports_timeout(&out) && started.elapsed() >= timeout {
-                return Err(self.timed_out("exec", timeout));
-            }
-        }
+        self.check_own_failure("exec", &out)?;
         let exit_code = self.guest_exit_code(out.status)?;
         Ok(ExecOutput {
             exit_code,
@@ -260,6 +251,14 @@ impl Bottle {
     /// (`-i -t`), because claude is interactive and decides what to do from
     /// whether its streams are a terminal. Returns claude's exit status.
     ///
+    /// Without `tty`, smolvm still gets `-i`, with stdin at end-of-file:
+    /// claude's output then streams as it is written, with no size cap, and
+    /// claude runs under [`tied_to_call`] so that nothing it started
+    /// outlives smolvm. With `tty` claude needs the guest terminal as its
+    /// controlling terminal, which a new session would take away; when
+    /// smolvm goes, the agent closes that terminal and the kernel hangs up
+    /// claude's session (SIGHUP).
+    ///
     /// smolvm's `Error:` line would go straight to the caller's stderr, so
     /// the machine is checked first, and an exit of 1 is checked again the
     /// same way as for [`Bottle::exec`].
@@ -271,15 +270,19 @@ impl Bottle {
         );
         validate::single_argument("argv", "the quoted claude command line", script.len())?;
         self.require_running()?;
-        let guest = runuser_command(DEFAULT_USER, &vars.carriers(), &script);
+        let claude = runuser_command(DEFAULT_USER, &vars.carriers(), &script);
+        let guest = if tty { claude } else { tied_to_call(claude) };
         let flags = ExecFlags {
-            stdin: tty,
+            stdin: true,
             tty,
             ..ExecFlags::default()
         };
         let mut cmd = self
             .smolvm
             .command(smolvm::exec_args(&self.machine, &flags, &guest));
+        if !tty {
+            cmd.stdin(std::process::Stdio::null());
+        }
         let status = self.smolvm.run_inheriting(&mut cmd)?;
         if status.code() == Some(1) {
             let state = self.smolvm.machine_state(&self.machine)?;
@@ -294,6 +297,36 @@ impl Bottle {
             }
         }
         self.guest_exit_code(status)
+    }
+
+    /// smolvm's own failure in `out`, if it is one: a usage error, or a
+    /// last `Error:` line of the kinds smolvm's errors have
+    /// ([`smolvm::own_failure`]). A script can end the same way, so where
+    /// smolvm's message speaks of the machine being gone or stopped (the
+    /// lines a script is likeliest to echo) it is believed only when the
+    /// machine is indeed missing or not running; a lone `Error:` line in
+    /// other words counts on such a machine too, which could not have run
+    /// a script. Everything else, above all the agent's failures on a
+    /// running machine, is smolvm's as it says.
+    fn check_own_failure(&self, subcommand: &str, out: &Captured) -> Result<()> {
+        if let Some(usage) = smolvm::usage_error(out) {
+            return Err(self.failed(subcommand, usage));
+        }
+        let message = match smolvm::own_failure(out) {
+            Some(message) if !smolvm::speaks_of_machine_state(message) => {
+                return Err(self.failed(subcommand, message));
+            }
+            Some(message) => message,
+            None => match smolvm::lone_error_line(out) {
+                Some(message) => message,
+                None => return Ok(()),
+            },
+        };
+        if self.smolvm.machine_state(&self.machine)?.is_running() {
+            Ok(())
+        } else {
+            Err(self.failed(subcommand, message))
+        }
     }
 
     pub(crate) fn require_running(&self) -> Result<()> {

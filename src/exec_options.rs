@@ -21,8 +21,8 @@ pub struct ExecOptions {
     pub secret_env: Vec<(String, String)>,
     /// The guest directory the script starts in; `None` is the user's home.
     pub workdir: Option<String>,
-    /// How long the script may run. smolvm kills it then; should smolvm not
-    /// return, the library stops smolvm itself shortly after.
+    /// How long the script may run. The library stops smolvm then, and with
+    /// it the script and everything the script started.
     pub timeout: Option<Duration>,
     /// Bytes for the script's stdin; `None` is empty stdin.
     pub stdin: Option<Vec<u8>>,

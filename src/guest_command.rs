@@ -14,24 +14,81 @@ use crate::validate;
 /// The user commands run as when the caller names none.
 pub const DEFAULT_USER: &str = "node";
 
-/// `runuser -l [-w NAME,...] -c -- -- USER SCRIPT` as separate arguments.
+/// `runuser -l [-w NAME,...] --session-command -- -- USER SCRIPT` as
+/// separate arguments.
 ///
-/// runuser hands its `-c` value to the login shell right after the shell's
+/// runuser hands its command to the login shell right after the shell's
 /// own `-c`, where bash and dash still parse options: a script such as `-x`
-/// or `--help` would be taken for one. So runuser's `-c` value is `--`,
-/// which ends the shell's options, and SCRIPT reaches the shell as
-/// runuser's extra argument, unchanged, after a second `--` that ends
-/// runuser's own options. USER has been validated as well, so it cannot be
-/// an option either. A login shell starts from a clean environment, so the
-/// variables smolvm sets for runuser (`-e`, `--secret-env`) survive only
-/// when named in `-w` (`--whitelist-environment`).
+/// or `--help` would be taken for one. So runuser's command is `--`, which
+/// ends the shell's options, and SCRIPT reaches the shell as runuser's
+/// extra argument, unchanged, after a second `--` that ends runuser's own
+/// options. USER has been validated as well, so it cannot be an option
+/// either. A login shell starts from a clean environment, so the variables
+/// smolvm sets for runuser (`-e`, `--secret-env`) survive only when named
+/// in `-w` (`--whitelist-environment`).
+///
+/// `--session-command` is `-c` without runuser's `setsid`: with `-c` the
+/// login shell starts a session of its own, out of reach of whoever stops
+/// the command by its process group (smolvm's agent on a timeout, the
+/// [`tied_to_call`] guard, a terminal's hangup), and goes on running as an
+/// orphan after runuser is killed.
 pub fn runuser_command(user: &str, keep_env: &[&str], script: &str) -> Vec<String> {
     let mut argv: Vec<String> = vec!["runuser".into(), "-l".into()];
     if !keep_env.is_empty() {
         argv.push("-w".into());
         argv.push(keep_env.join(","));
     }
-    argv.extend(["-c", "--", "--", user, script].map(str::to_owned));
+    argv.extend(["--session-command", "--", "--", user, script].map(str::to_owned));
+    argv
+}
+
+/// The exit status of a guarded command whose guard could not be set up:
+/// nothing of the command ran.
+pub const GUARD_FAILED_EXIT: i32 = 125;
+
+/// The guard: a root `/bin/sh` script that runs its arguments as a command
+/// in a new session and stops that whole session if the guard itself dies
+/// before the command has finished.
+///
+/// smolvm's agent stops a command it runs with `-i` (on a timeout, or when
+/// the smolvm client goes away) by killing that one process; everything
+/// the command started lives on in the guest. Here the process the agent
+/// kills is this shell. A watcher in a session of its own holds the read
+/// end of a fifo whose only writer is this shell: it learns the command's
+/// process group, then waits. When this shell exits normally it writes
+/// `done` first, and the watcher leaves everything alone, so a daemon the
+/// script started on purpose stays, as it would in any VM. When this shell
+/// is killed, the watcher reads end-of-file instead and kills the
+/// command's process group, which runuser's `--session-command` keeps the
+/// login shell and all its children in.
+///
+/// The fifo is opened read-write here first, so no open blocks on the
+/// other side, and the watcher unlinks it once it holds it. Its name is
+/// tried without a `mktemp` first: `mkfifo` refuses an existing name and
+/// follows no symlink, so a name planted by a guest user costs only the
+/// fallback. The command gets the guard's stdin explicitly, because a
+/// background job's stdin would otherwise be `/dev/null`. dash's `kill`
+/// takes a process group only as `-9 -PGID`.
+const GUARD: &str = r#"f=${TMPDIR:-/tmp}/.bottle-guard-$$
+mkfifo -m 600 "$f" 2>/dev/null || { f=$(mktemp -u) && mkfifo -m 600 "$f"; } || {
+  echo "libbottle: cannot make the fifo that ties the command to its call" >&2; exit 125; }
+exec 9<>"$f" 8<"$f" 3<&0
+setsid /bin/sh -c 'rm -f "$1"; read -r g; read -r s; [ "$s" = done ] || kill -9 "-$g"' sh "$f"   <&8 >/dev/null 2>&1 3<&- 8<&- 9>&- &
+setsid "$@" <&3 3<&- 8<&- 9>&- &
+g=$!
+exec 3<&- 8<&-
+echo "$g" >&9
+wait "$g"
+s=$?
+echo done >&9
+exit "$s""#;
+
+/// `command`, run by [`GUARD`]: when the call that started it is stopped,
+/// by a timeout, a cancel or the death of smolvm, the command and
+/// everything it started stop too.
+pub fn tied_to_call(command: Vec<String>) -> Vec<String> {
+    let mut argv: Vec<String> = ["/bin/sh", "-c", GUARD, "sh"].map(str::to_owned).to_vec();
+    argv.extend(command);
     argv
 }
 
@@ -96,7 +153,7 @@ mod tests {
             [
                 "runuser",
                 "-l",
-                "-c",
+                "--session-command",
                 "--",
                 "--",
                 "node",
@@ -106,8 +163,103 @@ mod tests {
         let argv = runuser_command("root", &["A", "B_2"], "env");
         assert_eq!(
             argv,
-            ["runuser", "-l", "-w", "A,B_2", "-c", "--", "--", "root", "env"]
+            [
+                "runuser",
+                "-l",
+                "-w",
+                "A,B_2",
+                "--session-command",
+                "--",
+                "--",
+                "root",
+                "env"
+            ]
         );
+    }
+
+    /// Runs `script` under the guard with `sh -c`, as the guest would.
+    fn guarded(script: &str) -> std::process::Command {
+        let argv = tied_to_call(vec!["sh".into(), "-c".into(), script.into()]);
+        let mut cmd = std::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        cmd
+    }
+
+    fn alive(pid: i32) -> bool {
+        // A zombie has finished: only a process still running counts.
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.rsplit(") ").next().unwrap_or("").starts_with('Z'))
+    }
+
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < until, "gave up waiting: {what}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn the_guard_passes_stdin_output_and_status_through() {
+        use std::io::Write;
+        let mut child = guarded("cat; echo err >&2; exit 7")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"in\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(7));
+        assert_eq!(out.stdout, b"in\n");
+        assert_eq!(out.stderr, b"err\n");
+    }
+
+    #[test]
+    fn killing_the_guard_stops_everything_the_command_started() {
+        let dir = std::env::temp_dir().join(format!("bottle-guard-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pids = dir.join("pids");
+        let script = format!(
+            "sleep 60 & echo $! > {p}.tmp; echo $$ >> {p}.tmp; mv {p}.tmp {p}; wait",
+            p = pids.display()
+        );
+        let mut guard = guarded(&script).spawn().unwrap();
+        wait_until("the command to start", || pids.exists());
+        let started: Vec<i32> = std::fs::read_to_string(&pids)
+            .unwrap()
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert_eq!(started.len(), 2);
+        assert!(started.iter().all(|&p| alive(p)));
+        guard.kill().unwrap();
+        guard.wait().unwrap();
+        wait_until("the command and its child to be killed", || {
+            started.iter().all(|&p| !alive(p))
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_command_that_finishes_keeps_what_it_left_running() {
+        let out = guarded("sleep 60 >/dev/null 2>&1 & echo $!")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let pid: i32 = String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The watcher has had its `done`; give it time to misbehave.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(
+            alive(pid),
+            "a background process of a finished command was killed"
+        );
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 
     #[test]

@@ -12,7 +12,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
-use std::time::Duration;
 
 use crate::capture::{self, Captured, Io, RunError, Stopped};
 use crate::error::{Error, Result};
@@ -195,8 +194,6 @@ pub struct ExecFlags<'a> {
     pub tty: bool,
     /// `--stream`: pass output on as it is produced.
     pub stream: bool,
-    /// `--timeout`: smolvm kills the guest command after this long.
-    pub timeout: Option<Duration>,
     /// `-e NAME=VALUE`: visible in smolvm's argv, so never for secrets.
     pub env: &'a [(String, String)],
     /// `--secret-env NAME=HOST_VAR`: smolvm reads the value from its own
@@ -218,10 +215,6 @@ pub fn exec_args(machine: &str, flags: &ExecFlags<'_>, guest: &[String]) -> Vec<
         if on {
             args.push(flag.to_owned());
         }
-    }
-    if let Some(timeout) = flags.timeout {
-        args.push("--timeout".into());
-        args.push(format!("{}ms", timeout.as_millis()));
     }
     for (name, value) in flags.env {
         args.push("-e".into());
@@ -334,18 +327,60 @@ pub fn usage_error(out: &Captured) -> Option<&str> {
     stderr.lines().next()
 }
 
-/// Whether smolvm ended the run because its `--timeout` passed: it kills
-/// the guest command and ends with a failure status and a last stderr line
-/// `Error: ... timed out ...`. A script can print that line too, but not
-/// while finishing within its time, which the caller checks.
-pub fn reports_timeout(out: &Captured) -> bool {
-    let tail = String::from_utf8_lossy(&out.stderr_tail);
-    !out.status.success()
-        && tail
-            .trim_end()
-            .lines()
-            .last()
-            .is_some_and(|l| l.starts_with("Error: ") && l.contains("timed out"))
+/// How smolvm's own errors begin: the messages of smolvm 1.9's error kinds
+/// (`src/data/errors.rs`), which it prints as `Error: MESSAGE` before it
+/// exits 1.
+const OWN_ERROR_KINDS: &[&str] = &[
+    "agent operation failed: ",
+    "vm not found: ",
+    "vm creation failed: ",
+    "invalid vm state: ",
+    "hypervisor not available: ",
+    "rootfs operation failed: ",
+    "rootfs not found: ",
+    "storage operation failed: ",
+    "disk not found: ",
+    "mount operation failed: ",
+    "invalid mount path: ",
+    "mount source not found: ",
+    "config operation failed: ",
+    "database operation failed: ",
+    "database not available: ",
+    "kvm not available: ",
+    "kvm permission denied: ",
+    "io operation failed: ",
+];
+
+/// smolvm's own failure, told by what smolvm says: exit status 1 and a last
+/// stderr line `Error: ` followed by one of smolvm's error kinds
+/// ([`OWN_ERROR_KINDS`]). smolvm prints it after whatever the guest command
+/// wrote, so the output before it does not matter. Returns the message.
+/// A script that ends its stderr with such a line itself and exits 1 is
+/// taken for smolvm's failure; nothing else is.
+pub fn own_failure(out: &Captured) -> Option<&str> {
+    if out.status.code() != Some(1) {
+        return None;
+    }
+    let tail = &out.stderr_tail;
+    let tail = tail.strip_suffix(b"\n").unwrap_or(tail);
+    let start = tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if start == 0 && (tail.len() as u64) < out.stderr_total.saturating_sub(1) {
+        // The tail holds no whole last line.
+        return None;
+    }
+    let line = std::str::from_utf8(&tail[start..]).ok()?;
+    let message = line.strip_prefix("Error: ")?;
+    OWN_ERROR_KINDS
+        .iter()
+        .any(|kind| message.starts_with(kind))
+        .then_some(message)
+}
+
+/// Whether smolvm's `message` says the machine is missing or not running.
+pub fn speaks_of_machine_state(message: &str) -> bool {
+    message.starts_with("vm not found: ")
+        || (message.starts_with("agent operation failed: connect: ")
+            && message.contains(" is not running"))
 }
 
 pub fn describe_status(status: ExitStatus) -> String {
@@ -372,27 +407,65 @@ mod tests {
     }
 
     #[test]
-    fn only_smolvms_timeout_line_is_a_timeout() {
-        assert!(reports_timeout(&captured(
-            124,
-            "",
-            "x\nError: command timed out after 500ms\n"
-        )));
-        assert!(!reports_timeout(&captured(
-            3,
-            "",
-            "failed at the last second\n"
-        )));
-        assert!(!reports_timeout(&captured(
-            0,
-            "",
-            "Error: command timed out\n"
-        )));
-        assert!(!reports_timeout(&captured(
-            1,
-            "",
-            "Error: timed out\nmore\n"
-        )));
+    fn own_failures_are_told_by_smolvms_error_kinds() {
+        let not_running = "Error: agent operation failed: connect: machine 'm' is not running. \
+                           Use 'smolvm machine start --name m' first.\n";
+        assert_eq!(
+            own_failure(&captured(1, "", not_running)),
+            Some(
+                "agent operation failed: connect: machine 'm' is not running. \
+                 Use 'smolvm machine start --name m' first."
+            )
+        );
+        // After output the guest wrote, as when the connection is lost.
+        assert_eq!(
+            own_failure(&captured(
+                1,
+                "partial",
+                "warn\nError: agent operation failed: vm exec interactive: connection to VM lost\n"
+            )),
+            Some("agent operation failed: vm exec interactive: connection to VM lost")
+        );
+        assert_eq!(
+            own_failure(&captured(1, "", "Error: vm not found: x")),
+            Some("vm not found: x")
+        );
+        // Not smolvm's words, not smolvm's status, or not the last line.
+        assert_eq!(
+            own_failure(&captured(1, "", "Error: file not found\n")),
+            None
+        );
+        assert_eq!(
+            own_failure(&captured(124, "", "Error: vm not found: x\n")),
+            None
+        );
+        assert_eq!(
+            own_failure(&captured(0, "", "Error: vm not found: x\n")),
+            None
+        );
+        assert_eq!(
+            own_failure(&captured(1, "", "Error: vm not found: x\nlater\n")),
+            None
+        );
+        // A last line longer than the tail kept is not judged.
+        let mut cut = captured(1, "", "vm not found: x\n");
+        cut.stderr_total = 100_000;
+        assert_eq!(own_failure(&cut), None);
+    }
+
+    #[test]
+    fn messages_of_a_missing_or_stopped_machine_are_known() {
+        assert!(speaks_of_machine_state("vm not found: m"));
+        assert!(speaks_of_machine_state(
+            "agent operation failed: connect: machine 'm' is not running. Use 'smolvm machine \
+             start --name m' first."
+        ));
+        assert!(!speaks_of_machine_state(
+            "agent operation failed: vm exec interactive: failed to spawn command: x"
+        ));
+        assert!(!speaks_of_machine_state(
+            "io operation failed: x is not running"
+        ));
     }
 
     #[test]
@@ -422,7 +495,6 @@ mod tests {
         let secret = [("TOKEN".to_owned(), "BOTTLE_SECRET_0".to_owned())];
         let all = ExecFlags {
             stream: true,
-            timeout: Some(Duration::from_millis(1500)),
             env: &env,
             secret_env: &secret,
             ..ExecFlags::default()
@@ -435,8 +507,6 @@ mod tests {
                 "--name",
                 "m",
                 "--stream",
-                "--timeout",
-                "1500ms",
                 "-e",
                 "A=x y",
                 "--secret-env",
