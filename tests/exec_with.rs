@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ::bottle::ffi::cancel::*;
 use ::bottle::ffi::exec_options::*;
 use ::bottle::ffi::status::bottle_status::*;
-use common::{assert_fails, check, cstr, processes_with, ExecOpts, Machine};
+use common::{assert_fails, check, cstr, processes_with, Bottle, ExecOpts, Machine};
 
 #[test]
 fn null_options_behave_like_exec() {
@@ -165,6 +165,108 @@ fn a_timeout_stops_the_command_and_leaves_no_smolvm_behind() {
         b.exec_with("echo quick", &o).unwrap().stdout_str(),
         "quick\n"
     );
+}
+
+/// How many processes in the guest have a command line that the regular
+/// expression `pattern` matches, seen from a new exec. A pattern with a
+/// bracket (`sleep 12[3]`) does not match the scan's own command line.
+fn guest_processes_with(b: &Bottle, pattern: &str) -> usize {
+    let script = format!(
+        "for d in /proc/[0-9]*; do tr '\\0' ' ' < $d/cmdline 2>/dev/null; echo; done \
+         | grep -c -- '{pattern}' || true"
+    );
+    let r = b.exec(&script, Some("root")).unwrap();
+    r.stdout_str().trim().parse().unwrap()
+}
+
+/// Waits until no guest process matches `pattern`; the guest stops what is
+/// left of a stopped call a moment after smolvm has gone.
+fn assert_guest_clears(b: &Bottle, pattern: &str) {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = guest_processes_with(b, pattern);
+        if left == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "{left} guest processes of the stopped script still run ({pattern})"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_timed_out_script_leaves_nothing_running_in_the_guest() {
+    let m = Machine::new("leftover-timeout");
+    let b = m.open();
+    let o = ExecOpts::new();
+    unsafe { check(bottle_exec_options_set_timeout_ms(o.0, 700)).unwrap() };
+    // A child in the background, one in the foreground, one that ignores
+    // SIGTERM and SIGHUP: all are the script's.
+    let script = "sleep 3571 & (trap '' TERM HUP; sleep 3572) & sleep 3573; echo never";
+    assert_fails(b.exec_with(script, &o), BOTTLE_ERR_TIMEOUT, "timed out");
+    assert_guest_clears(&b, "sleep 357[123]");
+}
+
+#[test]
+fn a_cancelled_script_leaves_nothing_running_in_the_guest() {
+    let m = Machine::new("leftover-cancel");
+    let b = m.open();
+    let mut cancel = std::ptr::null_mut();
+    check(unsafe { bottle_cancel_new(&mut cancel) }).unwrap();
+    let o = ExecOpts::new();
+    unsafe { check(bottle_exec_options_set_cancel(o.0, cancel)).unwrap() };
+    let token = cancel as usize;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            std::thread::sleep(Duration::from_millis(700));
+            unsafe { bottle_cancel_trip(token as *const bottle_cancel) };
+        });
+        assert_fails(
+            b.exec_with("sleep 3581 & sleep 3582", &o),
+            BOTTLE_ERR_CANCELLED,
+            "cancelled",
+        );
+    });
+    unsafe { bottle_cancel_free(cancel) };
+    assert_guest_clears(&b, "sleep 358[12]");
+}
+
+#[test]
+fn a_script_that_exits_124_in_time_is_not_a_timeout() {
+    let m = Machine::new("exit124");
+    let b = m.open();
+    let o = ExecOpts::new();
+    unsafe { check(bottle_exec_options_set_timeout_ms(o.0, 60_000)).unwrap() };
+    let r = b.exec_with("echo out; exit 124", &o).unwrap();
+    assert_eq!(r.exit_code, 124);
+    assert_eq!(r.stdout_str(), "out\n");
+}
+
+#[test]
+fn what_a_finished_script_leaves_running_stays() {
+    let m = Machine::new("daemon");
+    let b = m.open();
+    let r = b
+        .exec("nohup sleep 3591 >/dev/null 2>&1 & echo started", None)
+        .unwrap();
+    assert_eq!(r.stdout_str(), "started\n");
+    // The scan sees a process that runs while it looks.
+    let r = b
+        .exec(
+            "n=3592; sleep $n & for d in /proc/[0-9]*; do tr '\\0' ' ' < $d/cmdline; echo; done \
+             | grep -c 'sleep 359[2]'; kill $!",
+            None,
+        )
+        .unwrap();
+    assert_eq!(r.stdout_str(), "1\n");
+    // The stand-in smolvm ends each exec's processes with the exec; a VM
+    // (and the stand-in guest) keeps them, and the guard must too.
+    if common::guest_outlives_exec() {
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(guest_processes_with(&b, "sleep 359[1]"), 1);
+    }
 }
 
 #[test]

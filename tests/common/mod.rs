@@ -14,8 +14,9 @@ use ::bottle::ffi::bottle::{
 use ::bottle::ffi::exec_result::{bottle_exec_result, bottle_exec_result_free};
 use ::bottle::ffi::status::{bottle_last_error, bottle_status};
 
-/// The stand-in smolvm the library is pointed at. Fails loudly, with the
-/// reason, when the tests cannot run here.
+/// The smolvm the library is pointed at (`$BOTTLE_SMOLVM`): the stand-in
+/// CLI, or `tests/real-smolvm`, the real smolvm CLI driving the stand-in
+/// guest. Fails loudly, with the reason, when the tests cannot run here.
 pub fn standin() -> PathBuf {
     static STANDIN: OnceLock<PathBuf> = OnceLock::new();
     STANDIN.get_or_init(find_standin).clone()
@@ -28,8 +29,8 @@ fn find_standin() -> PathBuf {
     ));
     assert!(
         path.is_file(),
-        "the stand-in smolvm {} is missing: build it with `cargo build -p smolvm-standin` \
-         (make test does)",
+        "the smolvm under test, {}, is missing: build the stand-in with \
+         `cargo build -p smolvm-standin` (make test does)",
         path.display()
     );
     // SAFETY: geteuid has no preconditions.
@@ -42,12 +43,26 @@ fn find_standin() -> PathBuf {
     path
 }
 
-/// Runs the stand-in directly (setup and checks that bypass the library).
+/// Whether a process a script leaves running outlives its exec, as in a VM:
+/// true for a real smolvm (with the stand-in guest or a real one), false
+/// for the stand-in CLI, which gives every exec a PID namespace that ends
+/// with it.
+pub fn guest_outlives_exec() -> bool {
+    static REAL: OnceLock<bool> = OnceLock::new();
+    *REAL.get_or_init(|| {
+        let out = smolvm(&["--version"]);
+        assert!(out.status.success(), "smolvm --version: {out:?}");
+        !String::from_utf8_lossy(&out.stdout).contains("standin")
+    })
+}
+
+/// Runs the smolvm under test directly (setup and checks that bypass the
+/// library).
 pub fn smolvm(args: &[&str]) -> std::process::Output {
     Command::new(standin())
         .args(args)
         .output()
-        .expect("run the stand-in smolvm")
+        .expect("run the smolvm under test")
 }
 
 /// A running stand-in machine, deleted (with everything in it) on drop.

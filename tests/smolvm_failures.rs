@@ -1,0 +1,93 @@
+//! Telling smolvm's own failures from the script's by what smolvm says,
+//! with smolvms that print what the real smolvm 1.9 prints. This file is its
+//! own test binary with one test, because it changes `BOTTLE_SMOLVM`, which
+//! other tests read.
+
+mod common;
+
+use std::path::Path;
+
+use ::bottle::ffi::status::bottle_status::*;
+use common::{assert_fails, Bottle};
+
+/// A smolvm that answers `machine exec` with `body` (a shell script) and
+/// `machine status` with a running machine.
+fn fake_smolvm(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let script = format!(
+        "#!/bin/sh\n\
+         case \"$2\" in\n\
+         status) echo '{{\"name\":\"m\",\"state\":\"running\",\"labels\":{{}}}}'; exit 0;;\n\
+         esac\n\
+         {body}\n"
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+#[test]
+fn smolvms_failures_are_told_by_its_words_on_a_running_machine() {
+    let dir = std::env::temp_dir().join(format!("bottle-failures-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let open = |body: &str, name: &str| {
+        std::env::set_var("BOTTLE_SMOLVM", fake_smolvm(&dir, name, body));
+        Bottle::open("m", None).unwrap()
+    };
+
+    // The agent cannot spawn the command: smolvm's failure, although the
+    // machine runs.
+    let b = open(
+        "echo 'Error: agent operation failed: vm exec interactive: failed to spawn command: \
+         No such file or directory (os error 2)' >&2; exit 1",
+        "spawn",
+    );
+    assert_fails(
+        b.exec("true", None),
+        BOTTLE_ERR_SMOLVM,
+        "agent operation failed: vm exec interactive: failed to spawn command",
+    );
+
+    // The connection is lost after the guest wrote: smolvm's message is
+    // last, after the guest's output.
+    let b = open(
+        "printf 'partial'; echo 'the guest said' >&2; \
+         echo 'Error: agent operation failed: vm exec interactive: connection to VM lost' >&2; \
+         exit 1",
+        "lost",
+    );
+    assert_fails(
+        b.exec("true", None),
+        BOTTLE_ERR_SMOLVM,
+        "connection to VM lost",
+    );
+
+    // The agent's buffered-output cap, should a smolvm apply it.
+    let b = open(
+        "echo 'Error: agent operation failed: vm exec: command output exceeded 11534336 bytes \
+         and was truncated. Use streaming exec (exec_stream / execStream) for large output.' >&2; \
+         exit 1",
+        "cap",
+    );
+    assert_fails(
+        b.exec("true", None),
+        BOTTLE_ERR_SMOLVM,
+        "exceeded 11534336 bytes",
+    );
+
+    // Exit 124 with nothing said is the script's own status: the library
+    // keeps the time itself.
+    let b = open("echo out; exit 124", "exit124");
+    let r = b.exec("true", None).unwrap();
+    assert_eq!(r.exit_code, 124);
+    assert_eq!(r.stdout_str(), "out\n");
+
+    // A line that merely looks like smolvm's, in words smolvm does not use,
+    // on a running machine, is the script's.
+    let b = open("echo 'Error: file not found' >&2; exit 1", "lookalike");
+    let r = b.exec("true", None).unwrap();
+    assert_eq!(r.exit_code, 1);
+    assert_eq!(r.stderr, b"Error: file not found\n");
+
+    std::fs::remove_dir_all(&dir).unwrap();
+}
