@@ -181,11 +181,24 @@ enum bottle_status bottle_open(const char *machine_name,
 // Runs `script` in the machine as `user` and captures what it did.
 //
 // The script is shell code for the user's login shell, run as
-// `smolvm machine exec --name NAME -- runuser -l -c -- -- USER SCRIPT`
-// (the login shell gets `-c -- SCRIPT`, so even a script starting with `-`
-// is run, not read as a shell option): it gets the user's login
-// environment (`$HOME`, `$USER`, `$PATH`) and is passed as one argument,
-// unchanged, so quote inside it what the shell should not expand. The call blocks until the script exits; its stdin is empty.
+// `smolvm machine exec --name NAME -i -- /bin/sh -c GUARD sh runuser -l
+// --session-command -- -- USER SCRIPT` (the login shell gets
+// `-c -- SCRIPT`, so even a script starting with `-` is run, not read as a
+// shell option): it gets the user's login environment (`$HOME`, `$USER`,
+// `$PATH`) and is passed as one argument, unchanged, so quote inside it
+// what the shell should not expand. The call blocks until the script
+// exits; its stdin is empty. Output of any size is captured: smolvm
+// passes it on as it is produced (`-i`).
+//
+// GUARD, a short root `/bin/sh` script, ties the script to the call: if
+// the call is stopped (a timeout, a cancel, smolvm killed) the script and
+// everything it started in the guest are killed (SIGKILL to its process
+// group); a script that finishes leaves what it started in the background
+// running, as in any VM. It needs `/bin/sh`, `mkfifo` and `setsid` in the
+// guest and a writable `$TMPDIR` or `/tmp`; if it cannot make its fifo it
+// prints `libbottle: cannot make the fifo ...` and the exit status is 125,
+// with nothing of the script run. A script that moves itself out of its
+// process group (`setsid`, job control) escapes it.
 //
 // - `b`: required, an open bottle.
 // - `script`: required, UTF-8, at most 131071 bytes (the kernel's limit
@@ -199,14 +212,21 @@ enum bottle_status bottle_open(const char *machine_name,
 //
 // A script that exits non-zero is still `BOTTLE_OK`, with `exit_code` set.
 // `BOTTLE_ERR_SMOLVM` means smolvm itself failed: the machine is unknown or
-// not running, or smolvm rejected the command line; `bottle_last_error()`
-// has smolvm's message. smolvm exits 1 both when it fails and when the
-// script exits 1: when the output is exactly one `Error:` line on stderr
-// and nothing on stdout, the library asks smolvm for the machine's state,
-// and the failure is smolvm's only if the machine is missing or not
-// running. So a script that prints `Error: x` to stderr and exits 1 gets
-// `BOTTLE_OK` with `exit_code` 1. Other codes: `BOTTLE_ERR_INVALID_ARGUMENT`,
-// `BOTTLE_ERR_SMOLVM_NOT_FOUND`, `BOTTLE_ERR_IO`.
+// not running, its agent failed, or smolvm rejected the command line;
+// `bottle_last_error()` has smolvm's message. smolvm exits 1 both when it
+// fails and when the script exits 1; it is smolvm's failure when stderr
+// ends with a line `Error: ` followed by one of smolvm's own kinds of
+// error (`agent operation failed: `, `vm not found: `, `io operation
+// failed: `, ...), printed after whatever the script wrote. Where that
+// message says the machine is missing or not running, or stdout is empty
+// and stderr is one `Error:` line in other words, the library asks smolvm
+// for the machine's state and calls it smolvm's failure only if the
+// machine is indeed missing or not running. So a script that prints
+// `Error: x` to stderr and exits 1 gets `BOTTLE_OK` with `exit_code` 1;
+// only a script whose stderr ends with smolvm's own words for an agent
+// failure, and exits 1, is taken for smolvm. Other codes:
+// `BOTTLE_ERR_INVALID_ARGUMENT`, `BOTTLE_ERR_SMOLVM_NOT_FOUND`,
+// `BOTTLE_ERR_IO`.
 //
 // Thread-safe: many threads may exec on one bottle at once. The library
 // spawns and reaps smolvm itself: the process must not ignore SIGCHLD or
@@ -230,8 +250,11 @@ enum bottle_status bottle_exec(const struct bottle *b,
 // Besides `bottle_exec`'s codes: `BOTTLE_ERR_TIMEOUT` when the timeout
 // passed, `BOTTLE_ERR_CANCELLED` when the cancel token was tripped or a
 // callback returned non-zero. In both cases smolvm has been stopped and
-// reaped, no smolvm process is left, and `out` is all zeros; output that
-// reached a callback before then stays delivered. Callbacks run on the
+// reaped, no smolvm process is left, the guest kills the script and
+// everything it started (see `bottle_exec`), and `out` is all zeros;
+// output that reached a callback before then stays delivered. A script
+// that exits 124 (the status smolvm's own timeout uses) within its time
+// is a plain result. Callbacks run on the
 // calling thread. Thread-safe as `bottle_exec`.
 //
 // # Safety
@@ -252,8 +275,12 @@ enum bottle_status bottle_exec_with(const struct bottle *b,
 // inherited, not captured: claude talks to the caller's terminal. With
 // `tty` true smolvm is given `-i -t` (pass the caller's stdin on, allocate
 // a guest terminal); pass true when the caller's stdin is a terminal. With
-// `tty` false claude's stdin is empty. The call
-// blocks until claude exits. claude writes to the caller's descriptors
+// `tty` false smolvm is given `-i` with an empty stdin: claude's stdin is
+// empty, its output streams to the caller as it is written, and it runs
+// under `bottle_exec`'s guard, so nothing it started outlives the call.
+// With `tty` true the guest terminal stays claude's controlling terminal;
+// if smolvm goes away, the guest hangs that terminal up (SIGHUP to
+// claude). The call blocks until claude exits. claude writes to the caller's descriptors
 // directly, so flush stdio buffers (`fflush(NULL)`) before calling.
 //
 // - `b`: required, an open bottle.
@@ -521,10 +548,12 @@ enum bottle_status bottle_exec_options_add_secret_env(struct bottle_exec_options
 enum bottle_status bottle_exec_options_set_workdir(struct bottle_exec_options *opts,
                                                    const char *dir);
 
-// How long the script may run, in milliseconds; 0 means no limit. When it
-// is up, smolvm kills the script (`--timeout`), and if smolvm itself has
-// not returned a second later the library stops it; either way the call
-// returns `BOTTLE_ERR_TIMEOUT` with no smolvm process left behind.
+// How long the script may run, in milliseconds; 0 means no limit. The
+// library keeps the time itself (smolvm gets no `--timeout`): when it is
+// up, it stops smolvm, the guest kills the script and everything it
+// started, and the call returns `BOTTLE_ERR_TIMEOUT` with no smolvm
+// process left behind. Returns `BOTTLE_ERR_INVALID_ARGUMENT` for NULL
+// `opts`.
 //
 // # Safety
 // `opts` is NULL or live options.
@@ -533,8 +562,8 @@ enum bottle_status bottle_exec_options_set_timeout_ms(struct bottle_exec_options
 
 // Bytes for the script's stdin: `len` bytes at `data`, copied (the caller
 // may free them at once). `data` may be NULL only when `len` is 0, which
-// gives an empty stdin that is open (as opposed to the default /dev/null).
-// A script that exits without reading all of it is not an error, and never
+// gives an empty stdin, as the default does. smolvm passes the bytes on
+// as the script reads them, then their end. A script that exits without reading all of it is not an error, and never
 // raises SIGPIPE in the calling process.
 //
 // # Safety
@@ -543,7 +572,7 @@ enum bottle_status bottle_exec_options_set_stdin(struct bottle_exec_options *opt
                                                  const uint8_t *data,
                                                  size_t len);
 
-// Hands stdout to `callback` as it arrives (smolvm's `--stream`), with
+// Hands stdout to `callback` as it arrives (smolvm streams it), with
 // `user_data` as its first argument. With `capture` true the bytes are also
 // kept in the result; with false the result's stdout is empty. A NULL
 // callback goes back to plain capture.

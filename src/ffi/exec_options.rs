@@ -179,10 +179,12 @@ pub unsafe extern "C" fn bottle_exec_options_set_workdir(
     })
 }
 
-/// How long the script may run, in milliseconds; 0 means no limit. When it
-/// is up, smolvm kills the script (`--timeout`), and if smolvm itself has
-/// not returned a second later the library stops it; either way the call
-/// returns `BOTTLE_ERR_TIMEOUT` with no smolvm process left behind.
+/// How long the script may run, in milliseconds; 0 means no limit. The
+/// library keeps the time itself (smolvm gets no `--timeout`): when it is
+/// up, it stops smolvm, the guest kills the script and everything it
+/// started, and the call returns `BOTTLE_ERR_TIMEOUT` with no smolvm
+/// process left behind. Returns `BOTTLE_ERR_INVALID_ARGUMENT` for NULL
+/// `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options.
@@ -200,8 +202,8 @@ pub unsafe extern "C" fn bottle_exec_options_set_timeout_ms(
 
 /// Bytes for the script's stdin: `len` bytes at `data`, copied (the caller
 /// may free them at once). `data` may be NULL only when `len` is 0, which
-/// gives an empty stdin that is open (as opposed to the default /dev/null).
-/// A script that exits without reading all of it is not an error, and never
+/// gives an empty stdin, as the default does. smolvm passes the bytes on
+/// as the script reads them, then their end. A script that exits without reading all of it is not an error, and never
 /// raises SIGPIPE in the calling process.
 ///
 /// # Safety
@@ -230,7 +232,7 @@ pub unsafe extern "C" fn bottle_exec_options_set_stdin(
     })
 }
 
-/// Hands stdout to `callback` as it arrives (smolvm's `--stream`), with
+/// Hands stdout to `callback` as it arrives (smolvm streams it), with
 /// `user_data` as its first argument. With `capture` true the bytes are also
 /// kept in the result; with false the result's stdout is empty. A NULL
 /// callback goes back to plain capture.
