@@ -23,6 +23,13 @@ pub enum Command {
     /// Manage machines
     #[command(subcommand)]
     Machine(MachineCommand),
+    /// The VM process the real smolvm CLI starts (`SMOLVM_BOOT_BINARY`):
+    /// a stand-in guest serving smolvm's agent protocol
+    #[command(name = "_boot-vm", hide = true)]
+    BootVm {
+        /// smolvm's boot config (JSON)
+        config: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]

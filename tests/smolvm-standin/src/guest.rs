@@ -26,6 +26,7 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use crate::error::{os_text, Result};
 use crate::machine::{Machine, Store};
@@ -170,6 +171,35 @@ impl Guest {
             hostname,
             own_network: !machine.net,
             volumes,
+        })
+    }
+
+    /// A machine of the real smolvm CLI, booted by `_boot-vm`: the paths and
+    /// settings come from its boot config instead of the stand-in's store.
+    pub fn for_vm(
+        root: &Path,
+        usr_local: &Path,
+        name: &str,
+        own_network: bool,
+        volumes: &[(String, String, bool)],
+    ) -> Result<Guest> {
+        let mut hostname = name.as_bytes().to_vec();
+        hostname.truncate(64);
+        Ok(Guest {
+            root: sys::cstring(root.as_os_str().as_bytes())?,
+            usr_local: sys::cstring(usr_local.as_os_str().as_bytes())?,
+            hostname,
+            own_network,
+            volumes: volumes
+                .iter()
+                .map(|(host, guest, read_only)| {
+                    Ok(GuestVolume {
+                        host: sys::cstring(host.as_str())?,
+                        guest: sys::cstring(guest.as_str())?,
+                        read_only: *read_only,
+                    })
+                })
+                .collect::<Result<_>>()?,
         })
     }
 

@@ -3,6 +3,10 @@
 //! a root filesystem that commands really run in, isolated by namespaces
 //! and chroot instead of a microVM. See README.md.
 
+mod agent;
+mod agent_exec;
+mod agent_file;
+mod boot;
 mod cli;
 mod copy;
 mod error;
@@ -23,7 +27,16 @@ use clap::Parser;
 use cli::{Cli, Command, MachineCommand};
 
 fn main() {
-    let Command::Machine(command) = Cli::parse().command;
+    let command = match Cli::parse().command {
+        Command::Machine(command) => command,
+        Command::BootVm { config } => {
+            let code = boot::run(&config).unwrap_or_else(|e| {
+                eprintln!("Error: {e}");
+                1
+            });
+            std::process::exit(code);
+        }
+    };
     let result = match command {
         MachineCommand::Exec(args) => exec::run(args),
         MachineCommand::Create(args) => lifecycle::create(args),
