@@ -12,6 +12,12 @@ BUILD    := build
 # Tests keep the stand-in's machines under target/, never in the host's /tmp.
 export SMOLVM_STANDIN_HOME ?= $(CURDIR)/target/standin-home
 
+# The real smolvm CLI, which tests/real-smolvm runs against the stand-in
+# guest (its machine database under target/real-smolvm-home). CI has it in
+# ../shared; point BOTTLE_REAL_SMOLVM at any other smolvm 1.9 build.
+export BOTTLE_REAL_SMOLVM ?= $(abspath $(CURDIR)/../shared/smolvm-1.9.2/smolvm)
+REAL_SMOLVM := $(CURDIR)/tests/real-smolvm
+
 # What a static Rust library needs from the C side when linked
 # (`cargo rustc -- --print native-static-libs`).
 STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
@@ -27,7 +33,7 @@ INSTALL_INC ?= $(PREFIX)/include
 INSTALL_PC  ?= $(INSTALL_LIB)/pkgconfig
 
 .PHONY: all lib standin header install uninstall demo test lint test-rust test-c test-standin \
-	test-sanitize test-valgrind test-examples test-go bench clean
+	test-sanitize test-valgrind test-examples test-go test-real bench clean
 
 all: lib
 
@@ -81,8 +87,9 @@ demo: lib standin $(BUILD)/demo
 # Every test: formatting and lints, the Rust unit and integration tests (the
 # header drift check among them), the stand-in's own checks, the C tests
 # against the shared and the static library and under ASan+UBSan and
-# valgrind, the C and Python examples with an install, and the Go binding.
-test: lint test-rust test-standin test-c test-sanitize test-valgrind test-examples test-go
+# valgrind, the C and Python examples with an install, the Go binding; then
+# the Rust, C and Go suites again through the real smolvm CLI.
+test: lint test-rust test-standin test-c test-sanitize test-valgrind test-examples test-go test-real
 
 lint:
 	cargo fmt --all --check
@@ -131,6 +138,25 @@ test-go: standin lib
 	cd bindings/go && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(STANDIN) \
 		go vet ./... && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(STANDIN) \
 		go test -race -count=1 ./...
+
+# One test body, two smolvms: the integration suites through the real
+# smolvm CLI driving the stand-in guest. Without a real smolvm this says so
+# loudly, and fails under CI, which must run both.
+ifeq ($(wildcard $(BOTTLE_REAL_SMOLVM)),)
+test-real:
+	@echo "=================================================================="
+	@echo "NOT RUN: the suites against the real smolvm CLI: no smolvm at"
+	@echo "  $(BOTTLE_REAL_SMOLVM) (set BOTTLE_REAL_SMOLVM)"
+	@echo "=================================================================="
+	@if [ -n "$$CI" ]; then echo "CI must run them" >&2; exit 1; fi
+else
+test-real: standin lib $(BUILD)/test_bottle
+	@echo "test-real: $$($(REAL_SMOLVM) --version) ($(BOTTLE_REAL_SMOLVM)), stand-in guest"
+	BOTTLE_SMOLVM=$(REAL_SMOLVM) cargo test -p bottle --tests
+	BOTTLE_SMOLVM=$(REAL_SMOLVM) $(BUILD)/test_bottle
+	cd bindings/go && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(REAL_SMOLVM) \
+		go test -race -count=1 ./...
+endif
 
 # Benchmarks against a smolvm that runs nothing: library against the floor,
 # large captures, concurrency, the Go binding. Results: BENCHMARKS.md.

@@ -243,7 +243,7 @@ pub fn teardown(smolvm: &Smolvm, machine: &str) -> Result<()> {
 /// still lists what was deleted.
 pub fn reap(removed: &mut Vec<String>) -> Result<()> {
     let smolvm = Smolvm::locate()?;
-    let out = smolvm.capture(&mut smolvm.command(smolvm::ls_args()))?;
+    let out = smolvm.capture_bookkeeping(smolvm::ls_args())?;
     if !out.status.success() {
         return Err(Error::Smolvm(format!(
             "smolvm machine ls failed: {}",

@@ -12,6 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
+use std::time::Duration;
 
 use crate::capture::{self, Captured, Io, RunError, Stopped};
 use crate::error::{Error, Result};
@@ -19,6 +20,22 @@ use crate::error::{Error, Result};
 /// The variable that names the smolvm executable (a path, or a name looked
 /// up on PATH). Unset or empty means `smolvm` on PATH.
 pub const SMOLVM_VAR: &str = "BOTTLE_SMOLVM";
+
+/// What smolvm's SQLite says when another smolvm holds its database.
+const DATABASE_LOCKED: &str = "database is locked";
+
+/// How often a bookkeeping subcommand is tried again for a locked database:
+/// with pauses from 10 ms doubling to 0.5 s, about 4 s in all.
+const DATABASE_LOCKED_RETRIES: usize = 12;
+
+/// Up to `pause` more, different for each thread and time, so that smolvms
+/// that collided once do not collide again in step.
+fn jitter(pause: Duration) -> Duration {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    pause.mul_f64(f64::from(seed % 1000) / 1000.0)
+}
 
 /// A located smolvm executable.
 #[derive(Debug, Clone)]
@@ -124,10 +141,38 @@ impl Smolvm {
         }
     }
 
+    /// Runs a bookkeeping subcommand (create, start, stop, delete, status,
+    /// ls) with output captured, again while it fails for a locked machine
+    /// database.
+    ///
+    /// smolvm 1.9 keeps its machines in SQLite, and when several smolvm
+    /// processes change it at once one of them can fail at once with
+    /// `database is locked` (a transaction that has read and must then
+    /// write gets SQLITE_BUSY without waiting). Its change was rolled back,
+    /// so the subcommand is tried again, a few times, with growing pauses.
+    /// Only these subcommands: an exec or a copy may have done part of its
+    /// work before such a failure.
+    pub fn capture_bookkeeping<I, S>(&self, args: I) -> Result<Captured>
+    where
+        I: IntoIterator<Item = S> + Clone,
+        S: AsRef<OsStr>,
+    {
+        let mut pause = Duration::from_millis(10);
+        for _ in 0..DATABASE_LOCKED_RETRIES {
+            let out = self.capture(&mut self.command(args.clone()))?;
+            if out.status.success() || !failure_message(&out).contains(DATABASE_LOCKED) {
+                return Ok(out);
+            }
+            std::thread::sleep(pause + jitter(pause));
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+        self.capture(&mut self.command(args))
+    }
+
     /// Runs a subcommand that prints nothing worth keeping (create, start,
     /// stop, delete); its failure carries smolvm's message.
     pub fn run_checked(&self, args: Vec<String>, subcommand: &str, machine: &str) -> Result<()> {
-        let out = self.capture(&mut self.command(args))?;
+        let out = self.capture_bookkeeping(args)?;
         if out.status.success() {
             Ok(())
         } else {
@@ -137,7 +182,7 @@ impl Smolvm {
 
     /// `smolvm machine status --name N --json`, read into a state.
     pub fn machine_state(&self, machine: &str) -> Result<MachineState> {
-        let out = self.capture(&mut self.command(status_args(machine)))?;
+        let out = self.capture_bookkeeping(status_args(machine))?;
         if !out.status.success() {
             return Ok(MachineState::Unknown(failure_message(&out)));
         }

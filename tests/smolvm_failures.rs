@@ -7,8 +7,10 @@ mod common;
 
 use std::path::Path;
 
+use ::bottle::ffi::bottle::bottle_close_checked;
+use ::bottle::ffi::launch::bottle_launch;
 use ::bottle::ffi::status::bottle_status::*;
-use common::{assert_fails, Bottle};
+use common::{assert_fails, check, Bottle};
 
 /// A smolvm that answers `machine exec` with `body` (a shell script) and
 /// `machine status` with a running machine.
@@ -88,6 +90,26 @@ fn smolvms_failures_are_told_by_its_words_on_a_running_machine() {
     let r = b.exec("true", None).unwrap();
     assert_eq!(r.exit_code, 1);
     assert_eq!(r.stderr, b"Error: file not found\n");
+
+    // A locked machine database (several smolvms changing it at once) is
+    // waited out for bookkeeping: create fails twice, then works.
+    let tries = dir.join("creates");
+    let locked = fake_smolvm(
+        &dir,
+        "locked",
+        &format!(
+            "if [ \"$2\" = create ]; then echo x >> '{tries}'; \
+               if [ $(wc -l < '{tries}') -le 2 ]; then \
+                 echo \"Error: database operation failed: reserve vm 'x': database is locked\" >&2; \
+                 exit 1; fi; fi; exit 0",
+            tries = tries.display()
+        ),
+    );
+    std::env::set_var("BOTTLE_SMOLVM", &locked);
+    let mut launched = std::ptr::null_mut();
+    check(unsafe { bottle_launch(std::ptr::null(), &mut launched) }).unwrap();
+    assert_eq!(std::fs::read_to_string(&tries).unwrap(), "x\nx\nx\n");
+    check(unsafe { bottle_close_checked(launched) }).unwrap();
 
     std::fs::remove_dir_all(&dir).unwrap();
 }

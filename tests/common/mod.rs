@@ -58,11 +58,24 @@ pub fn guest_outlives_exec() -> bool {
 
 /// Runs the smolvm under test directly (setup and checks that bypass the
 /// library).
+///
+/// The real smolvm can fail at once with `database is locked` when several
+/// smolvms change its machine database together (the library waits that
+/// out the same way): tried again then.
 pub fn smolvm(args: &[&str]) -> std::process::Output {
-    Command::new(standin())
-        .args(args)
-        .output()
-        .expect("run the smolvm under test")
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        let out = Command::new(standin())
+            .args(args)
+            .output()
+            .expect("run the smolvm under test");
+        let locked = String::from_utf8_lossy(&out.stderr).contains("database is locked");
+        if !locked || pause > std::time::Duration::from_secs(2) {
+            return out;
+        }
+        std::thread::sleep(pause);
+        pause *= 2;
+    }
 }
 
 /// A running stand-in machine, deleted (with everything in it) on drop.
@@ -96,9 +109,34 @@ impl Machine {
     }
 
     /// The machine's root filesystem as the host sees it.
+    /// The machine's root filesystem on the host: the stand-in CLI keeps
+    /// it in its state directory, the stand-in guest of `tests/real-smolvm`
+    /// in the VM's data directory (named by the first 8 bytes of the
+    /// SHA-256 of the machine name, as smolvm does).
     pub fn rootfs(&self) -> PathBuf {
-        let home = std::env::var_os("SMOLVM_STANDIN_HOME").expect("SMOLVM_STANDIN_HOME is set");
-        PathBuf::from(home).join(&self.name).join("rootfs")
+        if !guest_outlives_exec() {
+            let home =
+                std::env::var_os("SMOLVM_STANDIN_HOME").expect("SMOLVM_STANDIN_HOME is set");
+            return PathBuf::from(home).join(&self.name).join("rootfs");
+        }
+        let home = std::env::var_os("BOTTLE_REAL_SMOLVM_HOME").map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/real-smolvm-home"),
+            PathBuf::from,
+        );
+        let digest = Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(self.name.as_bytes())?;
+                child.wait_with_output()
+            })
+            .expect("sha256sum");
+        let hex = String::from_utf8(digest.stdout).unwrap();
+        home.join(".cache/smolvm/vms")
+            .join(&hex[..16])
+            .join("standin/rootfs")
     }
 
     pub fn open(&self) -> Bottle {
@@ -108,10 +146,8 @@ impl Machine {
 
 impl Drop for Machine {
     fn drop(&mut self) {
-        let out = Command::new(standin())
-            .args(["machine", "delete", "--name", &self.name, "-f"])
-            .output();
-        let deleted = matches!(&out, Ok(o) if o.status.success());
+        let out = smolvm(&["machine", "delete", "--name", &self.name, "-f"]);
+        let deleted = out.status.success();
         // A second panic while a failed test unwinds would abort the run.
         if !deleted && !std::thread::panicking() {
             panic!("delete {}: {out:?}", self.name);
