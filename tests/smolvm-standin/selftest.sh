@@ -33,6 +33,14 @@ fi
 T=$(mktemp -d /tmp/smolvm-standin-selftest.XXXXXX)
 export SMOLVM_STANDIN_HOME=$T/home
 cleanup() {
+    # Machines of the real-smolvm section, if it stopped half way.
+    if [ -n "${BOTTLE_REAL_SMOLVM_HOME:-}" ] && [ -d "$BOTTLE_REAL_SMOLVM_HOME" ]; then
+        for n in $("$real" machine ls --json 2>/dev/null |
+            python3 -c 'import json,sys; print(" ".join(m["name"] for m in json.load(sys.stdin)))'); do
+            "$real" machine delete --name "$n" -f >/dev/null 2>&1
+        done
+        rm -rf "$BOTTLE_REAL_SMOLVM_HOME"
+    fi
     # Machines first (the stand-in's own delete), then whatever is left.
     for d in "$SMOLVM_STANDIN_HOME"/*/; do
         [ -d "$d" ] && "$SMOLVM_STANDIN" machine delete --name "$(basename "$d")" -f 2>/dev/null
@@ -400,6 +408,10 @@ check "after deleting all, ls --json is []" 0 "[]" "" sv ls --json
 expect "nothing of the machines remains in the home" sh -c "test -z \"\$(ls -A '$SMOLVM_STANDIN_HOME')\""
 expect "no mount in the host mentions the home" sh -c "! grep -F '$SMOLVM_STANDIN_HOME' /proc/self/mountinfo"
 expect "no guest process is left" sh -c '! pgrep -f "sleep 432[0-9]" >/dev/null'
+
+## The real smolvm CLI against the stand-in guest
+
+. "$here/selftest-real.sh"
 
 ## Timing (informational)
 
