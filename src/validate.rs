@@ -202,14 +202,21 @@ pub fn mode(mode: u32) -> Result<()> {
     Ok(())
 }
 
-/// A guest path smolvm's cp can take: absolute, and without the `:` that
-/// cp reads as the machine separator.
+/// A guest path smolvm's cp can take: absolute, without the `:` that cp
+/// reads as the machine separator, and without a `..` component, which
+/// smolvm's agent refuses (`parent traversal is not allowed`).
 pub fn cp_guest_path(guest_path: &str) -> Result<()> {
     self::guest_path("guest_path", guest_path)?;
     if guest_path.contains(':') {
         return Err(Error::invalid(
             "guest_path",
             format!("{guest_path:?} contains ':', which smolvm's cp reads as MACHINE:PATH"),
+        ));
+    }
+    if guest_path.split('/').any(|part| part == "..") {
+        return Err(Error::invalid(
+            "guest_path",
+            format!("{guest_path:?} has a '..' component, which smolvm's agent refuses"),
         ));
     }
     Ok(())
@@ -268,6 +275,16 @@ mod tests {
 
     fn reason(r: Result<()>) -> String {
         r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn cp_guest_paths_have_no_parent_components() {
+        assert!(cp_guest_path("/tmp/a..b/..c").is_ok());
+        assert_eq!(
+            reason(cp_guest_path("/tmp/../x")),
+            "guest_path: \"/tmp/../x\" has a '..' component, which smolvm's agent refuses"
+        );
+        assert!(cp_guest_path("/x/..").is_err());
     }
 
     #[test]

@@ -345,8 +345,8 @@ fn rows() -> Vec<Row> {
     add(f, a, "`:`", text("/tmp/a:b"), None, invalid("guest_path: \"/tmp/a:b\" contains ':', which smolvm's cp reads as MACHINE:PATH"));
     add(f, a, "`:`", text("default:/tmp/x"), None, invalid("guest_path: \"default:/tmp/x\" is not an absolute guest path"));
     add(f, a, "spaces", text("/tmp/a b"), None, copied("/tmp/a b"));
-    add(f, a, "`..`", text("/tmp/../tmp/dots"), None, copied("/tmp/dots"));
-    add(f, a, "`..`", text("/../../../tmp/up"), None, copied("/tmp/up"));
+    add(f, a, "`..`", text("/tmp/../tmp/dots"), None, invalid("guest_path: \"/tmp/../tmp/dots\" has a '..' component, which smolvm's agent refuses"));
+    add(f, a, "`..`", text("/../../../tmp/up"), None, invalid("guest_path: \"/../../../tmp/up\" has a '..' component, which smolvm's agent refuses"));
     add(f, a, "shell metacharacters", text("/tmp/$(touch bottle-pwned);`id`|&<>*"), None, copied("/tmp/$(touch bottle-pwned);`id`|&<>*"));
 
     add("bottle_close", "b", "NULL", Null, None, Expect::Accepted(Effect::Nothing));
@@ -515,8 +515,8 @@ fn rows() -> Vec<Row> {
     add(f, a, "`:`", text("/tmp/a:b"), None, invalid("guest_path: \"/tmp/a:b\" contains ':', which smolvm's cp reads as MACHINE:PATH"));
     add(f, a, "`:`", text("default:/tmp/x"), None, invalid("guest_path: \"default:/tmp/x\" is not an absolute guest path"));
     add(f, a, "spaces", text("/tmp/a b"), None, copied("/tmp/a b"));
-    add(f, a, "`..`", text("/tmp/../tmp/dots"), None, copied("/tmp/dots"));
-    add(f, a, "`..`", text("/../../../tmp/up"), None, copied("/tmp/up"));
+    add(f, a, "`..`", text("/tmp/../tmp/dots"), None, invalid("guest_path: \"/tmp/../tmp/dots\" has a '..' component, which smolvm's agent refuses"));
+    add(f, a, "`..`", text("/../../../tmp/up"), None, invalid("guest_path: \"/../../../tmp/up\" has a '..' component, which smolvm's agent refuses"));
     add(f, a, "shell metacharacters", text("/tmp/$(touch bottle-pwned);`id`|&<>*"), None, copied("/tmp/$(touch bottle-pwned);`id`|&<>*"));
     add(f, "opts", "NULL", Null, None, copied_as(0o644, 0, 0));
 
@@ -577,8 +577,8 @@ fn rows() -> Vec<Row> {
     add(f, a, "`:`", text("/tmp/out/a:b"), None, invalid("guest_path: \"/tmp/out/a:b\" contains ':', which smolvm's cp reads as MACHINE:PATH"));
     add(f, a, "`:`", text("default:/tmp/out/source"), None, invalid("guest_path: \"default:/tmp/out/source\" is not an absolute guest path"));
     add(f, a, "spaces", text("/tmp/out/a b"), None, out());
-    add(f, a, "`..`", text("/tmp/out/../out/dots"), None, out());
-    add(f, a, "`..`", text("/../../../tmp/out/up"), None, out());
+    add(f, a, "`..`", text("/tmp/out/../out/dots"), None, invalid("guest_path: \"/tmp/out/../out/dots\" has a '..' component, which smolvm's agent refuses"));
+    add(f, a, "`..`", text("/../../../tmp/out/up"), None, invalid("guest_path: \"/../../../tmp/out/up\" has a '..' component, which smolvm's agent refuses"));
     add(f, a, "shell metacharacters", text("/tmp/out/$(touch bottle-pwned);`id`|&<>*"), None, out());
     let a = "host_path";
     add(f, a, "NULL", Null, None, invalid("host_path: must not be NULL"));
