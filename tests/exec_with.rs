@@ -108,11 +108,11 @@ fn secrets_reach_the_script_but_no_command_line() {
             }
             scans
         });
-        let r = b.exec_with("sleep 1; printf '%s' \"$TOKEN\"", &o).unwrap();
+        let r = b.exec_with("sleep 2; printf '%s' \"$TOKEN\"", &o).unwrap();
         done.store(true, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(r.stdout_str(), secret, "the secret reached the script");
         assert!(
-            watcher.join().unwrap() > 10,
+            watcher.join().unwrap() >= 5,
             "the process list was scanned while it ran"
         );
     });

@@ -33,6 +33,9 @@ fn find_standin() -> PathBuf {
          `cargo build -p smolvm-standin` (make test does)",
         path.display()
     );
+    if path.file_name() == Some(std::ffi::OsStr::new("real-smolvm")) {
+        pin_real_smolvm_paths();
+    }
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
         unsafe { libc::geteuid() },
@@ -41,6 +44,28 @@ fn find_standin() -> PathBuf {
          as a normal user"
     );
     path
+}
+
+/// `tests/real-smolvm` finds the real smolvm, the stand-in guest and its
+/// scratch HOME beside itself unless told; a test that copies it elsewhere
+/// (to find it on PATH) needs them told, as absolute paths.
+fn pin_real_smolvm_paths() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for (var, default) in [
+        (
+            "BOTTLE_REAL_SMOLVM",
+            repo.join("../shared/smolvm-1.9.2/smolvm"),
+        ),
+        (
+            "BOTTLE_REAL_SMOLVM_HOME",
+            repo.join("target/real-smolvm-home"),
+        ),
+        ("BOTTLE_STANDIN", repo.join("target/debug/smolvm-standin")),
+    ] {
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, default);
+        }
+    }
 }
 
 /// Whether a process a script leaves running outlives its exec, as in a VM:
@@ -115,8 +140,7 @@ impl Machine {
     /// SHA-256 of the machine name, as smolvm does).
     pub fn rootfs(&self) -> PathBuf {
         if !guest_outlives_exec() {
-            let home =
-                std::env::var_os("SMOLVM_STANDIN_HOME").expect("SMOLVM_STANDIN_HOME is set");
+            let home = std::env::var_os("SMOLVM_STANDIN_HOME").expect("SMOLVM_STANDIN_HOME is set");
             return PathBuf::from(home).join(&self.name).join("rootfs");
         }
         let home = std::env::var_os("BOTTLE_REAL_SMOLVM_HOME").map_or_else(
@@ -129,7 +153,11 @@ impl Machine {
             .spawn()
             .and_then(|mut child| {
                 use std::io::Write;
-                child.stdin.take().unwrap().write_all(self.name.as_bytes())?;
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(self.name.as_bytes())?;
                 child.wait_with_output()
             })
             .expect("sha256sum");

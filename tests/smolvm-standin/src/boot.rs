@@ -32,6 +32,7 @@ struct BootConfig {
     vsock_socket: PathBuf,
     startup_error_log: PathBuf,
     network: bool,
+    memory_mib: u64,
     /// (host source, guest target, read-only)
     mounts: Vec<(String, String, bool)>,
 }
@@ -52,10 +53,14 @@ impl BootConfig {
     fn parse(bytes: &[u8]) -> Result<BootConfig> {
         let json: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| Error::new(format!("boot config: {e}")))?;
-        let network = field(&json, "resources")?
+        let resources = field(&json, "resources")?;
+        let network = resources
             .get("network")
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
+        let memory_mib = field(resources, "memory_mib")?
+            .as_u64()
+            .ok_or_else(|| Error::new("boot config: 'memory_mib' is not a number"))?;
         let mut mounts = Vec::new();
         for mount in field(&json, "mounts")?.as_array().into_iter().flatten() {
             let text = |key: &str| -> Result<String> {
@@ -71,6 +76,7 @@ impl BootConfig {
             vsock_socket: path_field(&json, "vsock_socket")?,
             startup_error_log: path_field(&json, "startup_error_log")?,
             network,
+            memory_mib,
             mounts,
         })
     }
@@ -179,7 +185,28 @@ pub fn run(config_path: &Path) -> Result<i32> {
     }
 }
 
+/// A machine asks for more memory than the host has: no VM could boot, and
+/// neither does the stand-in's, so that tests have a start that fails on
+/// both the stand-in CLI and the real one.
+pub fn check_memory(memory_mib: u64) -> Result<()> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo")
+        .map_err(|e| Error::new(format!("read /proc/meminfo: {}", os_text(&e))))?;
+    let host_mib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib / 1024)
+        .ok_or_else(|| Error::new("/proc/meminfo has no MemTotal"))?;
+    if memory_mib > host_mib {
+        return Err(Error::new(format!(
+            "cannot give the guest {memory_mib} MiB of memory: the host has {host_mib} MiB"
+        )));
+    }
+    Ok(())
+}
+
 fn boot(config: &BootConfig) -> Result<i32> {
+    check_memory(config.memory_mib)?;
     let vm_dir = config
         .vsock_socket
         .parent()
