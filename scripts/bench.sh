@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds and runs libbottle's benchmarks and prints the tables that
-# BENCHMARKS.md records. Everything runs against bench/null-smolvm, a smolvm
-# that runs nothing, so what is measured is the caller's own cost.
+# BENCHMARKS.md records. All but the last table run against
+# bench/null-smolvm, a smolvm that runs nothing, so what is measured is the
+# caller's own cost; the last goes through the real smolvm CLI.
 #
 # Knobs (environment): BENCH_CALLS (per-call samples, default 4000),
 # BENCH_LARGE_MIB (default 256) and BENCH_LARGE_RUNS (default 7),
-# BENCH_SCALING_CALLS (default 800), BENCH_GO_ROUNDS (default 5).
+# BENCH_SCALING_CALLS (default 800), BENCH_GO_ROUNDS (default 5),
+# BENCH_REAL_CALLS (default 100, through the real smolvm CLI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -83,3 +85,19 @@ awk -v c="$c_us" -v g="$(go_ns Exec)" -v gc="$(go_ns ExecCancellable)" \
     printf "| exec, cancellable context | %.1f µs | %.1f µs | %+.1f µs |\n", c, gc / 1000, gc / 1000 - c
     printf "| exec refused (user `-bad`), no process | %.0f ns | %.0f ns | %+.0f ns |\n", cr, gr, gr - cr
 }'
+echo
+
+echo "## Through the real smolvm CLI and the stand-in guest"
+echo
+# What an exec costs end to end when smolvm is the real 1.9.2 CLI (the
+# guest is the stand-in's debug build): v0.1's buffered command against
+# -i, runuser's --session-command and the guard that bottle_exec adds.
+real_smolvm=${BOTTLE_REAL_SMOLVM:-$root/../shared/smolvm-1.9.2/smolvm}
+if [ -x "$real_smolvm" ]; then
+    make --no-print-directory standin >/dev/null
+    BOTTLE_REAL_SMOLVM=$real_smolvm BOTTLE_SMOLVM=$root/tests/real-smolvm \
+        python3 bench/real_smolvm.py "$root/target/release/libbottle.so" \
+        "$root/tests/real-smolvm" "${BENCH_REAL_CALLS:-100}"
+else
+    echo "NOT RUN: no real smolvm at $real_smolvm (set BOTTLE_REAL_SMOLVM)"
+fi
