@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use ::bottle::ffi::cancel::*;
 use ::bottle::ffi::exec_options::*;
 use ::bottle::ffi::status::bottle_status::*;
-use common::{assert_fails, check, cstr, processes_with, Bottle, ExecOpts, Machine};
+use common::{
+    assert_fails, assert_guest_clears, check, cstr, guest_processes_with, processes_with, ExecOpts,
+    Machine,
+};
 
 #[test]
 fn null_options_behave_like_exec() {
@@ -165,35 +168,6 @@ fn a_timeout_stops_the_command_and_leaves_no_smolvm_behind() {
         b.exec_with("echo quick", &o).unwrap().stdout_str(),
         "quick\n"
     );
-}
-
-/// How many processes in the guest have a command line that the regular
-/// expression `pattern` matches, seen from a new exec. A pattern with a
-/// bracket (`sleep 12[3]`) does not match the scan's own command line.
-fn guest_processes_with(b: &Bottle, pattern: &str) -> usize {
-    let script = format!(
-        "for d in /proc/[0-9]*; do tr '\\0' ' ' < $d/cmdline 2>/dev/null; echo; done \
-         | grep -c -- '{pattern}' || true"
-    );
-    let r = b.exec(&script, Some("root")).unwrap();
-    r.stdout_str().trim().parse().unwrap()
-}
-
-/// Waits until no guest process matches `pattern`; the guest stops what is
-/// left of a stopped call a moment after smolvm has gone.
-fn assert_guest_clears(b: &Bottle, pattern: &str) {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = guest_processes_with(b, pattern);
-        if left == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < until,
-            "{left} guest processes of the stopped script still run ({pattern})"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -6,9 +6,12 @@ use std::ffi::CStr;
 use std::ptr::{null, null_mut};
 
 use ::bottle::ffi::bottle::*;
+use ::bottle::ffi::exec_options::bottle_exec_options_set_timeout_ms;
 use ::bottle::ffi::launch::*;
 use ::bottle::ffi::status::bottle_status::*;
-use common::{assert_fails, check, cstr, smolvm, Bottle, LaunchOpts};
+use common::{
+    assert_fails, assert_guest_clears, check, cstr, smolvm, Bottle, ExecOpts, LaunchOpts,
+};
 
 /// `machine status --json` of `name`, or None if smolvm does not know it.
 fn status(name: &str) -> Option<serde_json::Value> {
@@ -51,6 +54,35 @@ fn launch_runs_a_labelled_machine_and_close_deletes_it() {
     assert_eq!(b.sh("id -un"), "node\n");
     drop(b); // bottle_close
     assert!(status(&name).is_none(), "close deleted the machine");
+}
+
+/// An image machine's runtime (crun, in smolvm's guest) ends a timed-out
+/// command by killing its whole tree and says so on stderr, where a bare
+/// machine's agent says nothing: the timeout is the library's all the same.
+#[test]
+fn a_timeout_on_an_image_machine_is_a_timeout() {
+    let _ = common::standin();
+    let o = LaunchOpts::new();
+    unsafe {
+        check(bottle_launch_options_set_image(
+            o.0,
+            cstr("agent:latest").as_ptr(),
+        ))
+        .unwrap();
+        // A registry image needs the network to be pulled.
+        check(bottle_launch_options_set_network(o.0, true)).unwrap();
+    }
+    let b = launch(&o).unwrap();
+    let e = ExecOpts::new();
+    unsafe { check(bottle_exec_options_set_timeout_ms(e.0, 700)).unwrap() };
+    assert_fails(
+        b.exec_with("sleep 3561 & sleep 3562", &e),
+        BOTTLE_ERR_TIMEOUT,
+        "timed out after 700 ms",
+    );
+    assert_guest_clears(&b, "sleep 356[12]");
+    let r = b.exec_with("exit 124", &e).unwrap();
+    assert_eq!(r.exit_code, 124);
 }
 
 #[test]

@@ -603,3 +603,32 @@ pub unsafe fn take_result(r: &mut bottle_exec_result) -> Exec {
     unsafe { bottle_exec_result_free(r) };
     owned
 }
+
+/// How many processes in the guest have a command line that the regular
+/// expression `pattern` matches, seen from a new exec. A pattern with a
+/// bracket (`sleep 12[3]`) does not match the scan's own command line.
+pub fn guest_processes_with(b: &Bottle, pattern: &str) -> usize {
+    let script = format!(
+        "for d in /proc/[0-9]*; do tr '\\0' ' ' < $d/cmdline 2>/dev/null; echo; done \
+         | grep -c -- '{pattern}' || true"
+    );
+    let r = b.exec(&script, Some("root")).unwrap();
+    r.stdout_str().trim().parse().unwrap()
+}
+
+/// Waits until no guest process matches `pattern`; the guest stops what is
+/// left of a stopped call a moment after smolvm has gone.
+pub fn assert_guest_clears(b: &Bottle, pattern: &str) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = guest_processes_with(b, pattern);
+        if left == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{left} guest processes of the stopped script still run ({pattern})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
