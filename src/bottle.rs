@@ -6,15 +6,16 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use crate::cancel::{Bounds, Limits};
 use crate::capture::{Io, Sink};
 use crate::error::{Error, Result};
 use crate::exec_options::ExecOptions;
 use crate::guest_command::{
     claude_script, in_workdir, runuser_command, with_exports, DEFAULT_USER,
 };
-use crate::launch;
+use crate::guest_env::GuestEnv;
 use crate::smolvm::{self, ExecFlags, Smolvm};
-use crate::validate;
+use crate::{spawn, validate};
 
 /// How long after an exec's timeout the library stops a smolvm that has not
 /// returned by itself (smolvm's own --timeout should have ended it).
@@ -35,40 +36,6 @@ pub struct Bottle {
     /// Names of the variables the machine was created with, in order: the
     /// machine holds them under carrier names, which every command renames.
     machine_env: Vec<String>,
-}
-
-/// The variables of one command, as they travel: smolvm sets each carrier
-/// (`-e`, `--secret-env`, or the machine's own), runuser keeps them, and
-/// the user's shell renames them.
-struct GuestEnv {
-    /// (name, carrier) of the machine's variables.
-    machine: Vec<(String, String)>,
-    plain_names: Vec<String>,
-    /// (carrier, value) for `-e`.
-    plain: Vec<(String, String)>,
-    secret_names: Vec<String>,
-    /// (carrier, host variable) for `--secret-env`: the same name.
-    secret: Vec<(String, String)>,
-}
-
-impl GuestEnv {
-    /// (name, carrier) in the order they are exported: later ones win.
-    fn exports(&self) -> Vec<(&str, &str)> {
-        let machine = self.machine.iter().map(|(n, c)| (n.as_str(), c.as_str()));
-        let plain = self.plain_names.iter().zip(&self.plain);
-        let secret = self.secret_names.iter().zip(&self.secret);
-        machine
-            .chain(
-                plain
-                    .chain(secret)
-                    .map(|(n, (c, _))| (n.as_str(), c.as_str())),
-            )
-            .collect()
-    }
-
-    fn carriers(&self) -> Vec<&str> {
-        self.exports().into_iter().map(|(_, c)| c).collect()
-    }
 }
 
 /// The result of a command that ran in the guest.
@@ -113,41 +80,19 @@ impl Bottle {
         }
     }
 
-    /// How the machine's variables and `opts`' reach the script: each under
-    /// a carrier name (see [`with_exports`]).
-    fn guest_env(&self, opts: &ExecOptions) -> GuestEnv {
-        let machine = self
-            .machine_env
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (name.clone(), launch::machine_env_carrier(i)))
-            .collect();
-        let plain = opts
-            .env
-            .iter()
-            .enumerate()
-            .map(|(i, (_, value))| (format!("BOTTLE_ENV_{i}"), value.clone()))
-            .collect();
-        let secret = (0..opts.secret_env.len())
-            .map(validate::secret_var)
-            .map(|var| (var.clone(), var))
-            .collect();
-        GuestEnv {
-            machine,
-            plain_names: opts.env.iter().map(|(n, _)| n.clone()).collect(),
-            plain,
-            secret_names: opts.secret_env.iter().map(|(n, _)| n.clone()).collect(),
-            secret,
-        }
-    }
-
     /// Releases the bottle; a launched bottle's machine is stopped and
     /// deleted, and a failure to do so is returned (the handle is gone
     /// either way).
-    pub fn close(mut self) -> Result<()> {
+    pub fn close(self) -> Result<()> {
+        self.close_within(&Limits::default())
+    }
+
+    /// [`Bottle::close`] within `limits`: a teardown stopped by them leaves
+    /// the machine as it is, still labelled for [`crate::launch::reap`].
+    pub fn close_within(mut self, limits: &Limits) -> Result<()> {
         let owned = std::mem::take(&mut self.owns_machine);
         if owned {
-            crate::launch::teardown(&self.smolvm, &self.machine)
+            crate::launch::teardown(&self.smolvm, &self.machine, &limits.start())
         } else {
             Ok(())
         }
@@ -191,7 +136,7 @@ impl Bottle {
     ) -> Result<ExecOutput> {
         opts.validate()?;
         let user = opts.user.as_deref().unwrap_or(DEFAULT_USER);
-        let vars = self.guest_env(opts);
+        let vars = GuestEnv::new(&self.machine_env, opts);
         let original_len = script.len();
         let script = match &opts.workdir {
             Some(dir) => Cow::Owned(in_workdir(dir, script)),
@@ -221,14 +166,17 @@ impl Bottle {
         for ((_, carrier), (_, value)) in vars.secret.iter().zip(&opts.secret_env) {
             cmd.env(carrier, value);
         }
+        self.check_size(&cmd, opts, script.len())?;
 
         let started = Instant::now();
+        let own_deadline = opts.timeout.map(|t| started + t + TIMEOUT_GRACE);
         let io = Io {
             stdin: opts.stdin.as_deref(),
             stdout,
             stderr,
-            deadline: opts.timeout.map(|t| started + t + TIMEOUT_GRACE),
+            deadline: own_deadline.into_iter().chain(opts.deadline).min(),
             cancel: opts.cancel.as_deref(),
+            pass_fd: None,
         };
         let out = self
             .smolvm
@@ -264,13 +212,28 @@ impl Bottle {
     /// the machine is checked first, and an exit of 1 is checked again the
     /// same way as for [`Bottle::exec`].
     pub fn exec_claude(&self, args: &[&str], tty: bool) -> Result<i32> {
-        let vars = self.guest_env(&ExecOptions::default());
+        self.exec_claude_within(args, tty, &Limits::default())
+    }
+
+    /// [`Bottle::exec_claude`] stopped by `limits`: smolvm gets SIGTERM,
+    /// then SIGKILL. With `tty`, smolvm shares the caller's process group
+    /// (a background group could not read the terminal), so only smolvm
+    /// itself is signalled; without, its whole process group is.
+    pub fn exec_claude_within(&self, args: &[&str], tty: bool, limits: &Limits) -> Result<i32> {
+        let bounds = limits.start();
+        let what = format!("smolvm machine exec on '{}'", self.machine);
+        self.exec_claude_bounded(args, tty, &bounds)
+            .map_err(|e| bounds.explain(&what, e))
+    }
+
+    fn exec_claude_bounded(&self, args: &[&str], tty: bool, bounds: &Bounds) -> Result<i32> {
+        let vars = GuestEnv::new(&self.machine_env, &ExecOptions::default());
         let script = with_exports(
             &vars.exports(),
             &claude_script(self.prompt_path.as_deref(), args)?,
         );
         validate::single_argument("argv", "the quoted claude command line", script.len())?;
-        self.require_running()?;
+        self.require_running_within(bounds)?;
         let guest = runuser_command(DEFAULT_USER, &vars.carriers(), &script);
         let flags = ExecFlags {
             stdin: tty,
@@ -280,9 +243,9 @@ impl Bottle {
         let mut cmd = self
             .smolvm
             .command(smolvm::exec_args(&self.machine, &flags, &guest));
-        let status = self.smolvm.run_inheriting(&mut cmd)?;
+        let status = self.smolvm.run_inheriting(&mut cmd, !tty, bounds)?;
         if status.code() == Some(1) {
-            let state = self.smolvm.machine_state(&self.machine)?;
+            let state = self.smolvm.machine_state_within(&self.machine, bounds)?;
             if !state.is_running() {
                 return Err(self.failed(
                     "exec",
@@ -296,13 +259,47 @@ impl Bottle {
         self.guest_exit_code(status)
     }
 
-    pub(crate) fn require_running(&self) -> Result<()> {
-        let state = self.smolvm.machine_state(&self.machine)?;
+    fn require_running_within(&self, bounds: &Bounds) -> Result<()> {
+        let state = self.smolvm.machine_state_within(&self.machine, bounds)?;
         if state.is_running() {
             Ok(())
         } else {
             Err(self.failed("exec", &state.why_not_running(&self.machine)))
         }
+    }
+
+    /// Refuses an exec whose smolvm command line and environment the kernel
+    /// would not take, naming the caller's largest part, before anything
+    /// runs.
+    fn check_size(
+        &self,
+        cmd: &std::process::Command,
+        opts: &ExecOptions,
+        script: usize,
+    ) -> Result<()> {
+        let (bytes, limit) = (spawn::command_size(cmd), spawn::exec_size_limit());
+        if bytes <= limit {
+            return Ok(());
+        }
+        let sum =
+            |pairs: &[(String, String)]| pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+        Err(validate::too_large(
+            &[
+                (
+                    "env",
+                    "the variables of bottle_exec_options_add_env (on smolvm's command line)",
+                    sum(&opts.env),
+                ),
+                (
+                    "secret_env",
+                    "the variables of bottle_exec_options_add_secret_env (in smolvm's environment)",
+                    sum(&opts.secret_env),
+                ),
+                ("script", "the script", script),
+            ],
+            bytes,
+            limit,
+        ))
     }
 
     /// smolvm reports the guest command's exit status as its own; a smolvm
@@ -352,7 +349,7 @@ impl Drop for Bottle {
     /// this process has exited.
     fn drop(&mut self) {
         if self.owns_machine {
-            let _ = crate::launch::teardown(&self.smolvm, &self.machine);
+            let _ = crate::launch::teardown(&self.smolvm, &self.machine, &Bounds::default());
         }
     }
 }

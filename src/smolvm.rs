@@ -9,11 +9,12 @@ use std::env;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
+use crate::cancel::Bounds;
 use crate::capture::{self, Captured, Io, RunError, Stopped};
 use crate::error::{Error, Result};
 
@@ -80,10 +81,11 @@ impl Smolvm {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        // argv[0] is always `smolvm` (crate::spawn::ARGV0): clap names the
+        // program after it, and smolvm's usage errors are recognised by
+        // "Usage: smolvm", whatever the file is called here.
         let mut cmd = Command::new(&self.path);
-        // clap names the program after argv[0]; smolvm's usage errors are
-        // recognised by "Usage: smolvm", whatever the file is called here.
-        cmd.arg0("smolvm").args(args);
+        cmd.args(args);
         cmd
     }
 
@@ -96,8 +98,20 @@ impl Smolvm {
     /// says. A run stopped early is `Error::Timeout` or `Error::Cancelled`,
     /// smolvm having been stopped and reaped.
     pub fn capture_with(&self, cmd: &mut Command, io: Io<'_>) -> Result<Captured> {
-        capture::run_with(cmd, io).map_err(|e| match e {
+        capture::run_with(cmd, io).map_err(|e| self.run_error(e))
+    }
+
+    /// A run that did not finish, as an error.
+    fn run_error(&self, e: RunError) -> Error {
+        match e {
             RunError::Spawn(e) => self.spawn_error(e),
+            RunError::TooLarge { bytes, limit } => Error::invalid(
+                "argv",
+                format!(
+                    "smolvm's arguments and environment would take {bytes} bytes; \
+                     the kernel passes at most {limit} to a new program"
+                ),
+            ),
             RunError::Io(e) => {
                 Error::io(format!("talking to smolvm at {}", self.path.display()), e)
             }
@@ -108,12 +122,19 @@ impl Smolvm {
             RunError::Stopped(Stopped::CallbackStopped(stream)) => {
                 Error::Cancelled(format!("the {} callback asked to stop", stream.name()))
             }
-        })
+        }
     }
 
-    /// Runs `cmd` with the caller's stdin, stdout and stderr.
-    pub fn run_inheriting(&self, cmd: &mut Command) -> Result<ExitStatus> {
-        cmd.status().map_err(|e| self.spawn_error(e))
+    /// Runs `cmd` with the caller's stdin, stdout and stderr, stopped by
+    /// `limits`; `own_group` as for [`capture::run_inheriting`].
+    pub fn run_inheriting(
+        &self,
+        cmd: &mut Command,
+        own_group: bool,
+        limits: &Bounds,
+    ) -> Result<ExitStatus> {
+        capture::run_inheriting(cmd, own_group, limits.deadline, limits.cancel())
+            .map_err(|e| self.run_error(e))
     }
 
     fn spawn_error(&self, e: io::Error) -> Error {
@@ -128,7 +149,22 @@ impl Smolvm {
     /// Runs a subcommand that prints nothing worth keeping (create, start,
     /// stop, delete); its failure carries smolvm's message.
     pub fn run_checked(&self, args: Vec<String>, subcommand: &str, machine: &str) -> Result<()> {
-        let out = self.capture(&mut self.command(args))?;
+        self.run_checked_within(args, subcommand, machine, &Bounds::default())
+    }
+
+    /// [`Smolvm::run_checked`] stopped by `bounds`.
+    pub fn run_checked_within(
+        &self,
+        args: Vec<String>,
+        subcommand: &str,
+        machine: &str,
+        bounds: &Bounds,
+    ) -> Result<()> {
+        let out = self
+            .capture_with(&mut self.command(args), bounds.io())
+            .map_err(|e| {
+                bounds.explain(&format!("smolvm machine {subcommand} on '{machine}'"), e)
+            })?;
         if out.status.success() {
             Ok(())
         } else {
@@ -138,7 +174,14 @@ impl Smolvm {
 
     /// `smolvm machine status --name N --json`, read into a state.
     pub fn machine_state(&self, machine: &str) -> Result<MachineState> {
-        let out = self.capture(&mut self.command(status_args(machine)))?;
+        self.machine_state_within(machine, &Bounds::default())
+    }
+
+    /// [`Smolvm::machine_state`] stopped by `bounds`.
+    pub fn machine_state_within(&self, machine: &str, bounds: &Bounds) -> Result<MachineState> {
+        let out = self
+            .capture_with(&mut self.command(status_args(machine)), bounds.io())
+            .map_err(|e| bounds.explain(&format!("smolvm machine status on '{machine}'"), e))?;
         if !out.status.success() {
             return Ok(MachineState::Unknown(failure_message(&out)));
         }
