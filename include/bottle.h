@@ -215,9 +215,20 @@ enum bottle_status bottle_open(const char *machine_name,
 // `BOTTLE_OK` with `exit_code` 1. Other codes: `BOTTLE_ERR_INVALID_ARGUMENT`,
 // `BOTTLE_ERR_SMOLVM_NOT_FOUND`, `BOTTLE_ERR_IO`.
 //
+// The output is what smolvm wrote before it exited: once it has exited,
+// the call reads what its pipes already hold and returns, so a process it
+// left behind holding them open neither delays the call nor adds to the
+// result (at most one pipe's worth of its writes may be included).
+//
+// smolvm gets only its stdio (no other descriptor of the process), every
+// signal at its default action, a process group of its own, and SIGTERM
+// if the calling thread dies; a command line and environment larger than
+// the kernel takes are `BOTTLE_ERR_INVALID_ARGUMENT` before anything runs.
+//
 // Thread-safe: many threads may exec on one bottle at once. The library
 // spawns and reaps smolvm itself: the process must not ignore SIGCHLD or
-// reap children it did not start (`waitpid(-1, ...)`).
+// reap children it did not start (`waitpid(-1, ...)`); if it does, the
+// call fails with `BOTTLE_ERR_IO` saying so.
 //
 // # Safety
 // `b` is NULL or a bottle from `bottle_open` or `bottle_launch`, not yet
@@ -610,7 +621,9 @@ enum bottle_status bottle_exec_options_set_user(struct bottle_exec_options *opts
 // empty; `name=value` at most 131071 bytes, the value at most 131031.
 // The variable reaches the guest under a neutral name that the user's
 // shell renames, so no variable (`PATH`, `LD_PRELOAD`, ...) reaches the
-// root `runuser` by its own name. The value travels on smolvm's command
+// root `runuser` by its own name. Those carrier names — `BOTTLE_ENV_N`,
+// `BOTTLE_SECRET_N`, `BOTTLE_MACHINE_ENV_N` for a number N — are refused
+// as `name`, as is `_` (the shell sets it itself): either would be lost. The value travels on smolvm's command
 // line (`-e`), where every local user can read it while the command runs:
 // use `bottle_exec_options_add_secret_env` for secrets.
 //

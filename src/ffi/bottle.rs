@@ -103,9 +103,20 @@ pub unsafe extern "C" fn bottle_open(
 /// `BOTTLE_OK` with `exit_code` 1. Other codes: `BOTTLE_ERR_INVALID_ARGUMENT`,
 /// `BOTTLE_ERR_SMOLVM_NOT_FOUND`, `BOTTLE_ERR_IO`.
 ///
+/// The output is what smolvm wrote before it exited: once it has exited,
+/// the call reads what its pipes already hold and returns, so a process it
+/// left behind holding them open neither delays the call nor adds to the
+/// result (at most one pipe's worth of its writes may be included).
+///
+/// smolvm gets only its stdio (no other descriptor of the process), every
+/// signal at its default action, a process group of its own, and SIGTERM
+/// if the calling thread dies; a command line and environment larger than
+/// the kernel takes are `BOTTLE_ERR_INVALID_ARGUMENT` before anything runs.
+///
 /// Thread-safe: many threads may exec on one bottle at once. The library
 /// spawns and reaps smolvm itself: the process must not ignore SIGCHLD or
-/// reap children it did not start (`waitpid(-1, ...)`).
+/// reap children it did not start (`waitpid(-1, ...)`); if it does, the
+/// call fails with `BOTTLE_ERR_IO` saying so.
 ///
 /// # Safety
 /// `b` is NULL or a bottle from `bottle_open` or `bottle_launch`, not yet
