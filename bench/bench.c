@@ -18,6 +18,11 @@
  *                                the Go binding's benchmark to be set against
  *   bench rejected CALLS         bottle_exec refusing its user: the
  *                                library's fixed cost, with no process
+ *   bench spawn CALLS MIB        per-call time with MIB MiB resident in the
+ *                                caller: the library against the floor and
+ *                                against the other ways to start smolvm
+ *                                (posix_spawn with a process group, default
+ *                                signals and closed descriptors; fork)
  *
  * BOTTLE_SMOLVM names null-smolvm (scripts/bench.sh builds and sets it).
  * Results are Markdown table rows on stdout. With BENCH_VALUES=FILE, the
@@ -108,24 +113,63 @@ static void reserve_chunk(struct buf *b) {
     b->cap = cap;
 }
 
+/* How the floor starts smolvm: plain posix_spawn; posix_spawn that also
+   gives smolvm its own process group, every signal at its default and no
+   descriptor beyond stdio (what posix_spawn can do of the library's
+   guarantees); or fork and exec, which is what a `pre_exec` closure makes
+   Rust's Command do. */
+enum spawn_method { SPAWN_PLAIN, SPAWN_HYGIENE, SPAWN_FORK };
+
+static enum spawn_method floor_method = SPAWN_PLAIN;
+
+static pid_t floor_spawn(char **argv, int out, int err) {
+    pid_t pid;
+    if (floor_method == SPAWN_FORK) {
+        pid = fork();
+        if (pid < 0) die("fork");
+        if (pid == 0) {
+            int in = open("/dev/null", O_RDONLY);
+            if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(127);
+            execve(smolvm, argv, environ);
+            _exit(127);
+        }
+        return pid;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out, 1);
+    posix_spawn_file_actions_adddup2(&fa, err, 2);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    if (floor_method == SPAWN_HYGIENE) {
+        sigset_t all, none;
+        sigfillset(&all);
+        sigemptyset(&none);
+        posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+        posix_spawnattr_setpgroup(&attr, 0);
+        posix_spawnattr_setsigdefault(&attr, &all);
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
+                                            POSIX_SPAWN_SETSIGMASK);
+    }
+    int rc = posix_spawn(&pid, smolvm, &fa, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+        errno = rc;
+        die("posix_spawn");
+    }
+    return pid;
+}
+
 /* Runs smolvm as bottle_exec would, for `script` as node. */
 static void floor_exec(const char *script, size_t want_out, size_t want_err) {
     char *argv[] = {"smolvm", "machine", "exec", "--name", MACHINE, "--", "runuser", "-l",
                     "-c",     "--",      "--",   "node",   (char *)script, NULL};
     int out[2], err[2];
     if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) die("pipe2");
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-    pid_t pid;
-    int rc = posix_spawn(&pid, smolvm, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        errno = rc;
-        die("posix_spawn");
-    }
+    pid_t pid = floor_spawn(argv, out[1], err[1]);
     close(out[1]);
     close(err[1]);
     struct buf bufs[2] = {{0}, {0}};
@@ -250,6 +294,47 @@ static void percall(int calls) {
         free(cpu[k]);
     }
     bottle_close(b);
+}
+
+/* ---- spawn ---- */
+
+/* The median wall time of `calls` execs (µs), by the library when `b` is
+   set, else by the floor with `method`. */
+static double spawn_median(const bottle *b, enum spawn_method method, int calls) {
+    char script[64];
+    sizes(script, sizeof script, 0, 0);
+    double *wall = calloc((size_t)calls, sizeof(double));
+    double cpu;
+    floor_method = method;
+    for (int i = 0; i < calls / 10; i++) timed_call(b, script, &wall[0], &cpu);
+    for (int i = 0; i < calls; i++) timed_call(b, script, &wall[i], &cpu);
+    double m = median(wall, calls);
+    free(wall);
+    floor_method = SPAWN_PLAIN;
+    return m;
+}
+
+static void spawn_costs(int calls, size_t mib) {
+    /* A caller that holds `mib` MiB, every page touched: a fork copies the
+       page tables of all of it. */
+    size_t bytes = mib << 20;
+    char *held = malloc(bytes);
+    if (held == NULL) die("malloc");
+    for (size_t i = 0; i < bytes; i += 4096) held[i] = (char)i;
+    bottle *b = open_bottle();
+    double floor = spawn_median(NULL, SPAWN_PLAIN, calls);
+    double hygiene = spawn_median(NULL, SPAWN_HYGIENE, calls);
+    double forked = spawn_median(NULL, SPAWN_FORK, calls);
+    double lib = spawn_median(b, SPAWN_PLAIN, calls);
+    printf("| %zu MiB | posix_spawn (the floor) | %.1f µs | 1.000 |\n", mib, floor);
+    printf("| %zu MiB | posix_spawn + process group, default signals, closefrom | %.1f µs | "
+           "%.3f |\n",
+           mib, hygiene, hygiene / floor);
+    printf("| %zu MiB | fork + exec (a `pre_exec` closure) | %.1f µs | %.3f |\n", mib, forked,
+           forked / floor);
+    printf("| %zu MiB | bottle_exec | %.1f µs | %.3f |\n", mib, lib, lib / floor);
+    bottle_close(b);
+    free(held);
 }
 
 /* ---- large ---- */
@@ -437,9 +522,11 @@ int main(int argc, char **argv) {
         lib_only(atoi(argv[2]));
     else if (argc == 3 && strcmp(argv[1], "rejected") == 0)
         rejected(atoi(argv[2]));
+    else if (argc == 4 && strcmp(argv[1], "spawn") == 0)
+        spawn_costs(atoi(argv[2]), (size_t)atol(argv[3]));
     else {
         fputs("usage: bench percall CALLS | large MIB RUNS | scaling CALLS | lib CALLS | "
-              "rejected CALLS\n",
+              "rejected CALLS | spawn CALLS MIB\n",
               stderr);
         return 2;
     }

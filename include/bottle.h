@@ -68,13 +68,20 @@ typedef enum bottle_status {
 // with other calls on the same bottle.
 typedef struct bottle bottle;
 
+// Options for `bottle_close_with`, `bottle_reap_with` and
+// `bottle_exec_claude_with` (opaque): a timeout and a cancel token for the
+// whole call. Same rules as `bottle_exec_options`: extended only by new
+// setters; may be used by several calls at once, not changed during one.
+typedef struct bottle_call_options bottle_call_options;
+
 // A cancel token (opaque): attach it to exec options with
 // `bottle_exec_options_set_cancel`, then trip it from any thread to stop
 // every running and future call that uses it. Tripping is permanent: make
 // a new token for new work.
 typedef struct bottle_cancel bottle_cancel;
 
-// Options for `bottle_cp_in_with` (opaque). Same rules as
+// Options for `bottle_cp_in_with` and `bottle_cp_out_with` (opaque); a
+// copy out uses only the timeout and the cancel token. Same rules as
 // `bottle_exec_options`: extended only by new setters; shareable between
 // calls, not changed during one.
 typedef struct bottle_copy_options bottle_copy_options;
@@ -228,9 +235,20 @@ enum bottle_status bottle_open(const char *machine_name,
 // `BOTTLE_ERR_INVALID_ARGUMENT`, `BOTTLE_ERR_SMOLVM_NOT_FOUND`,
 // `BOTTLE_ERR_IO`.
 //
+// The output is what smolvm wrote before it exited: once it has exited,
+// the call reads what its pipes already hold and returns, so a process it
+// left behind holding them open neither delays the call nor adds to the
+// result (at most one pipe's worth of its writes may be included).
+//
+// smolvm gets only its stdio (no other descriptor of the process), every
+// signal at its default action, a process group of its own, and SIGTERM
+// if the calling thread dies; a command line and environment larger than
+// the kernel takes are `BOTTLE_ERR_INVALID_ARGUMENT` before anything runs.
+//
 // Thread-safe: many threads may exec on one bottle at once. The library
 // spawns and reaps smolvm itself: the process must not ignore SIGCHLD or
-// reap children it did not start (`waitpid(-1, ...)`).
+// reap children it did not start (`waitpid(-1, ...)`); if it does, the
+// call fails with `BOTTLE_ERR_IO` saying so.
 //
 // # Safety
 // `b` is NULL or a bottle from `bottle_open` or `bottle_launch`, not yet
@@ -254,8 +272,11 @@ enum bottle_status bottle_exec(const struct bottle *b,
 // everything it started (see `bottle_exec`), and `out` is all zeros;
 // output that reached a callback before then stays delivered. A script
 // that exits 124 (the status smolvm's own timeout uses) within its time
-// is a plain result. Callbacks run on the
-// calling thread. Thread-safe as `bottle_exec`.
+// is a plain result. Callbacks run on the calling thread. The stderr
+// callback sees smolvm's stderr, which is the guest command's plus
+// smolvm's own messages: when smolvm itself fails it also gets smolvm's
+// `Error: ...` line before the call returns `BOTTLE_ERR_SMOLVM` with the
+// same message. Thread-safe as `bottle_exec`.
 //
 // # Safety
 // As for `bottle_exec`; `opts` is NULL or live options.
@@ -304,6 +325,25 @@ enum bottle_status bottle_exec_claude(const struct bottle *b,
                                       bool tty,
                                       int32_t *exit_code);
 
+// `bottle_exec_claude` with the timeout and cancel token of `opts` (NULL:
+// none, exactly `bottle_exec_claude`). When the timeout passes or the
+// token is tripped, smolvm is stopped (SIGTERM, SIGKILL half a second
+// later) and reaped, and the call returns `BOTTLE_ERR_TIMEOUT` or
+// `BOTTLE_ERR_CANCELLED` with `exit_code` 0. Without `tty`, smolvm runs in
+// a process group of its own and the whole group is stopped; with `tty`
+// it stays in the caller's process group, so that it can read the
+// terminal, and only smolvm itself is signalled. Other codes, threading
+// and safety as for `bottle_exec_claude`.
+//
+// # Safety
+// As for `bottle_exec_claude`; `opts` is NULL or live options.
+enum bottle_status bottle_exec_claude_with(const struct bottle *b,
+                                           const char *const *argv,
+                                           size_t argc,
+                                           bool tty,
+                                           const struct bottle_call_options *opts,
+                                           int32_t *exit_code);
+
 // Copies the host file `host_path` into the machine at `guest_path`.
 //
 // - `host_path`: required; a regular file the calling process can read. Any
@@ -347,6 +387,10 @@ enum bottle_status bottle_cp_in(const struct bottle *b,
 // directory an untrusted guest user can already write. A failure part-way
 // leaves what was already copied in the guest.
 //
+// With a timeout or cancel token in `opts` (see
+// `bottle_copy_options_set_timeout_ms`), the whole copy is bounded:
+// stopped, it returns `BOTTLE_ERR_TIMEOUT` or `BOTTLE_ERR_CANCELLED`.
+//
 // Codes as for `bottle_cp_in`. Thread-safe. Blocks until done.
 //
 // # Safety
@@ -367,7 +411,9 @@ enum bottle_status bottle_cp_in_with(const struct bottle *b,
 //   0777 permission bits (not setuid, setgid or sticky, not its owner or
 //   other hard links). A symbolic link
 //   at `host_path` is replaced, not followed. A new file gets mode 0666
-//   less the umask.
+//   less the umask. Anything else there — a directory (or a link to one),
+//   a device node, a FIFO, a socket — is `BOTTLE_ERR_INVALID_ARGUMENT`
+//   and left untouched.
 //
 // Codes as for `bottle_cp_in` (`BOTTLE_ERR_IO` when the host directory is
 // missing or not writable). Thread-safe. Blocks until done.
@@ -377,6 +423,21 @@ enum bottle_status bottle_cp_in_with(const struct bottle *b,
 enum bottle_status bottle_cp_out(const struct bottle *b,
                                  const char *guest_path,
                                  const char *host_path);
+
+// `bottle_cp_out` with the timeout and cancel token of `opts` (NULL: none,
+// exactly `bottle_cp_out`; the options' mode, owner and progress callback
+// do not apply to a copy out). Stopped, it returns `BOTTLE_ERR_TIMEOUT` or
+// `BOTTLE_ERR_CANCELLED` with smolvm and its process group stopped and
+// reaped, and the host file untouched: nothing half-written is left at
+// `host_path`, and the temporary file is removed. Other codes, threading
+// and safety as for `bottle_cp_out`.
+//
+// # Safety
+// As for `bottle_cp_out`; `opts` is NULL or live options.
+enum bottle_status bottle_cp_out_with(const struct bottle *b,
+                                      const char *guest_path,
+                                      const char *host_path,
+                                      const struct bottle_copy_options *opts);
 
 // The name of the bottle's machine (for a launched bottle, the generated
 // one unless a name was set). The string belongs to the bottle and lives as
@@ -397,6 +458,19 @@ const char *bottle_machine_name(const struct bottle *b);
 // `b` is NULL or an open bottle, used by no other thread.
 enum bottle_status bottle_close_checked(struct bottle *b);
 
+// `bottle_close_checked` with the timeout and cancel token of `opts`
+// (NULL: none, exactly `bottle_close_checked`). A teardown stopped by them
+// returns `BOTTLE_ERR_TIMEOUT` or `BOTTLE_ERR_CANCELLED`, with smolvm and
+// its process group stopped and reaped; the machine is then left as it
+// is (perhaps stopped, not deleted), still labelled as this process's,
+// for `bottle_reap` once this process has exited. The handle is freed in
+// every case. Not for a bottle another thread is using.
+//
+// # Safety
+// `b` is NULL or an open bottle, used by no other thread; `opts` is NULL
+// or live options.
+enum bottle_status bottle_close_with(struct bottle *b, const struct bottle_call_options *opts);
+
 // Releases a bottle. NULL is ignored. A bottle from `bottle_open` leaves
 // its machine as it is: its lifecycle belongs to whoever started it. A
 // bottle from `bottle_launch` stops and deletes its machine; a failure to
@@ -409,6 +483,39 @@ enum bottle_status bottle_close_checked(struct bottle *b);
 // `b` is NULL or a bottle from `bottle_open` or `bottle_launch`, not yet
 // closed.
 void bottle_close(struct bottle *b);
+
+// Makes call options with the defaults in `*out` (NULL on failure): no
+// timeout, no cancel token.
+//
+// # Safety
+// `out` is NULL or writable.
+enum bottle_status bottle_call_options_new(struct bottle_call_options **out);
+
+// Frees call options; NULL is ignored.
+//
+// # Safety
+// `opts` is NULL or from `bottle_call_options_new`, not yet freed, and not
+// in use by a running call.
+void bottle_call_options_free(struct bottle_call_options *opts);
+
+// How long the whole call may take, in milliseconds; 0 means no limit.
+// When it is up, the smolvm process running then, and every process in
+// its process group, is stopped (SIGTERM, SIGKILL half a second later)
+// and reaped, and the call returns `BOTTLE_ERR_TIMEOUT`.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_call_options_set_timeout_ms(struct bottle_call_options *opts,
+                                                      uint64_t timeout_ms);
+
+// Attaches a cancel token (NULL detaches): tripped, it stops the call as
+// a timeout does, with `BOTTLE_ERR_CANCELLED`. The options keep their own
+// reference, so the token may be freed before them.
+//
+// # Safety
+// `opts` is NULL or live options; `cancel` is NULL or a live token.
+enum bottle_status bottle_call_options_set_cancel(struct bottle_call_options *opts,
+                                                  const struct bottle_cancel *cancel);
 
 // Makes a new, untripped token in `*out` (NULL on failure). Free it with
 // `bottle_cancel_free`; options it was attached to keep their own
@@ -443,7 +550,7 @@ void bottle_cancel_free(struct bottle_cancel *cancel);
 // Makes copy options with the defaults in `*out` (NULL on failure): mode
 // 0644 for a single file (in a directory, each file's host permission
 // bits, without setuid, setgid and sticky), owned by root, no progress
-// callback.
+// callback, no timeout, no cancel token.
 //
 // # Safety
 // `out` is NULL or writable.
@@ -491,6 +598,29 @@ enum bottle_status bottle_copy_options_set_progress_fn(struct bottle_copy_option
                                                        bottle_progress_fn callback,
                                                        void *user_data);
 
+// How long the whole copy may take, in milliseconds; 0 means no limit.
+// When it is up, the smolvm process running then, and every process in
+// its process group, is stopped (SIGTERM, SIGKILL half a second later)
+// and reaped, and the copy returns `BOTTLE_ERR_TIMEOUT`. A copy out leaves
+// the host file untouched. A copy in leaves in the guest what was copied
+// before, the directories it created (root's, not yet given to the
+// owner), and the file being copied as smolvm left it: possibly missing
+// or partly written.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_copy_options_set_timeout_ms(struct bottle_copy_options *opts,
+                                                      uint64_t timeout_ms);
+
+// Attaches a cancel token (NULL detaches): tripped, it stops the copy as
+// the timeout does, with `BOTTLE_ERR_CANCELLED`. The options keep their
+// own reference, so the token may be freed before them.
+//
+// # Safety
+// `opts` is NULL or live options; `cancel` is NULL or a live token.
+enum bottle_status bottle_copy_options_set_cancel(struct bottle_copy_options *opts,
+                                                  const struct bottle_cancel *cancel);
+
 // Makes options with the defaults in `*out` (NULL on failure): user `node`,
 // no extra environment, the user's home as working directory, no timeout,
 // empty stdin, both outputs captured, no cancel token.
@@ -518,7 +648,9 @@ enum bottle_status bottle_exec_options_set_user(struct bottle_exec_options *opts
 // empty; `name=value` at most 131071 bytes, the value at most 131031.
 // The variable reaches the guest under a neutral name that the user's
 // shell renames, so no variable (`PATH`, `LD_PRELOAD`, ...) reaches the
-// root `runuser` by its own name. The value travels on smolvm's command
+// root `runuser` by its own name. Those carrier names — `BOTTLE_ENV_N`,
+// `BOTTLE_SECRET_N`, `BOTTLE_MACHINE_ENV_N` for a number N — are refused
+// as `name`, as is `_` (the shell sets it itself): either would be lost. The value travels on smolvm's command
 // line (`-e`), where every local user can read it while the command runs:
 // use `bottle_exec_options_add_secret_env` for secrets.
 //
@@ -693,6 +825,27 @@ enum bottle_status bottle_launch_options_add_env(struct bottle_launch_options *o
 enum bottle_status bottle_launch_options_set_prompt_path(struct bottle_launch_options *opts,
                                                          const char *path);
 
+// How long the launch (create and start together) may take, in
+// milliseconds; 0 means no limit. When it is up, the smolvm process
+// running then, and every process in its process group, is stopped
+// (SIGTERM, SIGKILL half a second later) and reaped, the machine if it was
+// created is deleted again, and `bottle_launch` returns
+// `BOTTLE_ERR_TIMEOUT`.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_launch_options_set_timeout_ms(struct bottle_launch_options *opts,
+                                                        uint64_t timeout_ms);
+
+// Attaches a cancel token (NULL detaches): tripped, it stops the launch as
+// the timeout does, with `BOTTLE_ERR_CANCELLED`. The options keep their
+// own reference, so the token may be freed before them.
+//
+// # Safety
+// `opts` is NULL or live options; `cancel` is NULL or a live token.
+enum bottle_status bottle_launch_options_set_cancel(struct bottle_launch_options *opts,
+                                                    const struct bottle_cancel *cancel);
+
 // Creates a machine as `opts` says (NULL: all defaults), starts it, and
 // returns in `*out` a bottle that owns it: `bottle_close` stops and deletes
 // the machine. The machine carries smolvm labels marking it as libbottle's
@@ -703,7 +856,9 @@ enum bottle_status bottle_launch_options_set_prompt_path(struct bottle_launch_op
 // If the machine is created but fails to start, it is deleted again and the
 // start's error returned (`BOTTLE_ERR_SMOLVM`, smolvm's message). Other
 // codes: `BOTTLE_ERR_INVALID_ARGUMENT`, `BOTTLE_ERR_SMOLVM_NOT_FOUND`,
-// `BOTTLE_ERR_IO`. Blocks until the machine runs. Thread-safe.
+// `BOTTLE_ERR_IO`; with a timeout or cancel token set,
+// `BOTTLE_ERR_TIMEOUT` or `BOTTLE_ERR_CANCELLED`. Blocks until the machine
+// runs. Thread-safe.
 //
 // # Safety
 // `opts` is NULL or live options; `out` is NULL or writable.
@@ -717,11 +872,27 @@ enum bottle_status bottle_launch(const struct bottle_launch_options *opts, struc
 // `removed` (required) receives the names deleted, also when the call
 // fails part-way: a machine that could not be deleted makes the call
 // return `BOTTLE_ERR_SMOLVM` after the others have been tried. Free it with
-// `bottle_names_free`. Thread-safe; finds smolvm as `bottle_open` does.
+// `bottle_names_free`. Thread-safe; finds smolvm as `bottle_open` does. An
+// owner that has exited but not been waited for (a zombie) is gone. Two
+// reapers at once are safe: a machine the other deleted first is neither
+// listed nor an error.
 //
 // # Safety
 // `removed` is NULL or writable.
 enum bottle_status bottle_reap(struct bottle_names *removed);
+
+// `bottle_reap` with the timeout and cancel token of `opts` (NULL: none,
+// exactly `bottle_reap`). Stopped, it returns `BOTTLE_ERR_TIMEOUT` or
+// `BOTTLE_ERR_CANCELLED`, with `removed` listing the machines deleted
+// before; the smolvm process running then, and its process group, have
+// been stopped and reaped (a machine whose delete was stopped may be
+// left, for the next reap). Thread-safe, also with other reapers at once:
+// a machine another reaper deleted first is neither listed nor an error.
+//
+// # Safety
+// `opts` is NULL or live options; `removed` is NULL or writable.
+enum bottle_status bottle_reap_with(const struct bottle_call_options *opts,
+                                    struct bottle_names *removed);
 
 // Frees a name list and zeroes it. NULL-safe and twice-safe.
 //

@@ -7,6 +7,7 @@
 # Knobs (environment): BENCH_CALLS (per-call samples, default 4000),
 # BENCH_LARGE_MIB (default 256) and BENCH_LARGE_RUNS (default 7),
 # BENCH_SCALING_CALLS (default 800), BENCH_GO_ROUNDS (default 5),
+# BENCH_SPAWN_CALLS (default 1000) and BENCH_RESIDENT_MIB (default 2048),
 # BENCH_REAL_CALLS (default 100, through the real smolvm CLI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,8 @@ large_mib=${BENCH_LARGE_MIB:-256}
 large_runs=${BENCH_LARGE_RUNS:-7}
 scaling_calls=${BENCH_SCALING_CALLS:-800}
 go_rounds=${BENCH_GO_ROUNDS:-5}
+spawn_calls=${BENCH_SPAWN_CALLS:-1000}
+resident_mib=${BENCH_RESIDENT_MIB:-2048}
 
 # The release library, its soname link and the pkg-config file cgo uses.
 make --no-print-directory lib >/dev/null
@@ -53,6 +56,14 @@ echo "| measure | library | floor | library/floor | target | |"
 echo "| --- | --- | --- | --- | --- | --- |"
 "$bench" percall "$calls"
 "$bench" large "$large_mib" "$large_runs"
+echo
+
+echo "## Starting smolvm from a large caller (median per call, no output)"
+echo
+echo "| caller holds | how smolvm is started | per call | against the floor |"
+echo "| --- | --- | --- | --- |"
+"$bench" spawn "$spawn_calls" 0
+"$bench" spawn "$spawn_calls" "$resident_mib"
 echo
 
 echo "## Concurrent execs on one bottle ($scaling_calls calls in all)"

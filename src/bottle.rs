@@ -6,15 +6,16 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use crate::cancel::{Bounds, Limits};
 use crate::capture::{Captured, Io, Sink};
 use crate::error::{Error, Result};
 use crate::exec_options::ExecOptions;
 use crate::guest_command::{
     claude_script, in_workdir, runuser_command, tied_to_call, with_exports, DEFAULT_USER,
 };
-use crate::launch;
+use crate::guest_env::GuestEnv;
 use crate::smolvm::{self, ExecFlags, Smolvm};
-use crate::validate;
+use crate::{spawn, validate};
 
 /// A handle on a named smolvm machine. Opening one checks the arguments and
 /// finds smolvm; it neither boots nor contacts the machine. A `Bottle` is
@@ -31,40 +32,6 @@ pub struct Bottle {
     /// Names of the variables the machine was created with, in order: the
     /// machine holds them under carrier names, which every command renames.
     machine_env: Vec<String>,
-}
-
-/// The variables of one command, as they travel: smolvm sets each carrier
-/// (`-e`, `--secret-env`, or the machine's own), runuser keeps them, and
-/// the user's shell renames them.
-struct GuestEnv {
-    /// (name, carrier) of the machine's variables.
-    machine: Vec<(String, String)>,
-    plain_names: Vec<String>,
-    /// (carrier, value) for `-e`.
-    plain: Vec<(String, String)>,
-    secret_names: Vec<String>,
-    /// (carrier, host variable) for `--secret-env`: the same name.
-    secret: Vec<(String, String)>,
-}
-
-impl GuestEnv {
-    /// (name, carrier) in the order they are exported: later ones win.
-    fn exports(&self) -> Vec<(&str, &str)> {
-        let machine = self.machine.iter().map(|(n, c)| (n.as_str(), c.as_str()));
-        let plain = self.plain_names.iter().zip(&self.plain);
-        let secret = self.secret_names.iter().zip(&self.secret);
-        machine
-            .chain(
-                plain
-                    .chain(secret)
-                    .map(|(n, (c, _))| (n.as_str(), c.as_str())),
-            )
-            .collect()
-    }
-
-    fn carriers(&self) -> Vec<&str> {
-        self.exports().into_iter().map(|(_, c)| c).collect()
-    }
 }
 
 /// The result of a command that ran in the guest.
@@ -109,41 +76,19 @@ impl Bottle {
         }
     }
 
-    /// How the machine's variables and `opts`' reach the script: each under
-    /// a carrier name (see [`with_exports`]).
-    fn guest_env(&self, opts: &ExecOptions) -> GuestEnv {
-        let machine = self
-            .machine_env
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (name.clone(), launch::machine_env_carrier(i)))
-            .collect();
-        let plain = opts
-            .env
-            .iter()
-            .enumerate()
-            .map(|(i, (_, value))| (format!("BOTTLE_ENV_{i}"), value.clone()))
-            .collect();
-        let secret = (0..opts.secret_env.len())
-            .map(validate::secret_var)
-            .map(|var| (var.clone(), var))
-            .collect();
-        GuestEnv {
-            machine,
-            plain_names: opts.env.iter().map(|(n, _)| n.clone()).collect(),
-            plain,
-            secret_names: opts.secret_env.iter().map(|(n, _)| n.clone()).collect(),
-            secret,
-        }
-    }
-
     /// Releases the bottle; a launched bottle's machine is stopped and
     /// deleted, and a failure to do so is returned (the handle is gone
     /// either way).
-    pub fn close(mut self) -> Result<()> {
+    pub fn close(self) -> Result<()> {
+        self.close_within(&Limits::default())
+    }
+
+    /// [`Bottle::close`] within `limits`: a teardown stopped by them leaves
+    /// the machine as it is, still labelled for [`crate::launch::reap`].
+    pub fn close_within(mut self, limits: &Limits) -> Result<()> {
         let owned = std::mem::take(&mut self.owns_machine);
         if owned {
-            crate::launch::teardown(&self.smolvm, &self.machine)
+            crate::launch::teardown(&self.smolvm, &self.machine, &limits.start())
         } else {
             Ok(())
         }
@@ -194,7 +139,7 @@ impl Bottle {
     ) -> Result<ExecOutput> {
         opts.validate()?;
         let user = opts.user.as_deref().unwrap_or(DEFAULT_USER);
-        let vars = self.guest_env(opts);
+        let vars = GuestEnv::new(&self.machine_env, opts);
         let original_len = script.len();
         let script = match &opts.workdir {
             Some(dir) => Cow::Owned(in_workdir(dir, script)),
@@ -225,19 +170,31 @@ impl Bottle {
         for ((_, carrier), (_, value)) in vars.secret.iter().zip(&opts.secret_env) {
             cmd.env(carrier, value);
         }
+        self.check_size(&cmd, opts, script.len())?;
 
         let io = Io {
             stdin: opts.stdin.as_deref(),
             stdout,
             stderr,
-            deadline: opts.timeout.map(|t| Instant::now() + t),
+            deadline: opts
+                .timeout
+                .map(|t| Instant::now() + t)
+                .into_iter()
+                .chain(opts.deadline)
+                .min(),
             cancel: opts.cancel.as_deref(),
+            pass_fd: None,
         };
         let out = self
             .smolvm
             .capture_with(&mut cmd, io)
             .map_err(|e| self.stopped("exec", opts.timeout, e))?;
-        self.check_own_failure("exec", &out)?;
+        let bounds = Bounds {
+            deadline: opts.deadline,
+            timeout: None,
+            cancel: opts.cancel.clone(),
+        };
+        self.check_own_failure("exec", &out, &bounds)?;
         let exit_code = self.guest_exit_code(out.status)?;
         Ok(ExecOutput {
             exit_code,
@@ -263,13 +220,28 @@ impl Bottle {
     /// the machine is checked first, and an exit of 1 is checked again the
     /// same way as for [`Bottle::exec`].
     pub fn exec_claude(&self, args: &[&str], tty: bool) -> Result<i32> {
-        let vars = self.guest_env(&ExecOptions::default());
+        self.exec_claude_within(args, tty, &Limits::default())
+    }
+
+    /// [`Bottle::exec_claude`] stopped by `limits`: smolvm gets SIGTERM,
+    /// then SIGKILL. With `tty`, smolvm shares the caller's process group
+    /// (a background group could not read the terminal), so only smolvm
+    /// itself is signalled; without, its whole process group is.
+    pub fn exec_claude_within(&self, args: &[&str], tty: bool, limits: &Limits) -> Result<i32> {
+        let bounds = limits.start();
+        let what = format!("smolvm machine exec on '{}'", self.machine);
+        self.exec_claude_bounded(args, tty, &bounds)
+            .map_err(|e| bounds.explain(&what, e))
+    }
+
+    fn exec_claude_bounded(&self, args: &[&str], tty: bool, bounds: &Bounds) -> Result<i32> {
+        let vars = GuestEnv::new(&self.machine_env, &ExecOptions::default());
         let script = with_exports(
             &vars.exports(),
             &claude_script(self.prompt_path.as_deref(), args)?,
         );
         validate::single_argument("argv", "the quoted claude command line", script.len())?;
-        self.require_running()?;
+        self.require_running_within(bounds)?;
         let claude = runuser_command(DEFAULT_USER, &vars.carriers(), &script);
         let guest = if tty { claude } else { tied_to_call(claude) };
         let flags = ExecFlags {
@@ -280,12 +252,11 @@ impl Bottle {
         let mut cmd = self
             .smolvm
             .command(smolvm::exec_args(&self.machine, &flags, &guest));
-        if !tty {
-            cmd.stdin(std::process::Stdio::null());
-        }
-        let status = self.smolvm.run_inheriting(&mut cmd)?;
+        // Without a terminal claude's stdin is empty, and smolvm's group is
+        // its own, so that a stop reaches all of it.
+        let status = self.smolvm.run_inheriting(&mut cmd, !tty, !tty, bounds)?;
         if status.code() == Some(1) {
-            let state = self.smolvm.machine_state(&self.machine)?;
+            let state = self.smolvm.machine_state_within(&self.machine, bounds)?;
             if !state.is_running() {
                 return Err(self.failed(
                     "exec",
@@ -308,7 +279,7 @@ impl Bottle {
     /// other words counts on such a machine too, which could not have run
     /// a script. Everything else, above all the agent's failures on a
     /// running machine, is smolvm's as it says.
-    fn check_own_failure(&self, subcommand: &str, out: &Captured) -> Result<()> {
+    fn check_own_failure(&self, subcommand: &str, out: &Captured, bounds: &Bounds) -> Result<()> {
         if let Some(usage) = smolvm::usage_error(out) {
             return Err(self.failed(subcommand, usage));
         }
@@ -322,20 +293,58 @@ impl Bottle {
                 None => return Ok(()),
             },
         };
-        if self.smolvm.machine_state(&self.machine)?.is_running() {
+        if self
+            .smolvm
+            .machine_state_within(&self.machine, bounds)?
+            .is_running()
+        {
             Ok(())
         } else {
             Err(self.failed(subcommand, message))
         }
     }
 
-    pub(crate) fn require_running(&self) -> Result<()> {
-        let state = self.smolvm.machine_state(&self.machine)?;
+    fn require_running_within(&self, bounds: &Bounds) -> Result<()> {
+        let state = self.smolvm.machine_state_within(&self.machine, bounds)?;
         if state.is_running() {
             Ok(())
         } else {
             Err(self.failed("exec", &state.why_not_running(&self.machine)))
         }
+    }
+
+    /// Refuses an exec whose smolvm command line and environment the kernel
+    /// would not take, naming the caller's largest part, before anything
+    /// runs.
+    fn check_size(
+        &self,
+        cmd: &std::process::Command,
+        opts: &ExecOptions,
+        script: usize,
+    ) -> Result<()> {
+        let (bytes, limit) = (spawn::command_size(cmd), spawn::exec_size_limit());
+        if bytes <= limit {
+            return Ok(());
+        }
+        let sum =
+            |pairs: &[(String, String)]| pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+        Err(validate::too_large(
+            &[
+                (
+                    "env",
+                    "the variables of bottle_exec_options_add_env (on smolvm's command line)",
+                    sum(&opts.env),
+                ),
+                (
+                    "secret_env",
+                    "the variables of bottle_exec_options_add_secret_env (in smolvm's environment)",
+                    sum(&opts.secret_env),
+                ),
+                ("script", "the script", script),
+            ],
+            bytes,
+            limit,
+        ))
     }
 
     /// smolvm reports the guest command's exit status as its own; a smolvm
@@ -385,7 +394,7 @@ impl Drop for Bottle {
     /// this process has exited.
     fn drop(&mut self) {
         if self.owns_machine {
-            let _ = crate::launch::teardown(&self.smolvm, &self.machine);
+            let _ = crate::launch::teardown(&self.smolvm, &self.machine, &Bounds::default());
         }
     }
 }

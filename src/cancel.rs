@@ -1,9 +1,72 @@
 //! A cancel token: tripped once, from any thread, it stops every run that
-//! watches it.
+//! watches it; and the limits (timeout, token) any operation can be given.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+
+/// What may stop an operation, as the caller sets it: a timeout for the
+/// whole operation, every smolvm process it runs included, and a token.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    pub timeout: Option<Duration>,
+    pub cancel: Option<Arc<Cancel>>,
+}
+
+impl Limits {
+    /// The bounds of an operation starting now.
+    pub fn start(&self) -> Bounds {
+        Bounds {
+            deadline: self.timeout.map(|t| Instant::now() + t),
+            timeout: self.timeout,
+            cancel: self.cancel.clone(),
+        }
+    }
+}
+
+/// The limits of one operation under way: its deadline fixed when it
+/// started, shared by every smolvm process it runs.
+#[derive(Debug, Clone, Default)]
+pub struct Bounds {
+    pub deadline: Option<Instant>,
+    /// The timeout the deadline came from, for messages.
+    pub timeout: Option<Duration>,
+    pub cancel: Option<Arc<Cancel>>,
+}
+
+impl Bounds {
+    pub fn cancel(&self) -> Option<&Cancel> {
+        self.cancel.as_deref()
+    }
+
+    /// A run's stdio left at its defaults, under these bounds.
+    pub fn io(&self) -> crate::capture::Io<'_> {
+        crate::capture::Io {
+            deadline: self.deadline,
+            cancel: self.cancel(),
+            ..Default::default()
+        }
+    }
+
+    /// A stop of `what` described for the caller; other errors unchanged.
+    pub fn explain(&self, what: &str, e: Error) -> Error {
+        match e {
+            Error::Timeout(_) => Error::Timeout(match self.timeout {
+                Some(t) => format!(
+                    "{what} did not finish within {} ms; smolvm was stopped",
+                    t.as_millis()
+                ),
+                None => format!("{what} did not finish in time; smolvm was stopped"),
+            }),
+            Error::Cancelled(why) => Error::Cancelled(format!("{what} was stopped: {why}")),
+            other => other,
+        }
+    }
+}
 
 /// A flag plus an eventfd: the flag answers "was it tripped?" cheaply, and
 /// the eventfd wakes every poll loop that includes it. The eventfd is never

@@ -7,31 +7,31 @@
 //! Reading one pipe to the end before the other would deadlock as soon as
 //! the child fills the pipe that is not being read; writing all of stdin
 //! before reading would deadlock the same way.
+//!
+//! The child is started by [`crate::spawn`], in its own process group, so a
+//! stop reaches whatever it started as well.
 
+use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cancel::Cancel;
+use crate::spawn::{self, Plan, SpawnError};
 
 /// The smallest free space a buffer has before a read; the kernel hands over
 /// at most one pipe's worth (64 KiB by default) per read.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// How long a child stopped early gets to exit after SIGTERM (smolvm uses
-/// it to stop the guest command) before SIGKILL.
-const TERM_GRACE: Duration = Duration::from_millis(500);
-
 /// How much of stderr is kept for reading the child's own messages, even
 /// when stderr is not captured.
 const TAIL_BYTES: usize = 4096;
 
-/// How long output may still arrive after the child has exited: a process
-/// it left behind holding the pipes must not hold up the caller for ever.
-const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+/// How often the exit of a child is checked on kernels without pidfd_open.
+const EXIT_CHECK: Duration = Duration::from_millis(20);
 
 /// What a finished child left behind.
 #[derive(Debug)]
@@ -102,6 +102,8 @@ pub struct Io<'a> {
     /// When to stop the child if it has not finished.
     pub deadline: Option<Instant>,
     pub cancel: Option<&'a Cancel>,
+    /// A descriptor the child keeps at the same number (a copy's file).
+    pub pass_fd: Option<RawFd>,
 }
 
 /// Why a run ended without the child finishing on its own.
@@ -118,15 +120,26 @@ pub enum Stopped {
 pub enum RunError {
     /// The child could not be started.
     Spawn(io::Error),
+    /// Its command line and environment exceed what the kernel passes to a
+    /// new program; nothing was started.
+    TooLarge {
+        bytes: usize,
+        limit: usize,
+    },
     /// Talking to the child failed.
     Io(io::Error),
     Stopped(Stopped),
 }
 
 /// Spawns `cmd` and serves its stdin, stdout and stderr as `io` says until
-/// the child has exited and closed its outputs, then reaps it. A deadline,
-/// the cancel token or a callback asking to stop end the run early: the
-/// child gets SIGTERM, then SIGKILL, and is reaped before this returns.
+/// the child has exited, then reaps it. A deadline, the cancel token or a
+/// callback asking to stop end the run early: the child and its process
+/// group get SIGTERM, then SIGKILL, and the child is reaped before this
+/// returns.
+///
+/// Once the child has exited, what is already in the pipes is read and the
+/// run ends: a process it left behind holding the pipes neither holds up
+/// the caller nor adds to the result.
 pub fn run_with(cmd: &mut Command, io: Io<'_>) -> Result<Captured, RunError> {
     if io.cancel.is_some_and(Cancel::is_tripped) {
         return Err(RunError::Stopped(Stopped::Cancelled));
@@ -134,48 +147,50 @@ pub fn run_with(cmd: &mut Command, io: Io<'_>) -> Result<Captured, RunError> {
     // stdin is one end of a socket pair rather than a pipe, so that writing
     // after the child has gone fails with EPIPE instead of raising SIGPIPE,
     // which would kill a host process that keeps the default disposition.
-    let stdin = match io.stdin {
+    let (child_stdin, stdin) = match io.stdin {
         Some(data) => {
             let (ours, theirs) = UnixStream::pair().map_err(RunError::Spawn)?;
             ours.set_nonblocking(true).map_err(RunError::Spawn)?;
-            cmd.stdin(Stdio::from(OwnedFd::from(theirs)));
-            Some(Writer {
+            let writer = Writer {
                 socket: Some(ours),
                 data,
-            })
+            };
+            (OwnedFd::from(theirs), Some(writer))
         }
-        None => {
-            cmd.stdin(Stdio::null());
-            None
-        }
+        None => (
+            OwnedFd::from(File::open("/dev/null").map_err(RunError::Spawn)?),
+            None,
+        ),
     };
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let spawned = cmd.spawn();
-    // The Command still holds the child's end of the socket; close it here so
-    // that the child's exit shows as EPIPE on ours.
-    cmd.stdin(Stdio::null());
-    let mut child = ChildGuard(Some(spawned.map_err(RunError::Spawn)?));
-    let running = child.0.as_mut().expect("just spawned");
+    let (stdout_read, stdout_write) = pipe().map_err(RunError::Spawn)?;
+    let (stderr_read, stderr_write) = pipe().map_err(RunError::Spawn)?;
+    let child_stdio = [child_stdin, stdout_write, stderr_write]
+        .map(above_stdio)
+        .into_iter()
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(RunError::Spawn)?;
+    let plan = Plan {
+        stdio: Some([0, 1, 2].map(|i| child_stdio[i].as_raw_fd())),
+        pass_fd: io.pass_fd,
+        own_group: true,
+    };
+    let mut child = spawn::spawn(cmd, &plan).map_err(|e| match e {
+        SpawnError::Io(e) => RunError::Spawn(e),
+        SpawnError::TooLarge { bytes, limit } => RunError::TooLarge { bytes, limit },
+    })?;
+    // The child's ends: once closed here, its exit shows as EOF and EPIPE.
+    drop(child_stdio);
 
     let mut session = Session {
-        stdout: Reader::new(
-            running.stdout.take().map(OwnedFd::from),
-            io.stdout,
-            Stream::Stdout,
-        ),
-        stderr: Reader::new(
-            running.stderr.take().map(OwnedFd::from),
-            io.stderr,
-            Stream::Stderr,
-        ),
+        stdout: Reader::new(Some(stdout_read), io.stdout, Stream::Stdout),
+        stderr: Reader::new(Some(stderr_read), io.stderr, Stream::Stderr),
         stdin,
-        exited: pidfd_open(running.id()),
-        drain_until: None,
+        exited: pidfd_open(child.id()),
         deadline: io.deadline,
         cancel: io.cancel,
+        child: child.id(),
     };
     let served = session.serve();
-    let mut child = child.0.take().expect("still owned");
     match served {
         Ok(()) => {
             let status = child.wait().map_err(RunError::Io)?;
@@ -193,45 +208,141 @@ pub fn run_with(cmd: &mut Command, io: Io<'_>) -> Result<Captured, RunError> {
         Err(e) => {
             // The caller needs `e`; stopping can only fail if the child was
             // reaped behind our back, and then there is nothing left to stop.
-            let _ = terminate(&mut child);
+            let _ = child.stop();
             Err(e)
         }
     }
 }
 
-/// Stops and reaps the child if the run is left by a panic (from a
-/// callback), so no smolvm outlives it.
-struct ChildGuard(Option<Child>);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(child) = self.0.as_mut() {
-            let _ = terminate(child);
+/// Runs `cmd` on the caller's own stdin, stdout and stderr until it exits,
+/// or until the deadline or the cancel token stop it. With `empty_stdin`
+/// its stdin is /dev/null instead. `own_group` puts it in a process group
+/// of its own, which a child that must read the caller's terminal cannot
+/// have (it would be stopped by SIGTTIN); without one, a stop reaches the
+/// child alone.
+pub fn run_inheriting(
+    cmd: &mut Command,
+    own_group: bool,
+    empty_stdin: bool,
+    deadline: Option<Instant>,
+    cancel: Option<&Cancel>,
+) -> Result<ExitStatus, RunError> {
+    if cancel.is_some_and(Cancel::is_tripped) {
+        return Err(RunError::Stopped(Stopped::Cancelled));
+    }
+    // The child's descriptors are handed over above 2; these live until
+    // the spawn has copied them into place.
+    let stdio = if empty_stdin {
+        let above = |fd: OwnedFd| above_stdio(fd).map_err(RunError::Spawn);
+        let borrowed = |fd: RawFd| {
+            // SAFETY: 1 and 2 are the caller's open stdout and stderr.
+            unsafe { BorrowedFd::borrow_raw(fd) }
+                .try_clone_to_owned()
+                .map_err(RunError::Spawn)
+        };
+        Some([
+            above(OwnedFd::from(
+                File::open("/dev/null").map_err(RunError::Spawn)?,
+            ))?,
+            above(borrowed(1)?)?,
+            above(borrowed(2)?)?,
+        ])
+    } else {
+        None
+    };
+    let plan = Plan {
+        stdio: stdio
+            .as_ref()
+            .map(|fds| fds.each_ref().map(AsRawFd::as_raw_fd)),
+        pass_fd: None,
+        own_group,
+    };
+    let mut child = spawn::spawn(cmd, &plan).map_err(|e| match e {
+        SpawnError::Io(e) => RunError::Spawn(e),
+        SpawnError::TooLarge { bytes, limit } => RunError::TooLarge { bytes, limit },
+    })?;
+    if deadline.is_none() && cancel.is_none() {
+        return child.wait().map_err(RunError::Io);
+    }
+    let exited = pidfd_open(child.id());
+    loop {
+        if cancel.is_some_and(Cancel::is_tripped) {
+            let _ = child.stop();
+            return Err(RunError::Stopped(Stopped::Cancelled));
         }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| d <= now) {
+            let _ = child.stop();
+            return Err(RunError::Stopped(Stopped::DeadlinePassed));
+        }
+        if let Some(status) = child.try_wait().map_err(RunError::Io)? {
+            return Ok(status);
+        }
+        let mut fds = Vec::with_capacity(2);
+        if let Some(fd) = &exited {
+            fds.push(pollin(fd.as_raw_fd()));
+        }
+        if let Some(cancel) = cancel {
+            fds.push(pollin(cancel.fd()));
+        }
+        let wait = if exited.is_some() {
+            None
+        } else {
+            Some(EXIT_CHECK)
+        };
+        let until = deadline.map(|d| d - now).into_iter().chain(wait).min();
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, poll_ms(until)) };
     }
 }
 
-/// Stops a child that is still running: SIGTERM, a grace period, SIGKILL.
-/// Always reaps it.
-fn terminate(child: &mut Child) -> io::Result<ExitStatus> {
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: a pid we spawned and have not reaped, so it cannot be reused.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let give_up = Instant::now() + TERM_GRACE;
-    while Instant::now() < give_up {
-        if let Some(status) = child.try_wait()? {
-            return Ok(status);
-        }
-        std::thread::sleep(Duration::from_millis(5));
+fn pollin(fd: RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
     }
-    child.kill()?;
-    child.wait()
+}
+
+/// A poll timeout in milliseconds, rounded up so the loop never spins on 0.
+fn poll_ms(until: Option<Duration>) -> i32 {
+    match until {
+        None => -1,
+        Some(d) => d.as_millis().saturating_add(1).min(i32::MAX as u128) as i32,
+    }
+}
+
+/// A pipe, both ends close-on-exec: (read, write).
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: two fresh descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// `fd`, moved above 2 if it is one of the standard descriptors (a host
+/// that closed its stdin gets 0 back from pipe), so that placing the
+/// child's stdio never overwrites a descriptor still to be placed.
+pub fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
+    let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
 }
 
 /// A descriptor that becomes readable when the child exits, so the poll loop
 /// can wait for exit, output, a deadline and a cancel token at once. `None`
-/// on kernels without pidfd_open (before 5.3): then the loop ends when the
-/// outputs close and the exit is waited for without a deadline.
+/// on kernels without pidfd_open (before 5.3): then the loop looks every
+/// few milliseconds.
 fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     // Once the kernel (or valgrind) has said it has no pidfd_open, stop asking.
     static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
@@ -256,12 +367,12 @@ struct Session<'a> {
     stdout: Reader<'a>,
     stderr: Reader<'a>,
     stdin: Option<Writer<'a>>,
-    /// The child's pidfd until it has exited.
+    /// The child's pidfd.
     exited: Option<OwnedFd>,
-    /// Once the child has exited: when to stop waiting for its outputs.
-    drain_until: Option<Instant>,
     deadline: Option<Instant>,
     cancel: Option<&'a Cancel>,
+    /// The child's pid, for when there is no pidfd.
+    child: u32,
 }
 
 /// What a slot in the poll set stands for.
@@ -292,7 +403,6 @@ impl Session<'_> {
                 });
                 slots.push(slot);
             };
-            let outputs_open = self.stdout.fd.is_some() || self.stderr.fd.is_some();
             if let Some(fd) = &self.stdout.fd {
                 watch(fd.as_raw_fd(), libc::POLLIN, Slot::Stdout);
             }
@@ -305,11 +415,6 @@ impl Session<'_> {
             if let Some(fd) = &self.exited {
                 watch(fd.as_raw_fd(), libc::POLLIN, Slot::Exit);
             }
-            // Done once the outputs are closed and the child has exited (or
-            // its exit cannot be watched): the caller reaps it.
-            if !outputs_open && self.exited.is_none() {
-                return Ok(());
-            }
             if let Some(cancel) = self.cancel {
                 watch(cancel.fd(), libc::POLLIN, Slot::Cancel);
             }
@@ -318,19 +423,17 @@ impl Session<'_> {
             if self.deadline.is_some_and(|d| d <= now) {
                 return Err(RunError::Stopped(Stopped::DeadlinePassed));
             }
-            if self.drain_until.is_some_and(|d| d <= now) {
-                // Whoever still holds the pipes is not the child, which has
-                // exited; what they write later is not part of this run.
-                return Ok(());
+            if self.exited.is_none() && spawn::has_exited(self.child) {
+                return self.drain();
             }
-            let timeout = match self.deadline.into_iter().chain(self.drain_until).min() {
-                None => -1,
-                // Round up, so the loop never spins on a 0 ms timeout.
-                Some(until) => (until - now)
-                    .as_millis()
-                    .saturating_add(1)
-                    .min(i32::MAX as u128) as i32,
-            };
+            let check = self.exited.is_none().then_some(EXIT_CHECK);
+            let timeout = poll_ms(
+                self.deadline
+                    .map(|d| d - now)
+                    .into_iter()
+                    .chain(check)
+                    .min(),
+            );
             // SAFETY: `fds` is a valid array of `fds.len()` pollfd.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
             if n < 0 {
@@ -348,15 +451,25 @@ impl Session<'_> {
                     Slot::Stdout => self.stdout.on_ready()?,
                     Slot::Stderr => self.stderr.on_ready()?,
                     Slot::Stdin => self.stdin.as_mut().expect("watched").on_ready()?,
-                    Slot::Exit => {
-                        self.exited = None;
-                        self.drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
-                    }
+                    Slot::Exit => return self.drain(),
                     // Seen at the top of the loop.
                     Slot::Cancel => {}
                 }
             }
         }
+    }
+}
+
+impl Session<'_> {
+    /// Once the child has exited: reads what the pipes hold now, which is
+    /// everything the child wrote, and ends the run. Whoever else still
+    /// holds the pipes is not the child; what they write is not part of
+    /// this run, and at most one pipe's worth of it is read.
+    fn drain(&mut self) -> Result<(), RunError> {
+        for reader in [&mut self.stdout, &mut self.stderr] {
+            reader.drain()?;
+        }
+        Ok(())
     }
 }
 
@@ -398,10 +511,36 @@ impl<'a> Reader<'a> {
         (captured, self.total, tail)
     }
 
+    /// Reads what the pipe holds right now and closes it.
+    fn drain(&mut self) -> Result<(), RunError> {
+        let Some(fd) = &self.fd else { return Ok(()) };
+        let mut pending: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut pending) } != 0 {
+            return Err(RunError::Io(io::Error::last_os_error()));
+        }
+        let mut left = pending.max(0) as usize;
+        while left > 0 && self.fd.is_some() {
+            let before = self.total;
+            self.on_ready_at_most(left)?;
+            let read = (self.total - before) as usize;
+            if read == 0 {
+                break;
+            }
+            left = left.saturating_sub(read);
+        }
+        self.fd = None;
+        Ok(())
+    }
+
     fn on_ready(&mut self) -> Result<(), RunError> {
+        self.on_ready_at_most(usize::MAX)
+    }
+
+    fn on_ready_at_most(&mut self, limit: usize) -> Result<(), RunError> {
         let Some(fd) = &self.fd else { return Ok(()) };
         let start = self.buf.len();
-        if read_some(fd.as_raw_fd(), &mut self.buf).map_err(RunError::Io)? == 0 {
+        if read_some(fd.as_raw_fd(), &mut self.buf, limit).map_err(RunError::Io)? == 0 {
             self.fd = None;
             return Ok(());
         }
@@ -466,8 +605,9 @@ impl Writer<'_> {
     }
 }
 
-/// One read from a ready pipe into the buffer's spare capacity; 0 at EOF.
-fn read_some(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+/// One read of at most `limit` bytes from a ready pipe into the buffer's
+/// spare capacity; 0 at EOF.
+fn read_some(fd: RawFd, buf: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
     if buf.capacity() - buf.len() < READ_CHUNK {
         // Output can outgrow memory; that must be an error, not an abort.
         buf.try_reserve(READ_CHUNK.max(buf.len()))
@@ -475,9 +615,10 @@ fn read_some(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
     }
     loop {
         let spare = buf.spare_capacity_mut();
-        // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by
-        // `buf`; read writes at most that many.
-        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) };
+        let len = spare.len().min(limit);
+        // SAFETY: `spare` is writable memory of at least `len` bytes owned
+        // by `buf`; read writes at most that many.
+        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), len) };
         if n >= 0 {
             let n = n as usize;
             // SAFETY: read initialised the first `n` spare bytes.
@@ -496,7 +637,7 @@ mod tests {
     use super::*;
 
     fn sh(script: &str) -> Command {
-        let mut cmd = Command::new("sh");
+        let mut cmd = Command::new("/bin/sh");
         cmd.args(["-c", script]);
         cmd
     }

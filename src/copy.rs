@@ -10,12 +10,13 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use crate::bottle::Bottle;
+use crate::cancel::{Bounds, Limits};
+use crate::capture::Io;
 use crate::error::{Error, Result};
 use crate::exec_options::ExecOptions;
 use crate::smolvm;
@@ -41,6 +42,8 @@ pub struct CopyOptions {
     /// each file's own host permissions (0777 bits only) in a directory copy.
     pub mode: Option<u32>,
     pub owner: Owner,
+    /// What may stop the copy, every step of it.
+    pub limits: Limits,
 }
 
 /// How far a copy has got.
@@ -69,7 +72,7 @@ impl Bottle {
     pub fn cp_in(&self, host_path: &Path, guest_path: &str) -> Result<()> {
         check_host_path(host_path)?;
         let file = open_regular_file(host_path, Links::Follow)?;
-        self.copy_file_in(&file, guest_path, Some(0o644), None)
+        self.copy_file_in(&file, guest_path, Some(0o644), None, &Bounds::default())
     }
 
     /// Copies `host_path` into the machine at `guest_path` with `opts`: a
@@ -82,12 +85,29 @@ impl Bottle {
     /// in one `exec` as root (`mkdir -p`, then `chown` to the owner), then
     /// each file is copied with `machine cp`. `progress` is called before
     /// the first file and after each one.
+    ///
+    /// `opts.limits` bound the whole copy; stopped, it leaves in the guest
+    /// what was copied before, and the file being copied as smolvm left it.
     pub fn cp_in_with(
         &self,
         host_path: &Path,
         guest_path: &str,
         opts: &CopyOptions,
+        progress: Option<OnProgress<'_>>,
+    ) -> Result<()> {
+        let bounds = opts.limits.start();
+        let what = format!("copying into '{}'", self.machine());
+        self.cp_in_bounded(host_path, guest_path, opts, progress, &bounds)
+            .map_err(|e| bounds.explain(&what, e))
+    }
+
+    fn cp_in_bounded(
+        &self,
+        host_path: &Path,
+        guest_path: &str,
+        opts: &CopyOptions,
         mut progress: Option<OnProgress<'_>>,
+        bounds: &Bounds,
     ) -> Result<()> {
         if let Some(mode) = opts.mode {
             validate::mode(mode)?;
@@ -98,7 +118,7 @@ impl Bottle {
         // directory (links inside a tree are refused by the walk).
         let meta = fs::metadata(host_path)
             .map_err(|e| Error::io(format!("host_path {}: cannot stat", host_path.display()), e))?;
-        let owner = self.owner_ids(&opts.owner)?;
+        let owner = self.owner_ids(&opts.owner, bounds)?;
         let mut report = |p: Progress| {
             if let Some(progress) = progress.as_mut() {
                 progress(p);
@@ -115,7 +135,8 @@ impl Bottle {
                 bytes_total: size,
             };
             report(p);
-            self.copy_file_in(&file, guest_path, Some(opts.mode.unwrap_or(0o644)), owner)?;
+            let mode = Some(opts.mode.unwrap_or(0o644));
+            self.copy_file_in(&file, guest_path, mode, owner, bounds)?;
             p.files_done = 1;
             p.bytes_done = size;
             report(p);
@@ -130,18 +151,19 @@ impl Bottle {
             bytes_total: tree.files.iter().map(|f| f.2).sum(),
         };
         report(p);
-        let created = self.make_guest_dirs(&tree.dirs)?;
+        let created = self.make_guest_dirs(&tree.dirs, bounds)?;
         for (host, guest, size, host_mode) in &tree.files {
             // The walk saw a regular file; should it have been swapped for
             // a link since, the open fails instead of following it.
             let file = open_regular_file(host, Links::Refuse)?;
-            self.copy_file_in(&file, guest, Some(opts.mode.unwrap_or(*host_mode)), owner)?;
+            let mode = Some(opts.mode.unwrap_or(*host_mode));
+            self.copy_file_in(&file, guest, mode, owner, bounds)?;
             p.files_done += 1;
             p.bytes_done += size;
             report(p);
         }
         match owner {
-            Some(ids) => self.give_dirs(created, ids),
+            Some(ids) => self.give_dirs(created, ids, bounds),
             None => Ok(()),
         }
     }
@@ -152,26 +174,30 @@ impl Bottle {
     /// at all, and keeps its 0777 permission bits (not setuid, setgid or
     /// sticky, not its owner, nor other hard
     /// links to it). A symbolic link at `host_path` is replaced, not
-    /// followed. A new file gets mode 0666 less the process umask.
+    /// followed. A new file gets mode 0666 less the process umask. Anything
+    /// else at `host_path` (a directory, a device, a FIFO, a socket) is
+    /// refused and left alone.
     pub fn cp_out(&self, guest_path: &str, host_path: &Path) -> Result<()> {
+        self.cp_out_within(guest_path, host_path, &Limits::default())
+    }
+
+    /// [`Bottle::cp_out`] stopped by `limits`; stopped, it leaves the host
+    /// file as it was.
+    pub fn cp_out_within(&self, guest_path: &str, host_path: &Path, limits: &Limits) -> Result<()> {
         validate::cp_guest_path(guest_path)?;
         check_host_path(host_path)?;
-        if host_path.is_dir() {
-            return Err(Error::invalid(
-                "host_path",
-                format!(
-                    "{} is a directory; name the file to write",
-                    host_path.display()
-                ),
-            ));
-        }
+        check_replaceable(host_path)?;
+        let bounds = limits.start();
         let (temp_path, temp) = create_temp_beside(host_path)?;
-        let copied = self.run_cp(
-            &[],
-            &format!("{}:{guest_path}", self.machine()),
-            &fd_path(&temp),
-            temp.as_raw_fd(),
-        );
+        let copied = self
+            .run_cp(
+                &[],
+                &format!("{}:{guest_path}", self.machine()),
+                &fd_path(&temp),
+                temp.as_raw_fd(),
+                &bounds,
+            )
+            .map_err(|e| bounds.explain(&format!("copying out of '{}'", self.machine()), e));
         // Replacing a file keeps its permissions, as writing into it would
         // (set after smolvm, which may set its own on the file it wrote).
         let kept_mode = fs::symlink_metadata(host_path)
@@ -211,6 +237,7 @@ impl Bottle {
         guest_path: &str,
         mode: Option<u32>,
         owner: Option<(u32, u32)>,
+        bounds: &Bounds,
     ) -> Result<()> {
         validate::cp_guest_path(guest_path)?;
         let mut flags = Vec::new();
@@ -230,17 +257,26 @@ impl Bottle {
             &fd_path(file),
             &format!("{}:{guest_path}", self.machine()),
             file.as_raw_fd(),
+            bounds,
         )
     }
 
-    /// `machine cp [FLAGS] -- SRC DST`, with `fd` passed on to smolvm.
-    fn run_cp(&self, flags: &[String], src: &str, dst: &str, fd: RawFd) -> Result<()> {
+    /// `machine cp [FLAGS] -- SRC DST`, with `fd` passed on to smolvm: the
+    /// one descriptor it gets beyond its stdio.
+    fn run_cp(
+        &self,
+        flags: &[String],
+        src: &str,
+        dst: &str,
+        fd: RawFd,
+        bounds: &Bounds,
+    ) -> Result<()> {
         let mut cmd = self.smolvm().command(smolvm::cp_args(flags, src, dst));
-        // SAFETY: the closure only calls fcntl, which is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || inherit_fd(fd));
-        }
-        let out = self.smolvm().capture(&mut cmd)?;
+        let io = Io {
+            pass_fd: Some(fd),
+            ..bounds.io()
+        };
+        let out = self.smolvm().capture_with(&mut cmd, io)?;
         if out.status.success() {
             Ok(())
         } else {
@@ -249,7 +285,7 @@ impl Bottle {
     }
 
     /// The numeric ids for `owner`; `None` leaves smolvm's default (root).
-    fn owner_ids(&self, owner: &Owner) -> Result<Option<(u32, u32)>> {
+    fn owner_ids(&self, owner: &Owner, bounds: &Bounds) -> Result<Option<(u32, u32)>> {
         let user = match owner {
             Owner::Root => return Ok(None),
             Owner::Ids { uid, gid } => {
@@ -261,6 +297,8 @@ impl Bottle {
         validate::user(user)?;
         let root = ExecOptions {
             user: Some("root".into()),
+            cancel: bounds.cancel.clone(),
+            deadline: bounds.deadline,
             ..ExecOptions::default()
         };
         let out = self.exec_with(
@@ -292,7 +330,7 @@ impl Bottle {
     /// files are in (see [`Bottle::give_dirs`]). The names go through stdin,
     /// NUL-separated, so none is parsed by a shell and no command line grows
     /// with the tree.
-    fn make_guest_dirs(&self, dirs: &[String]) -> Result<Vec<u8>> {
+    fn make_guest_dirs(&self, dirs: &[String], bounds: &Bounds) -> Result<Vec<u8>> {
         let Some((root, subdirs)) = dirs.split_first() else {
             return Ok(Vec::new());
         };
@@ -307,7 +345,12 @@ impl Bottle {
              if [ ! -d \"$d\" ]; then mkdir -- \"$d\" && {made} || exit 1; fi; done' sh",
             root = shell_escape::unix::escape(root.into()),
         );
-        let out = self.run_as_root(&script, nul_list(subdirs), "creating the guest directories")?;
+        let out = self.run_as_root(
+            &script,
+            nul_list(subdirs),
+            "creating the guest directories",
+            bounds,
+        )?;
         Ok(out)
     }
 
@@ -315,7 +358,7 @@ impl Bottle {
     /// the files are in: until then they were root's, so no guest user could
     /// swap one for a link while root wrote through it. `chown -h` never
     /// follows a link.
-    fn give_dirs(&self, created: Vec<u8>, (uid, gid): (u32, u32)) -> Result<()> {
+    fn give_dirs(&self, created: Vec<u8>, (uid, gid): (u32, u32), bounds: &Bounds) -> Result<()> {
         if created.is_empty() {
             return Ok(());
         }
@@ -324,16 +367,25 @@ impl Bottle {
             &script,
             created,
             "giving the guest directories to their owner",
+            bounds,
         )
         .map(drop)
     }
 
     /// Runs `script` as root with `stdin`, returning its stdout; a non-zero
     /// exit is a failure described as `what`.
-    fn run_as_root(&self, script: &str, stdin: Vec<u8>, what: &str) -> Result<Vec<u8>> {
+    fn run_as_root(
+        &self,
+        script: &str,
+        stdin: Vec<u8>,
+        what: &str,
+        bounds: &Bounds,
+    ) -> Result<Vec<u8>> {
         let opts = ExecOptions {
             user: Some("root".into()),
             stdin: Some(stdin),
+            cancel: bounds.cancel.clone(),
+            deadline: bounds.deadline,
             ..ExecOptions::default()
         };
         let out = self.exec_with(script, &opts, Default::default(), Default::default())?;
@@ -360,6 +412,37 @@ fn nul_list(names: &[String]) -> Vec<u8> {
         list.push(0);
     }
     list
+}
+
+/// What may be at a copy's host destination: nothing, a regular file, or
+/// a symbolic link (replaced, never followed). Writing a device node, a
+/// FIFO or a socket would be replaced by a regular file — as root, a
+/// system device node — so those are refused, as a directory is.
+fn check_replaceable(path: &Path) -> Result<()> {
+    // Through a link too, as ever: a link to a directory is refused.
+    if path.is_dir() {
+        return Err(Error::invalid(
+            "host_path",
+            format!("{} is a directory; name the file to write", path.display()),
+        ));
+    }
+    // Nothing there, or nothing that can be looked at: creating the file
+    // beside it says what is wrong.
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let kind = meta.file_type();
+    if kind.is_file() || kind.is_symlink() {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "host_path",
+        format!(
+            "{} is a device, FIFO or socket, which a copy would replace with a regular \
+             file; only a regular file or a symbolic link is replaced",
+            path.display()
+        ),
+    ))
 }
 
 fn check_host_path(path: &Path) -> Result<()> {
@@ -540,30 +623,14 @@ fn fd_path(file: &File) -> String {
 /// child's own stdio replaces (a host that closed its stdin gets fd 0 back
 /// from open).
 fn above_stdio(file: File, path: &Path) -> Result<File> {
-    if file.as_raw_fd() > 2 {
-        return Ok(file);
-    }
-    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
-    let dup = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-    if dup < 0 {
-        return Err(Error::io(
-            format!("host_path {}: cannot duplicate descriptor", path.display()),
-            io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(dup) }))
-}
-
-/// In the child between fork and exec: let `fd` survive exec. Every
-/// descriptor the library opens is close-on-exec, so no other thread's files
-/// leak into smolvm; this one is cleared in the child only.
-fn inherit_fd(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor the child inherited; async-signal-safe.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    crate::capture::above_stdio(OwnedFd::from(file))
+        .map(File::from)
+        .map_err(|e| {
+            Error::io(
+                format!("host_path {}: cannot duplicate descriptor", path.display()),
+                e,
+            )
+        })
 }
 
 #[cfg(test)]

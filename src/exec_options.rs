@@ -1,7 +1,7 @@
 //! How to run a script: everything beyond the script itself.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
@@ -28,6 +28,9 @@ pub struct ExecOptions {
     pub stdin: Option<Vec<u8>>,
     /// Tripped from any thread, it stops the run.
     pub cancel: Option<Arc<Cancel>>,
+    /// The deadline of an operation this exec is part of (a copy's):
+    /// smolvm is stopped then, whatever `timeout` says.
+    pub deadline: Option<Instant>,
 }
 
 impl ExecOptions {

@@ -11,7 +11,9 @@ use std::fs;
 use std::path::PathBuf;
 
 use crate::bottle::Bottle;
+use crate::cancel::{Bounds, Limits};
 use crate::error::{Error, Result};
+use crate::guest_env;
 use crate::smolvm::{self, Smolvm};
 use crate::validate;
 
@@ -49,6 +51,8 @@ pub struct LaunchOptions {
     pub env: Vec<(String, String)>,
     /// The in-guest system-prompt file for claude, as in [`Bottle::open`].
     pub prompt_path: Option<String>,
+    /// What may stop the launch (create and start together).
+    pub limits: Limits,
 }
 
 impl LaunchOptions {
@@ -104,7 +108,7 @@ impl LaunchOptions {
             option("-v", format!("{}:{}{ro}", v.host.display(), v.guest));
         }
         for (i, (_, v)) in self.env.iter().enumerate() {
-            option("-e", format!("{}={v}", machine_env_carrier(i)));
+            option("-e", format!("{}={v}", guest_env::machine_carrier(i)));
         }
         for (k, v) in owner.labels() {
             option("--label", format!("{k}={v}"));
@@ -114,14 +118,6 @@ impl LaunchOptions {
         }
         args
     }
-}
-
-/// The name under which the machine holds its `i`th variable. Under its
-/// own name a variable such as `LD_PRELOAD` would reach every root command
-/// in the machine, `runuser` included; a bottle renames it in the user's
-/// shell instead.
-pub fn machine_env_carrier(i: usize) -> String {
-    format!("BOTTLE_MACHINE_ENV_{i}")
 }
 
 /// Which process owns a machine, as recorded in its labels.
@@ -171,14 +167,19 @@ impl ProcessId {
     }
 }
 
-/// A process's start time in clock ticks since boot (field 22 of
-/// /proc/PID/stat), or `None` if there is no such process.
+/// A live process's start time in clock ticks since boot (field 22 of
+/// /proc/PID/stat), or `None` if there is no such process or it has exited
+/// and waits to be reaped (state Z, or X): under a PID 1 that never reaps,
+/// such a zombie stays for good, and it is as dead as an owner can be.
 fn start_time(pid: u32) -> Option<String> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: count
     // fields from the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19).map(str::to_owned)
+    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if matches!(rest.next(), Some("Z" | "X" | "x")) {
+        return None;
+    }
+    rest.nth(18).map(str::to_owned)
 }
 
 /// The pid namespace, as the kernel names it (`pid:[4026531836]`).
@@ -199,16 +200,31 @@ impl Bottle {
     /// owns it: closing or dropping the bottle stops and deletes it. If the
     /// start fails, the machine just created is deleted and the start error
     /// returned.
+    ///
+    /// A launch stopped by its limits during `create` or `start` deletes
+    /// what it created, as a failed start does; that deletion is not bound
+    /// by the limits, since nothing else would remove the machine.
     pub fn launch(opts: &LaunchOptions) -> Result<Bottle> {
         opts.validate()?;
+        let bounds = opts.limits.start();
         let smolvm = Smolvm::locate()?;
         let owner = ProcessId::current()?;
         let name = opts
             .name
             .clone()
             .unwrap_or_else(|| generated_name(owner.pid));
-        smolvm.run_checked(opts.create_args(&name, &owner), "create", &name)?;
-        if let Err(start) = smolvm.run_checked(smolvm::start_args(&name), "start", &name) {
+        let created =
+            smolvm.run_checked_within(opts.create_args(&name, &owner), "create", &name, &bounds);
+        if let Err(create) = created {
+            // A create that failed made nothing (and the name may be another
+            // machine's); one that was stopped may have made the machine.
+            if matches!(create, Error::Timeout(_) | Error::Cancelled(_)) {
+                let _ = smolvm.run_checked(smolvm::delete_args(&name), "delete", &name);
+            }
+            return Err(create);
+        }
+        let started = smolvm.run_checked_within(smolvm::start_args(&name), "start", &name, &bounds);
+        if let Err(start) = started {
             return Err(
                 match smolvm.run_checked(smolvm::delete_args(&name), "delete", &name) {
                     Ok(()) => start,
@@ -230,31 +246,35 @@ impl Bottle {
 }
 
 /// Stops and deletes `machine`. Deletion is tried even when the stop fails,
-/// and the first failure is returned.
-pub fn teardown(smolvm: &Smolvm, machine: &str) -> Result<()> {
-    let stopped = smolvm.run_checked(smolvm::stop_args(machine), "stop", machine);
-    let deleted = smolvm.run_checked(smolvm::delete_args(machine), "delete", machine);
+/// and the first failure is returned; a teardown stopped by `bounds` goes
+/// no further.
+pub fn teardown(smolvm: &Smolvm, machine: &str, bounds: &Bounds) -> Result<()> {
+    let stopped = smolvm.run_checked_within(smolvm::stop_args(machine), "stop", machine, bounds);
+    if let Err(e @ (Error::Timeout(_) | Error::Cancelled(_))) = stopped {
+        return Err(e);
+    }
+    let deleted =
+        smolvm.run_checked_within(smolvm::delete_args(machine), "delete", machine, bounds);
     stopped.and(deleted)
 }
 
 /// Deletes every machine launched by this library whose owning process is
 /// gone, and returns their names. A machine that cannot be deleted is
 /// reported in the error after the others have been tried; `removed` then
-/// still lists what was deleted.
+/// still lists what was deleted. A machine that another reaper deleted
+/// first is neither listed nor an error.
 pub fn reap(removed: &mut Vec<String>) -> Result<()> {
+    reap_within(removed, &Limits::default())
+}
+
+/// [`reap`] stopped by `limits`; `removed` lists what was deleted before.
+pub fn reap_within(removed: &mut Vec<String>, limits: &Limits) -> Result<()> {
+    let bounds = limits.start();
     let smolvm = Smolvm::locate()?;
-    let out = smolvm.capture_bookkeeping(smolvm::ls_args())?;
-    if !out.status.success() {
-        return Err(Error::Smolvm(format!(
-            "smolvm machine ls failed: {}",
-            smolvm::failure_message(&out)
-        )));
-    }
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| Error::Smolvm(format!("smolvm machine ls printed no JSON: {e}")))?;
+    let list = machines(&smolvm, &bounds)?;
     let here = ProcessId::current()?;
     let mut failures = Vec::new();
-    for machine in list.as_array().into_iter().flatten() {
+    for machine in &list {
         // Only names smolvm itself would accept are acted on.
         let Some(name) = machine
             .get("name")
@@ -269,16 +289,48 @@ pub fn reap(removed: &mut Vec<String>) -> Result<()> {
         if !owner.is_gone(&here) {
             continue;
         }
-        match smolvm.run_checked(smolvm::delete_args(name), "delete", name) {
+        match smolvm.run_checked_within(smolvm::delete_args(name), "delete", name, &bounds) {
             Ok(()) => removed.push(name.to_owned()),
-            Err(e) => failures.push(e.to_string()),
+            Err(e @ (Error::Timeout(_) | Error::Cancelled(_))) => return Err(e),
+            Err(e) => failures.push((name.to_owned(), e.to_string())),
         }
     }
+    if failures.is_empty() {
+        return Ok(());
+    }
+    // Another reaper may have deleted some first: a machine that is gone
+    // has been reaped, whoever did it.
+    let left = machines(&smolvm, &bounds)?;
+    let still_there = |name: &str| {
+        left.iter()
+            .any(|m| m.get("name").and_then(|n| n.as_str()) == Some(name))
+    };
+    let failures: Vec<String> = failures
+        .into_iter()
+        .filter(|(name, _)| still_there(name))
+        .map(|(_, e)| e)
+        .collect();
     if failures.is_empty() {
         Ok(())
     } else {
         Err(Error::Smolvm(failures.join("; ")))
     }
+}
+
+/// `smolvm machine ls --json`: every machine, as smolvm describes it.
+fn machines(smolvm: &Smolvm, bounds: &Bounds) -> Result<Vec<serde_json::Value>> {
+    let out = smolvm
+        .capture_bookkeeping(smolvm::ls_args(), bounds)
+        .map_err(|e| bounds.explain("smolvm machine ls", e))?;
+    if !out.status.success() {
+        return Err(Error::Smolvm(format!(
+            "smolvm machine ls failed: {}",
+            smolvm::failure_message(&out)
+        )));
+    }
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| Error::Smolvm(format!("smolvm machine ls printed no JSON: {e}")))?;
+    Ok(list.as_array().cloned().unwrap_or_default())
 }
 
 /// The owner recorded in a machine's labels, if it is libbottle's.

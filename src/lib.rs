@@ -15,8 +15,10 @@ pub mod error;
 pub mod exec_options;
 pub mod ffi;
 pub mod guest_command;
+pub mod guest_env;
 pub mod launch;
 pub mod smolvm;
+pub mod spawn;
 pub mod validate;
 
 pub use bottle::{Bottle, ExecOutput};

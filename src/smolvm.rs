@@ -9,11 +9,12 @@ use std::env;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::cancel::{Bounds, Cancel};
 use crate::capture::{self, Captured, Io, RunError, Stopped};
 use crate::error::{Error, Result};
 
@@ -96,10 +97,11 @@ impl Smolvm {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        // argv[0] is always `smolvm` (crate::spawn::ARGV0): clap names the
+        // program after it, and smolvm's usage errors are recognised by
+        // "Usage: smolvm", whatever the file is called here.
         let mut cmd = Command::new(&self.path);
-        // clap names the program after argv[0]; smolvm's usage errors are
-        // recognised by "Usage: smolvm", whatever the file is called here.
-        cmd.arg0("smolvm").args(args);
+        cmd.args(args);
         cmd
     }
 
@@ -112,8 +114,20 @@ impl Smolvm {
     /// says. A run stopped early is `Error::Timeout` or `Error::Cancelled`,
     /// smolvm having been stopped and reaped.
     pub fn capture_with(&self, cmd: &mut Command, io: Io<'_>) -> Result<Captured> {
-        capture::run_with(cmd, io).map_err(|e| match e {
+        capture::run_with(cmd, io).map_err(|e| self.run_error(e))
+    }
+
+    /// A run that did not finish, as an error.
+    fn run_error(&self, e: RunError) -> Error {
+        match e {
             RunError::Spawn(e) => self.spawn_error(e),
+            RunError::TooLarge { bytes, limit } => Error::invalid(
+                "argv",
+                format!(
+                    "smolvm's arguments and environment would take {bytes} bytes; \
+                     the kernel passes at most {limit} to a new program"
+                ),
+            ),
             RunError::Io(e) => {
                 Error::io(format!("talking to smolvm at {}", self.path.display()), e)
             }
@@ -124,12 +138,27 @@ impl Smolvm {
             RunError::Stopped(Stopped::CallbackStopped(stream)) => {
                 Error::Cancelled(format!("the {} callback asked to stop", stream.name()))
             }
-        })
+        }
     }
 
-    /// Runs `cmd` with the caller's stdin, stdout and stderr.
-    pub fn run_inheriting(&self, cmd: &mut Command) -> Result<ExitStatus> {
-        cmd.status().map_err(|e| self.spawn_error(e))
+    /// Runs `cmd` with the caller's stdin (or with `empty_stdin`,
+    /// /dev/null), stdout and stderr, stopped by `limits`; `own_group` as
+    /// for [`capture::run_inheriting`].
+    pub fn run_inheriting(
+        &self,
+        cmd: &mut Command,
+        own_group: bool,
+        empty_stdin: bool,
+        limits: &Bounds,
+    ) -> Result<ExitStatus> {
+        capture::run_inheriting(
+            cmd,
+            own_group,
+            empty_stdin,
+            limits.deadline,
+            limits.cancel(),
+        )
+        .map_err(|e| self.run_error(e))
     }
 
     fn spawn_error(&self, e: io::Error) -> Error {
@@ -152,27 +181,49 @@ impl Smolvm {
     /// so the subcommand is tried again, a few times, with growing pauses.
     /// Only these subcommands: an exec or a copy may have done part of its
     /// work before such a failure.
-    pub fn capture_bookkeeping<I, S>(&self, args: I) -> Result<Captured>
+    /// A try again is never started past `bounds`' deadline or after its
+    /// token was tripped.
+    pub fn capture_bookkeeping<I, S>(&self, args: I, bounds: &Bounds) -> Result<Captured>
     where
         I: IntoIterator<Item = S> + Clone,
         S: AsRef<OsStr>,
     {
         let mut pause = Duration::from_millis(10);
         for _ in 0..DATABASE_LOCKED_RETRIES {
-            let out = self.capture(&mut self.command(args.clone()))?;
+            let out = self.capture_with(&mut self.command(args.clone()), bounds.io())?;
             if out.status.success() || !failure_message(&out).contains(DATABASE_LOCKED) {
                 return Ok(out);
             }
-            std::thread::sleep(pause + jitter(pause));
+            let pause_with_jitter = pause + jitter(pause);
+            let past_deadline = bounds
+                .deadline
+                .is_some_and(|d| Instant::now() + pause_with_jitter >= d);
+            if past_deadline || bounds.cancel().is_some_and(Cancel::is_tripped) {
+                return Ok(out);
+            }
+            std::thread::sleep(pause_with_jitter);
             pause = (pause * 2).min(Duration::from_millis(500));
         }
-        self.capture(&mut self.command(args))
+        self.capture_with(&mut self.command(args), bounds.io())
     }
 
     /// Runs a subcommand that prints nothing worth keeping (create, start,
     /// stop, delete); its failure carries smolvm's message.
     pub fn run_checked(&self, args: Vec<String>, subcommand: &str, machine: &str) -> Result<()> {
-        let out = self.capture_bookkeeping(args)?;
+        self.run_checked_within(args, subcommand, machine, &Bounds::default())
+    }
+
+    /// [`Smolvm::run_checked`] stopped by `bounds`.
+    pub fn run_checked_within(
+        &self,
+        args: Vec<String>,
+        subcommand: &str,
+        machine: &str,
+        bounds: &Bounds,
+    ) -> Result<()> {
+        let out = self.capture_bookkeeping(args, bounds).map_err(|e| {
+            bounds.explain(&format!("smolvm machine {subcommand} on '{machine}'"), e)
+        })?;
         if out.status.success() {
             Ok(())
         } else {
@@ -182,7 +233,14 @@ impl Smolvm {
 
     /// `smolvm machine status --name N --json`, read into a state.
     pub fn machine_state(&self, machine: &str) -> Result<MachineState> {
-        let out = self.capture_bookkeeping(status_args(machine))?;
+        self.machine_state_within(machine, &Bounds::default())
+    }
+
+    /// [`Smolvm::machine_state`] stopped by `bounds`.
+    pub fn machine_state_within(&self, machine: &str, bounds: &Bounds) -> Result<MachineState> {
+        let out = self
+            .capture_bookkeeping(status_args(machine), bounds)
+            .map_err(|e| bounds.explain(&format!("smolvm machine status on '{machine}'"), e))?;
         if !out.status.success() {
             return Ok(MachineState::Unknown(failure_message(&out)));
         }

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::guest_env::{self, CARRIER_MAX};
 
 /// Longest machine name smolvm accepts.
 const MACHINE_NAME_MAX: usize = 128;
@@ -145,11 +146,14 @@ pub fn env_name(arg: &str, name: &str) -> Result<()> {
     }
 }
 
-/// An environment variable for a guest command: a valid name, and a value
-/// that fits one argument both as `NAME=VALUE` in the user's shell and
-/// under its carrier name (`BOTTLE_SECRET_N=VALUE`, ...) on its way there.
+/// An environment variable for a guest command: a valid name that is not
+/// one of the library's carrier names (see [`crate::guest_env`]), and a
+/// value that fits one argument both as `NAME=VALUE` in the user's shell
+/// and under its carrier name (`BOTTLE_SECRET_N=VALUE`, ...) on its way
+/// there.
 pub fn env_pair(name: &str, value: &str) -> Result<()> {
     env_name("name", name)?;
+    guest_env::check_name(name)?;
     if name.len() > ENV_NAME_MAX {
         return Err(Error::invalid(
             "name",
@@ -167,15 +171,25 @@ pub fn env_pair(name: &str, value: &str) -> Result<()> {
     )
 }
 
-/// The variable through which the library hands smolvm the `index`th
-/// secret: smolvm reads it from its own environment (`--secret-env`).
-pub fn secret_var(index: usize) -> String {
-    format!("BOTTLE_SECRET_{index}")
+/// The error for a command whose arguments and environment together
+/// (`bytes`) exceed what the kernel passes to a new program (`limit`),
+/// naming the largest of the caller's `parts`: (argument, what it is,
+/// bytes).
+pub fn too_large(parts: &[(&str, &str, usize)], bytes: usize, limit: usize) -> Error {
+    let (arg, what, size) =
+        parts
+            .iter()
+            .copied()
+            .max_by_key(|p| p.2)
+            .unwrap_or(("argv", "the arguments", 0));
+    Error::invalid(
+        arg,
+        format!(
+            "{what} take {size} bytes, and smolvm's arguments and environment would \
+             total {bytes} bytes; the kernel passes at most {limit} to a new program"
+        ),
+    )
 }
-
-/// Longest carrier name the library gives a variable on its way to the
-/// guest, for any index a process can reach.
-const CARRIER_MAX: usize = "BOTTLE_MACHINE_ENV_".len() + 20;
 
 /// Owner ids for a copy. `(uid_t)-1` means "leave unchanged" to chown, so
 /// it would silently leave root as the owner.

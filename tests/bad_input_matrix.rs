@@ -417,6 +417,10 @@ fn rows() -> Vec<Row> {
         add(f, a, "shell metacharacters", text("$(touch bottle-pwned)"), None, invalid("name: \"$(touch bottle-pwned)\" is not a valid environment variable name"));
         add(f, a, "control characters", text("A\nB"), None, invalid("name: \"A\\nB\" is not a valid environment variable name"));
         add(f, a, "non-ASCII", text("É"), None, invalid("name: \"É\" is not a valid environment variable name"));
+        add(f, a, "carrier name", text("BOTTLE_ENV_0"), None, invalid("name: \"BOTTLE_ENV_0\" is reserved"));
+        add(f, a, "carrier name", text("BOTTLE_SECRET_1"), None, invalid("name: \"BOTTLE_SECRET_1\" is reserved"));
+        add(f, a, "carrier name", text("BOTTLE_MACHINE_ENV_0"), None, invalid("name: \"BOTTLE_MACHINE_ENV_0\" is reserved"));
+        add(f, a, "`_`", text("_"), None, invalid("name: \"_\" cannot be set"));
         add(f, a, "valid", text("_Ab9"), None, env());
         let a = "value";
         add(f, a, "NULL", Null, None, invalid("value: must not be NULL"));
@@ -696,6 +700,29 @@ fn rows() -> Vec<Row> {
     let f = "bottle_names_free";
     add(f, "names", "NULL", Null, None, nothing());
     add(f, "names", "all zeros", Null, Some("`{0}`"), nothing());
+
+    // The calls and setters that bound an operation by time and token.
+    add("bottle_call_options_new", "out", "NULL", Null, None, invalid("out: must not be NULL"));
+    add("bottle_call_options_free", "opts", "NULL", Null, None, nothing());
+    for f in [
+        "bottle_call_options_set_timeout_ms",
+        "bottle_call_options_set_cancel",
+        "bottle_copy_options_set_timeout_ms",
+        "bottle_copy_options_set_cancel",
+        "bottle_launch_options_set_timeout_ms",
+        "bottle_launch_options_set_cancel",
+    ] {
+        add(f, "opts", "NULL", Null, None, invalid("opts: must not be NULL"));
+    }
+    let f = "bottle_cp_out_with";
+    add(f, "b", "NULL", Null, None, invalid("b: must not be NULL"));
+    add(f, "guest_path", "NULL", Null, None, invalid("guest_path: must not be NULL"));
+    add(f, "host_path", "NULL", Null, None, invalid("host_path: must not be NULL"));
+    add("bottle_close_with", "b", "NULL", Null, None, invalid("b: must not be NULL"));
+    add("bottle_reap_with", "removed", "NULL", Null, None, invalid("removed: must not be NULL"));
+    let f = "bottle_exec_claude_with";
+    add(f, "b", "NULL", Null, None, invalid("b: must not be NULL"));
+    add(f, "exit_code", "NULL", Null, None, invalid("exit_code: must not be NULL"));
     rows
 }
 
@@ -991,6 +1018,7 @@ fn run(fx: &Fixture, row: &Row) -> Result<Seen, Failure> {
             };
             exec_with_raw(b, script, null(), arg == "out")
         }
+        (f, arg) if is_bounding(f) => run_bounding(fx, f, arg),
         (f, _) if f.starts_with("bottle_exec_options_") => run_exec_options(fx, row, p),
         ("bottle_cancel_new", _) => {
             check(unsafe { bottle_cancel_new(null_mut()) }).map(|()| Seen::Done)
@@ -1142,6 +1170,65 @@ fn setter_target<T>(row: &Row, o: *mut T) -> (*mut T, bool) {
         o
     };
     (opts, !opts.is_null() && matches!(row.input, Input::Null))
+}
+
+/// The functions that bound an operation by time and token; their rows are
+/// all NULL rows.
+fn is_bounding(f: &str) -> bool {
+    f.starts_with("bottle_call_options_")
+        || f.ends_with("_set_timeout_ms") && !f.starts_with("bottle_exec_options_")
+        || f.ends_with("_set_cancel") && !f.starts_with("bottle_exec_options_")
+        || matches!(
+            f,
+            "bottle_cp_out_with"
+                | "bottle_close_with"
+                | "bottle_reap_with"
+                | "bottle_exec_claude_with"
+        )
+}
+
+/// A NULL row of a bounding function: the call with that one argument NULL
+/// and the others valid.
+fn run_bounding(fx: &Fixture, f: &str, arg: &str) -> Result<Seen, Failure> {
+    use ::bottle::ffi::call_options::*;
+    let b = fx.bottle.0;
+    let (source, out) = (cstr(OUT_SOURCE), cstr(OUT_HOST));
+    let mut code = 0;
+    let status = unsafe {
+        match f {
+            "bottle_call_options_new" => bottle_call_options_new(null_mut()),
+            "bottle_call_options_free" => {
+                bottle_call_options_free(null_mut());
+                return Ok(Seen::Done);
+            }
+            "bottle_call_options_set_timeout_ms" => {
+                bottle_call_options_set_timeout_ms(null_mut(), 1)
+            }
+            "bottle_call_options_set_cancel" => bottle_call_options_set_cancel(null_mut(), null()),
+            "bottle_copy_options_set_timeout_ms" => {
+                bottle_copy_options_set_timeout_ms(null_mut(), 1)
+            }
+            "bottle_copy_options_set_cancel" => bottle_copy_options_set_cancel(null_mut(), null()),
+            "bottle_launch_options_set_timeout_ms" => {
+                bottle_launch_options_set_timeout_ms(null_mut(), 1)
+            }
+            "bottle_launch_options_set_cancel" => {
+                bottle_launch_options_set_cancel(null_mut(), null())
+            }
+            "bottle_cp_out_with" => match arg {
+                "b" => bottle_cp_out_with(null(), source.as_ptr(), out.as_ptr(), null()),
+                "guest_path" => bottle_cp_out_with(b, null(), out.as_ptr(), null()),
+                _ => bottle_cp_out_with(b, source.as_ptr(), null(), null()),
+            },
+            "bottle_close_with" => bottle_close_with(null_mut(), null()),
+            "bottle_reap_with" => bottle_reap_with(null(), null_mut()),
+            _ => match arg {
+                "b" => bottle_exec_claude_with(null(), null(), 0, false, null(), &mut code),
+                _ => bottle_exec_claude_with(b, null(), 0, false, null(), null_mut()),
+            },
+        }
+    };
+    check(status).map(|()| Seen::Done)
 }
 
 /// An exec options setter row: the setter on fresh options (NULL for an

@@ -59,9 +59,8 @@ func (b *Bottle) release() {
 
 // call runs f, one blocking libbottle call, with b's C handle, on a locked
 // OS thread, and returns what f returns; a context already done returns
-// ctx.Err() without running f. f runs to its end: stopping it when ctx ends
-// is f's business (see watch), as only bottle_exec_with takes a cancel
-// token.
+// ctx.Err() without running f. Stopping f when ctx ends is f's business:
+// it attaches a token from watch to the options of its C call.
 // The handle stays counted in flight while f runs, so Close waits for f.
 func call[T any](ctx context.Context, b *Bottle, op string, f func(*C.bottle) (T, error)) (T, error) {
 	if err := ctx.Err(); err != nil {
@@ -86,11 +85,11 @@ type watcher struct {
 	tripped chan struct{} // closed once the token is tripped
 }
 
-// watch attaches to opts a cancel token that is tripped as soon as ctx is
-// done, for the C call using opts to stop on; nil (no token) for a context
-// that can never be done. End the watch with done once the call has
-// returned.
-func watch(ctx context.Context, op string, opts *C.bottle_exec_options) (*watcher, error) {
+// watch attaches a cancel token, with attach (an options object's
+// set_cancel), that is tripped as soon as ctx is done, for the C call using
+// those options to stop on; nil (no token) for a context that can never be
+// done. End the watch with done once the call has returned.
+func watch(ctx context.Context, op string, attach func(*C.bottle_cancel) C.enum_bottle_status) (*watcher, error) {
 	if ctx.Done() == nil {
 		return nil, nil
 	}
@@ -99,7 +98,7 @@ func watch(ctx context.Context, op string, opts *C.bottle_exec_options) (*watche
 		return nil, lastError(op, s)
 	}
 	// The options keep their own reference to the token.
-	if s := C.bottle_exec_options_set_cancel(opts, w.token); s != C.BOTTLE_OK {
+	if s := attach(w.token); s != C.BOTTLE_OK {
 		err := lastError(op, s)
 		C.bottle_cancel_free(w.token)
 		return nil, err
@@ -124,6 +123,36 @@ func (w *watcher) done() (tripped bool) {
 	}
 	C.bottle_cancel_free(w.token)
 	return tripped
+}
+
+// stopped is the error of a call that returned s and failed: ctx's own
+// error when ctx stopped it through the watch, else the library's.
+func stopped(ctx context.Context, op string, s C.enum_bottle_status, w *watcher) error {
+	var failed error
+	if s != C.BOTTLE_OK {
+		failed = lastError(op, s)
+	}
+	if w.done() && s == C.BOTTLE_ERR_CANCELLED {
+		return ctx.Err()
+	}
+	return failed
+}
+
+// callOptions makes bottle_call_options stopped by ctx, with the watch to
+// end once the call has returned, and a function that frees both.
+func callOptions(ctx context.Context, op string) (*C.bottle_call_options, *watcher, func(), error) {
+	var c *C.bottle_call_options
+	if s := C.bottle_call_options_new(&c); s != C.BOTTLE_OK {
+		return nil, nil, nil, lastError(op, s)
+	}
+	w, err := watch(ctx, op, func(t *C.bottle_cancel) C.enum_bottle_status {
+		return C.bottle_call_options_set_cancel(c, t)
+	})
+	if err != nil {
+		C.bottle_call_options_free(c)
+		return nil, nil, nil, err
+	}
+	return c, w, func() { C.bottle_call_options_free(c) }, nil
 }
 
 // setter runs the setters of a C options object in turn and keeps the

@@ -24,9 +24,10 @@ import (
 // with tty false claude's stdin is empty. Two
 // interactive sessions sharing a terminal will fight over it.
 //
-// The C library cannot stop an interactive session: a ctx already done
-// returns ctx.Err() without starting claude, and once claude runs,
-// ExecClaude returns when claude exits, whatever ctx does.
+// A ctx already done returns ctx.Err() without starting claude; a ctx that
+// ends while claude runs stops smolvm (with tty, smolvm alone, as it shares
+// the caller's process group to read the terminal) and ExecClaude returns
+// ctx.Err().
 //
 // Errors: ErrSmolvm when the machine is unknown or not running (checked
 // before claude starts); ErrInvalidArgument (naming argv[i]);
@@ -53,9 +54,15 @@ func (b *Bottle) ExecClaude(ctx context.Context, args []string, tty bool) (int, 
 		if len(argv) > 0 {
 			argvPtr = &argv[0]
 		}
+		c, w, free, err := callOptions(ctx, op)
+		if err != nil {
+			return 0, err
+		}
+		defer free()
 		var code C.int32_t
-		if s := C.bottle_exec_claude(h, argvPtr, C.size_t(len(argv)), C.bool(tty), &code); s != C.BOTTLE_OK {
-			return 0, lastError(op, s)
+		s := C.bottle_exec_claude_with(h, argvPtr, C.size_t(len(argv)), C.bool(tty), c, &code)
+		if err := stopped(ctx, op, s, w); err != nil {
+			return 0, err
 		}
 		return int(code), nil
 	})

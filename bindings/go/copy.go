@@ -197,8 +197,9 @@ func (c *cCopyOptions) repanic() {
 // the open descriptor. guestPath must be absolute and without ':'.
 //
 // The C library cannot stop a copy: a ctx already done returns ctx.Err()
-// without copying anything, and once the copy has started CopyIn returns
-// when it is done, whatever ctx does.
+// without copying anything; a ctx that ends during the copy stops smolvm
+// and everything it started, and CopyIn returns ctx.Err(), leaving in the
+// guest what was copied before and the file being copied as smolvm left it.
 //
 // Errors: ErrInvalidArgument (naming host_path, guest_path, mode, uid, gid
 // or user; also for a device, FIFO or symbolic link, and for an owner user
@@ -225,15 +226,18 @@ func (b *Bottle) CopyIn(ctx context.Context, hostPath, guestPath string, opts ..
 			return struct{}{}, err
 		}
 		defer copts.free()
+		w, err := watch(ctx, op, func(t *C.bottle_cancel) C.enum_bottle_status {
+			return C.bottle_copy_options_set_cancel(copts.c, t)
+		})
+		if err != nil {
+			return struct{}{}, err
+		}
 		cHost := C.CString(hostPath)
 		defer C.free(unsafe.Pointer(cHost))
 		cGuest := C.CString(guestPath)
 		defer C.free(unsafe.Pointer(cGuest))
 		s := C.bottle_cp_in_with(h, cHost, cGuest, copts.c)
-		var failed error
-		if s != C.BOTTLE_OK {
-			failed = lastError(op, s)
-		}
+		failed := stopped(ctx, op, s, w)
 		copts.repanic()
 		return struct{}{}, failed
 	})
@@ -249,9 +253,9 @@ func (b *Bottle) CopyIn(ctx context.Context, hostPath, guestPath string, opts ..
 // succeeded, so an existing file is replaced whole or left untouched. A new
 // file gets mode 0666 less the umask.
 //
-// The C library cannot stop a copy: a ctx already done returns ctx.Err()
-// without copying anything, and once the copy has started CopyOut returns
-// when it is done, whatever ctx does.
+// A ctx already done returns ctx.Err() without copying anything; a ctx
+// that ends during the copy stops smolvm and everything it started, leaves
+// the host file untouched, and CopyOut returns ctx.Err().
 //
 // Errors: ErrInvalidArgument (naming guest_path or host_path); ErrSmolvm
 // when smolvm failed (unknown or stopped machine, missing guest file); ErrIO
@@ -267,14 +271,22 @@ func (b *Bottle) CopyOut(ctx context.Context, guestPath, hostPath string) error 
 	}
 
 	_, err := call(ctx, b, op, func(h *C.bottle) (struct{}, error) {
+		var c *C.bottle_copy_options
+		if s := C.bottle_copy_options_new(&c); s != C.BOTTLE_OK {
+			return struct{}{}, lastError(op, s)
+		}
+		defer C.bottle_copy_options_free(c)
+		w, err := watch(ctx, op, func(t *C.bottle_cancel) C.enum_bottle_status {
+			return C.bottle_copy_options_set_cancel(c, t)
+		})
+		if err != nil {
+			return struct{}{}, err
+		}
 		cGuest := C.CString(guestPath)
 		defer C.free(unsafe.Pointer(cGuest))
 		cHost := C.CString(hostPath)
 		defer C.free(unsafe.Pointer(cHost))
-		if s := C.bottle_cp_out(h, cGuest, cHost); s != C.BOTTLE_OK {
-			return struct{}{}, lastError(op, s)
-		}
-		return struct{}{}, nil
+		return struct{}{}, stopped(ctx, op, C.bottle_cp_out_with(h, cGuest, cHost, c), w)
 	})
 	return err
 }

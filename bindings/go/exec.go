@@ -335,7 +335,9 @@ func (b *Bottle) Exec(ctx context.Context, script string, opts ...ExecOption) (*
 			return nil, err
 		}
 		defer copts.free()
-		w, err := watch(ctx, op, copts.c)
+		w, err := watch(ctx, op, func(t *C.bottle_cancel) C.enum_bottle_status {
+			return C.bottle_exec_options_set_cancel(copts.c, t)
+		})
 		if err != nil {
 			return nil, err
 		}

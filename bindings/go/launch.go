@@ -183,9 +183,15 @@ func Launch(ctx context.Context, opts ...LaunchOption) (*Bottle, error) {
 		return nil, err
 	}
 	defer C.bottle_launch_options_free(c)
+	w, err := watch(ctx, op, func(t *C.bottle_cancel) C.enum_bottle_status {
+		return C.bottle_launch_options_set_cancel(c, t)
+	})
+	if err != nil {
+		return nil, err
+	}
 	var h *C.bottle
-	if s := C.bottle_launch(c, &h); s != C.BOTTLE_OK {
-		return nil, lastError(op, s)
+	if err := stopped(ctx, op, C.bottle_launch(c, &h), w); err != nil {
+		return nil, err
 	}
 	return newBottle(h), nil
 }
@@ -218,9 +224,10 @@ func WithBottle(ctx context.Context, fn func(*Bottle) error, opts ...LaunchOptio
 // did not launch, are left alone. It finds smolvm as Open does.
 //
 // A machine that cannot be deleted makes Reap return an ErrSmolvm error
-// after trying the others; the names returned are then those deleted. The
-// C library cannot interrupt Reap: a ctx already done returns ctx.Err()
-// without looking, and once started Reap returns when it is done.
+// after trying the others; the names returned are then those deleted. A
+// ctx already done returns ctx.Err() without looking; a ctx that ends
+// during Reap stops smolvm and returns ctx.Err() with the names deleted so
+// far. Two Reaps at once are safe.
 func Reap(ctx context.Context) ([]string, error) {
 	const op = "reap"
 	if err := ctx.Err(); err != nil {
@@ -228,12 +235,13 @@ func Reap(ctx context.Context) ([]string, error) {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	var removed C.bottle_names
-	s := C.bottle_reap(&removed)
-	var failed error
-	if s != C.BOTTLE_OK {
-		failed = lastError(op, s)
+	c, w, free, err := callOptions(ctx, op)
+	if err != nil {
+		return nil, err
 	}
+	defer free()
+	var removed C.bottle_names
+	failed := stopped(ctx, op, C.bottle_reap_with(c, &removed), w)
 	defer C.bottle_names_free(&removed)
 	names := make([]string, 0, int(removed.count))
 	for _, p := range unsafe.Slice(removed.names, int(removed.count)) {

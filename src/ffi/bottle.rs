@@ -3,11 +3,13 @@
 use std::ffi::{c_char, CString};
 
 use super::boundary::{self, box_out, opt_str_arg, out_arg, path_arg, ref_arg, str_arg};
+use super::call_options::bottle_call_options;
 use super::copy_options::bottle_copy_options;
 use super::exec_options::{bottle_exec_options, Output};
 use super::exec_result::bottle_exec_result;
 use super::status::bottle_status;
 use crate::bottle::Bottle;
+use crate::cancel::Limits;
 use crate::error::Error;
 use crate::exec_options::ExecOptions;
 
@@ -121,9 +123,20 @@ pub unsafe extern "C" fn bottle_open(
 /// `BOTTLE_ERR_INVALID_ARGUMENT`, `BOTTLE_ERR_SMOLVM_NOT_FOUND`,
 /// `BOTTLE_ERR_IO`.
 ///
+/// The output is what smolvm wrote before it exited: once it has exited,
+/// the call reads what its pipes already hold and returns, so a process it
+/// left behind holding them open neither delays the call nor adds to the
+/// result (at most one pipe's worth of its writes may be included).
+///
+/// smolvm gets only its stdio (no other descriptor of the process), every
+/// signal at its default action, a process group of its own, and SIGTERM
+/// if the calling thread dies; a command line and environment larger than
+/// the kernel takes are `BOTTLE_ERR_INVALID_ARGUMENT` before anything runs.
+///
 /// Thread-safe: many threads may exec on one bottle at once. The library
 /// spawns and reaps smolvm itself: the process must not ignore SIGCHLD or
-/// reap children it did not start (`waitpid(-1, ...)`).
+/// reap children it did not start (`waitpid(-1, ...)`); if it does, the
+/// call fails with `BOTTLE_ERR_IO` saying so.
 ///
 /// # Safety
 /// `b` is NULL or a bottle from `bottle_open` or `bottle_launch`, not yet
@@ -162,8 +175,11 @@ pub unsafe extern "C" fn bottle_exec(
 /// everything it started (see `bottle_exec`), and `out` is all zeros;
 /// output that reached a callback before then stays delivered. A script
 /// that exits 124 (the status smolvm's own timeout uses) within its time
-/// is a plain result. Callbacks run on the
-/// calling thread. Thread-safe as `bottle_exec`.
+/// is a plain result. Callbacks run on the calling thread. The stderr
+/// callback sees smolvm's stderr, which is the guest command's plus
+/// smolvm's own messages: when smolvm itself fails it also gets smolvm's
+/// `Error: ...` line before the call returns `BOTTLE_ERR_SMOLVM` with the
+/// same message. Thread-safe as `bottle_exec`.
 ///
 /// # Safety
 /// As for `bottle_exec`; `opts` is NULL or live options.
@@ -253,6 +269,42 @@ pub unsafe extern "C" fn bottle_exec_claude(
     })
 }
 
+/// `bottle_exec_claude` with the timeout and cancel token of `opts` (NULL:
+/// none, exactly `bottle_exec_claude`). When the timeout passes or the
+/// token is tripped, smolvm is stopped (SIGTERM, SIGKILL half a second
+/// later) and reaped, and the call returns `BOTTLE_ERR_TIMEOUT` or
+/// `BOTTLE_ERR_CANCELLED` with `exit_code` 0. Without `tty`, smolvm runs in
+/// a process group of its own and the whole group is stopped; with `tty`
+/// it stays in the caller's process group, so that it can read the
+/// terminal, and only smolvm itself is signalled. Other codes, threading
+/// and safety as for `bottle_exec_claude`.
+///
+/// # Safety
+/// As for `bottle_exec_claude`; `opts` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_exec_claude_with(
+    b: *const bottle,
+    argv: *const *const c_char,
+    argc: usize,
+    tty: bool,
+    opts: *const bottle_call_options,
+    exit_code: *mut i32,
+) -> bottle_status {
+    boundary::guard(|| {
+        let exit_code = out_arg(exit_code, "exit_code")?;
+        // SAFETY: `exit_code` is non-NULL and writable per the contract.
+        unsafe { exit_code.as_ptr().write(0) };
+        let b = unsafe { ref_arg(b, "b") }?;
+        let args = unsafe { argv_arg(argv, argc) }?;
+        let default = Limits::default();
+        // SAFETY: per the contract.
+        let limits = unsafe { opts.as_ref() }.map_or(&default, |o| &o.0);
+        let code = b.inner.exec_claude_within(&args, tty, limits)?;
+        unsafe { exit_code.as_ptr().write(code) };
+        Ok(())
+    })
+}
+
 /// Copies the host file `host_path` into the machine at `guest_path`.
 ///
 /// - `host_path`: required; a regular file the calling process can read. Any
@@ -306,6 +358,10 @@ pub unsafe extern "C" fn bottle_cp_in(
 /// directory an untrusted guest user can already write. A failure part-way
 /// leaves what was already copied in the guest.
 ///
+/// With a timeout or cancel token in `opts` (see
+/// `bottle_copy_options_set_timeout_ms`), the whole copy is bounded:
+/// stopped, it returns `BOTTLE_ERR_TIMEOUT` or `BOTTLE_ERR_CANCELLED`.
+///
 /// Codes as for `bottle_cp_in`. Thread-safe. Blocks until done.
 ///
 /// # Safety
@@ -342,7 +398,9 @@ pub unsafe extern "C" fn bottle_cp_in_with(
 ///   0777 permission bits (not setuid, setgid or sticky, not its owner or
 ///   other hard links). A symbolic link
 ///   at `host_path` is replaced, not followed. A new file gets mode 0666
-///   less the umask.
+///   less the umask. Anything else there — a directory (or a link to one),
+///   a device node, a FIFO, a socket — is `BOTTLE_ERR_INVALID_ARGUMENT`
+///   and left untouched.
 ///
 /// Codes as for `bottle_cp_in` (`BOTTLE_ERR_IO` when the host directory is
 /// missing or not writable). Thread-safe. Blocks until done.
@@ -360,6 +418,34 @@ pub unsafe extern "C" fn bottle_cp_out(
         let guest = unsafe { str_arg(guest_path, "guest_path") }?;
         let host = unsafe { path_arg(host_path, "host_path") }?;
         b.inner.cp_out(guest, host)
+    })
+}
+
+/// `bottle_cp_out` with the timeout and cancel token of `opts` (NULL: none,
+/// exactly `bottle_cp_out`; the options' mode, owner and progress callback
+/// do not apply to a copy out). Stopped, it returns `BOTTLE_ERR_TIMEOUT` or
+/// `BOTTLE_ERR_CANCELLED` with smolvm and its process group stopped and
+/// reaped, and the host file untouched: nothing half-written is left at
+/// `host_path`, and the temporary file is removed. Other codes, threading
+/// and safety as for `bottle_cp_out`.
+///
+/// # Safety
+/// As for `bottle_cp_out`; `opts` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_cp_out_with(
+    b: *const bottle,
+    guest_path: *const c_char,
+    host_path: *const c_char,
+    opts: *const bottle_copy_options,
+) -> bottle_status {
+    boundary::guard(|| {
+        let b = unsafe { ref_arg(b, "b") }?;
+        let guest = unsafe { str_arg(guest_path, "guest_path") }?;
+        let host = unsafe { path_arg(host_path, "host_path") }?;
+        let default = Limits::default();
+        // SAFETY: per the contract.
+        let limits = unsafe { opts.as_ref() }.map_or(&default, |o| &o.inner.limits);
+        b.inner.cp_out_within(guest, host, limits)
     })
 }
 
@@ -386,13 +472,35 @@ pub unsafe extern "C" fn bottle_machine_name(b: *const bottle) -> *const c_char 
 /// `b` is NULL or an open bottle, used by no other thread.
 #[no_mangle]
 pub unsafe extern "C" fn bottle_close_checked(b: *mut bottle) -> bottle_status {
+    unsafe { bottle_close_with(b, std::ptr::null()) }
+}
+
+/// `bottle_close_checked` with the timeout and cancel token of `opts`
+/// (NULL: none, exactly `bottle_close_checked`). A teardown stopped by them
+/// returns `BOTTLE_ERR_TIMEOUT` or `BOTTLE_ERR_CANCELLED`, with smolvm and
+/// its process group stopped and reaped; the machine is then left as it
+/// is (perhaps stopped, not deleted), still labelled as this process's,
+/// for `bottle_reap` once this process has exited. The handle is freed in
+/// every case. Not for a bottle another thread is using.
+///
+/// # Safety
+/// `b` is NULL or an open bottle, used by no other thread; `opts` is NULL
+/// or live options.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_close_with(
+    b: *mut bottle,
+    opts: *const bottle_call_options,
+) -> bottle_status {
     boundary::guard(|| {
         if b.is_null() {
             return Err(Error::invalid("b", "must not be NULL"));
         }
         // SAFETY: `b` came from `box_out` in `bottle_open` or `bottle_launch`.
         let handle = unsafe { Box::from_raw(b) };
-        handle.inner.close()
+        let default = Limits::default();
+        // SAFETY: per the contract.
+        let limits = unsafe { opts.as_ref() }.map_or(&default, |o| &o.0);
+        handle.inner.close_within(limits)
     })
 }
 

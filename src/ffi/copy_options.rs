@@ -1,8 +1,10 @@
-//! Options for `bottle_cp_in_with`.
+//! Options for `bottle_cp_in_with` and `bottle_cp_out_with`.
 
 use std::ffi::{c_char, c_void};
 
 use super::boundary::{self, box_out, free_boxed, mut_arg, opt_str_arg};
+use super::call_options::{cancel_arg, timeout};
+use super::cancel::bottle_cancel;
 use super::status::bottle_status;
 use crate::copy::{CopyOptions, Owner, Progress};
 use crate::validate;
@@ -24,7 +26,8 @@ pub struct bottle_progress {
 pub type bottle_progress_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, progress: *const bottle_progress)>;
 
-/// Options for `bottle_cp_in_with` (opaque). Same rules as
+/// Options for `bottle_cp_in_with` and `bottle_cp_out_with` (opaque); a
+/// copy out uses only the timeout and the cancel token. Same rules as
 /// `bottle_exec_options`: extended only by new setters; shareable between
 /// calls, not changed during one.
 pub struct bottle_copy_options {
@@ -52,7 +55,7 @@ impl bottle_copy_options {
 /// Makes copy options with the defaults in `*out` (NULL on failure): mode
 /// 0644 for a single file (in a directory, each file's host permission
 /// bits, without setuid, setgid and sticky), owned by root, no progress
-/// callback.
+/// callback, no timeout, no cancel token.
 ///
 /// # Safety
 /// `out` is NULL or writable.
@@ -159,6 +162,47 @@ pub unsafe extern "C" fn bottle_copy_options_set_progress_fn(
         let opts = unsafe { mut_arg(opts, "opts") }?;
         opts.progress = callback;
         opts.progress_data = user_data;
+        Ok(())
+    })
+}
+
+/// How long the whole copy may take, in milliseconds; 0 means no limit.
+/// When it is up, the smolvm process running then, and every process in
+/// its process group, is stopped (SIGTERM, SIGKILL half a second later)
+/// and reaped, and the copy returns `BOTTLE_ERR_TIMEOUT`. A copy out leaves
+/// the host file untouched. A copy in leaves in the guest what was copied
+/// before, the directories it created (root's, not yet given to the
+/// owner), and the file being copied as smolvm left it: possibly missing
+/// or partly written.
+///
+/// # Safety
+/// `opts` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_copy_options_set_timeout_ms(
+    opts: *mut bottle_copy_options,
+    timeout_ms: u64,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        opts.inner.limits.timeout = timeout(timeout_ms);
+        Ok(())
+    })
+}
+
+/// Attaches a cancel token (NULL detaches): tripped, it stops the copy as
+/// the timeout does, with `BOTTLE_ERR_CANCELLED`. The options keep their
+/// own reference, so the token may be freed before them.
+///
+/// # Safety
+/// `opts` is NULL or live options; `cancel` is NULL or a live token.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_copy_options_set_cancel(
+    opts: *mut bottle_copy_options,
+    cancel: *const bottle_cancel,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        opts.inner.limits.cancel = unsafe { cancel_arg(cancel) };
         Ok(())
     })
 }

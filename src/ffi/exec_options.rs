@@ -126,7 +126,9 @@ pub unsafe extern "C" fn bottle_exec_options_set_user(
 /// empty; `name=value` at most 131071 bytes, the value at most 131031.
 /// The variable reaches the guest under a neutral name that the user's
 /// shell renames, so no variable (`PATH`, `LD_PRELOAD`, ...) reaches the
-/// root `runuser` by its own name. The value travels on smolvm's command
+/// root `runuser` by its own name. Those carrier names — `BOTTLE_ENV_N`,
+/// `BOTTLE_SECRET_N`, `BOTTLE_MACHINE_ENV_N` for a number N — are refused
+/// as `name`, as is `_` (the shell sets it itself): either would be lost. The value travels on smolvm's command
 /// line (`-e`), where every local user can read it while the command runs:
 /// use `bottle_exec_options_add_secret_env` for secrets.
 ///

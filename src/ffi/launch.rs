@@ -6,6 +6,8 @@ use super::bottle::bottle;
 use super::boundary::{
     self, box_out, free_boxed, mut_arg, opt_str_arg, out_arg, path_arg, str_arg,
 };
+use super::call_options::{bottle_call_options, cancel_arg, timeout};
+use super::cancel::bottle_cancel;
 use super::exec_options::env_pair;
 use super::status::bottle_status;
 use crate::bottle::Bottle;
@@ -197,6 +199,45 @@ pub unsafe extern "C" fn bottle_launch_options_set_prompt_path(
     })
 }
 
+/// How long the launch (create and start together) may take, in
+/// milliseconds; 0 means no limit. When it is up, the smolvm process
+/// running then, and every process in its process group, is stopped
+/// (SIGTERM, SIGKILL half a second later) and reaped, the machine if it was
+/// created is deleted again, and `bottle_launch` returns
+/// `BOTTLE_ERR_TIMEOUT`.
+///
+/// # Safety
+/// `opts` is NULL or live options.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_launch_options_set_timeout_ms(
+    opts: *mut bottle_launch_options,
+    timeout_ms: u64,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        opts.0.limits.timeout = timeout(timeout_ms);
+        Ok(())
+    })
+}
+
+/// Attaches a cancel token (NULL detaches): tripped, it stops the launch as
+/// the timeout does, with `BOTTLE_ERR_CANCELLED`. The options keep their
+/// own reference, so the token may be freed before them.
+///
+/// # Safety
+/// `opts` is NULL or live options; `cancel` is NULL or a live token.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_launch_options_set_cancel(
+    opts: *mut bottle_launch_options,
+    cancel: *const bottle_cancel,
+) -> bottle_status {
+    boundary::guard(|| {
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        opts.0.limits.cancel = unsafe { cancel_arg(cancel) };
+        Ok(())
+    })
+}
+
 /// Creates a machine as `opts` says (NULL: all defaults), starts it, and
 /// returns in `*out` a bottle that owns it: `bottle_close` stops and deletes
 /// the machine. The machine carries smolvm labels marking it as libbottle's
@@ -207,7 +248,9 @@ pub unsafe extern "C" fn bottle_launch_options_set_prompt_path(
 /// If the machine is created but fails to start, it is deleted again and the
 /// start's error returned (`BOTTLE_ERR_SMOLVM`, smolvm's message). Other
 /// codes: `BOTTLE_ERR_INVALID_ARGUMENT`, `BOTTLE_ERR_SMOLVM_NOT_FOUND`,
-/// `BOTTLE_ERR_IO`. Blocks until the machine runs. Thread-safe.
+/// `BOTTLE_ERR_IO`; with a timeout or cancel token set,
+/// `BOTTLE_ERR_TIMEOUT` or `BOTTLE_ERR_CANCELLED`. Blocks until the machine
+/// runs. Thread-safe.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `out` is NULL or writable.
@@ -241,12 +284,33 @@ pub struct bottle_names {
 /// `removed` (required) receives the names deleted, also when the call
 /// fails part-way: a machine that could not be deleted makes the call
 /// return `BOTTLE_ERR_SMOLVM` after the others have been tried. Free it with
-/// `bottle_names_free`. Thread-safe; finds smolvm as `bottle_open` does.
+/// `bottle_names_free`. Thread-safe; finds smolvm as `bottle_open` does. An
+/// owner that has exited but not been waited for (a zombie) is gone. Two
+/// reapers at once are safe: a machine the other deleted first is neither
+/// listed nor an error.
 ///
 /// # Safety
 /// `removed` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn bottle_reap(removed: *mut bottle_names) -> bottle_status {
+    unsafe { bottle_reap_with(std::ptr::null(), removed) }
+}
+
+/// `bottle_reap` with the timeout and cancel token of `opts` (NULL: none,
+/// exactly `bottle_reap`). Stopped, it returns `BOTTLE_ERR_TIMEOUT` or
+/// `BOTTLE_ERR_CANCELLED`, with `removed` listing the machines deleted
+/// before; the smolvm process running then, and its process group, have
+/// been stopped and reaped (a machine whose delete was stopped may be
+/// left, for the next reap). Thread-safe, also with other reapers at once:
+/// a machine another reaper deleted first is neither listed nor an error.
+///
+/// # Safety
+/// `opts` is NULL or live options; `removed` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_reap_with(
+    opts: *const bottle_call_options,
+    removed: *mut bottle_names,
+) -> bottle_status {
     boundary::guard(|| {
         let out = out_arg(removed, "removed")?;
         // SAFETY: `out` is non-NULL and writable per the contract.
@@ -256,8 +320,11 @@ pub unsafe extern "C" fn bottle_reap(removed: *mut bottle_names) -> bottle_statu
                 count: 0,
             })
         };
+        let default = crate::cancel::Limits::default();
+        // SAFETY: per the contract.
+        let limits = unsafe { opts.as_ref() }.map_or(&default, |o| &o.0);
         let mut names = Vec::new();
-        let result = launch::reap(&mut names);
+        let result = launch::reap_within(&mut names, limits);
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.as_ptr().write(names_to_c(names)) };
         result

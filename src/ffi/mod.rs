@@ -7,6 +7,7 @@
 
 pub mod bottle;
 mod boundary;
+pub mod call_options;
 pub mod cancel;
 pub mod copy_options;
 pub mod exec_options;
