@@ -163,10 +163,13 @@ static pid_t floor_spawn(char **argv, int out, int err) {
     return pid;
 }
 
-/* Runs smolvm as bottle_exec would, for `script` as node. */
+/* Runs smolvm as bottle_exec would, for `script` as node. bottle_exec also
+ * passes its guest guard (`/bin/sh -c GUARD sh`, under 1 KiB) before
+ * runuser; null-smolvm reads no argument, and copying those bytes into the
+ * new program costs nothing measurable, so the floor leaves it out. */
 static void floor_exec(const char *script, size_t want_out, size_t want_err) {
-    char *argv[] = {"smolvm", "machine", "exec", "--name", MACHINE, "--", "runuser", "-l",
-                    "-c",     "--",      "--",   "node",   (char *)script, NULL};
+    char *argv[] = {"smolvm", "machine", "exec", "--name", MACHINE, "-i", "--",   "runuser",
+                    "-l",     "--session-command", "--", "--",   "node",   (char *)script, NULL};
     int out[2], err[2];
     if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) die("pipe2");
     pid_t pid = floor_spawn(argv, out[1], err[1]);
