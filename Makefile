@@ -9,6 +9,11 @@ LIBDIR   := $(CURDIR)/target/release
 STANDIN  := $(CURDIR)/target/debug/smolvm-standin
 BUILD    := build
 
+# The Python package's tools (pytest, ruff, mypy) from PyPI, in a virtualenv
+# of the project's own, remade when their pinned versions change.
+PYENV    := $(CURDIR)/$(BUILD)/pyenv
+PY       := $(PYENV)/bin/python
+
 # Tests keep the stand-in's machines under target/, never in the host's /tmp.
 export SMOLVM_STANDIN_HOME ?= $(CURDIR)/target/standin-home
 
@@ -27,7 +32,7 @@ INSTALL_INC ?= $(PREFIX)/include
 INSTALL_PC  ?= $(INSTALL_LIB)/pkgconfig
 
 .PHONY: all lib standin header install uninstall demo test lint test-rust test-c test-standin \
-	test-sanitize test-valgrind test-examples test-go bench clean
+	test-sanitize test-valgrind test-examples test-go test-python bench clean
 
 all: lib
 
@@ -81,13 +86,16 @@ demo: lib standin $(BUILD)/demo
 # Every test: formatting and lints, the Rust unit and integration tests (the
 # header drift check among them), the stand-in's own checks, the C tests
 # against the shared and the static library and under ASan+UBSan and
-# valgrind, the C and Python examples with an install, and the Go binding.
-test: lint test-rust test-standin test-c test-sanitize test-valgrind test-examples test-go
+# valgrind, the C examples with an install, the Go binding and the Python
+# package.
+test: lint test-rust test-standin test-c test-sanitize test-valgrind test-examples test-go \
+	test-python
 
-lint:
+lint: $(PYENV)/tools
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	test -z "$$(gofmt -l bindings/go)" || { gofmt -l bindings/go; exit 1; }
+	cd bindings/python && $(PY) -m ruff check && $(PY) -m ruff format --check && $(PY) -m mypy
 
 test-rust: standin
 	cargo test --workspace
@@ -131,6 +139,19 @@ test-go: standin lib
 	cd bindings/go && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(STANDIN) \
 		go vet ./... && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(STANDIN) \
 		go test -race -count=1 ./...
+
+$(PYENV)/tools: bindings/python/requirements-dev.txt | $(BUILD)
+	python3 -m venv $(PYENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r $<
+	touch $@
+
+# Installs bindings/python as a user would (pip builds libbottle into the
+# wheel; its own cargo target directory keeps `make lib`'s output as it is),
+# then runs its tests against the stand-in.
+test-python: standin lib $(PYENV)/tools
+	CARGO_TARGET_DIR=$(CURDIR)/target/python $(PY) -m pip install -q --disable-pip-version-check \
+		--force-reinstall --no-deps ./bindings/python
+	cd bindings/python && BOTTLE_SMOLVM=$(STANDIN) $(PY) -m pytest -q
 
 # Benchmarks against a smolvm that runs nothing: library against the floor,
 # large captures, concurrency, the Go binding. Results: BENCHMARKS.md.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the C examples, the Python ctypes example, and an install into a
-# scratch PREFIX, against the stand-in smolvm. Prints "N passed, M failed".
+# Runs the C examples and an install into a scratch PREFIX, against the
+# stand-in smolvm. Prints "N passed, M failed".
 # Needs: make lib, the stand-in, BOTTLE_SMOLVM and SMOLVM_STANDIN_HOME set
 # (the Makefile's test-examples target does all of that).
 set -u
@@ -75,16 +75,6 @@ left=$(pgrep -af "exec --name $machine" || true)
 
 out=$("$bin/reap" 2>&1); code=$?
 [ $code = 0 ] && ok || bad "reap example exited $code: $out"
-
-# Python, through ctypes.
-out=$(python3 "$root/bindings/python/bottle_example.py" "$machine" 2>&1); code=$?
-[ $code = 0 ] && ok || bad "python example exited $code: $out"
-expect "python example" "exit code: 4" "$out"
-expect "python example" "stdout: b'hello from node\\n'" "$out"
-expect "python example" "stderr: b'\\x01\\x00\\xff'" "$out"
-out=$(python3 "$root/bindings/python/bottle_example.py" "bad name" 2>&1); code=$?
-[ $code = 1 ] && ok || bad "python example with a bad name exited $code"
-expect "python example error" "open: invalid argument: machine_name:" "$out"
 
 # Install into a scratch PREFIX, build an example against it with
 # pkg-config, run it, and uninstall: exactly what was installed goes.
