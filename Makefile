@@ -136,7 +136,7 @@ test-examples: standin lib
 	BOTTLE_SMOLVM=$(STANDIN) tests/examples.sh
 
 test-go: standin lib
-	cd bindings/go && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(STANDIN) \
+	cd bindings/go/bottle && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(STANDIN) \
 		go vet ./... && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(STANDIN) \
 		go test -race -count=1 ./...
 
