@@ -30,6 +30,7 @@ PREFIX      ?= /usr/local
 INSTALL_LIB ?= $(PREFIX)/lib
 INSTALL_INC ?= $(PREFIX)/include
 INSTALL_PC  ?= $(INSTALL_LIB)/pkgconfig
+STRIP       ?= strip
 
 .PHONY: all lib standin header install uninstall demo test lint test-rust test-c test-standin \
 	test-sanitize test-valgrind test-examples test-go test-python bench clean
@@ -52,16 +53,37 @@ pc_file = sed -e 's|@PREFIX@|$(1)|' -e 's|@LIBDIR@|$(2)|' -e 's|@INCLUDEDIR@|$(3
 	-e 's|@VERSION@|$(VERSION)|' -e 's|@EXTRA_LIBS@|$(4)|' -e 's|@STATIC_LIBS@|$(STATIC_LIBS)|' \
 	bottle.pc.in
 
+# bottle.pc names its directories relative to ${prefix}, and finds the
+# prefix from its own place (${pcfiledir}), so an installed tree still works
+# when moved. That needs the three directories under PREFIX; otherwise the
+# paths are absolute.
+space := $(subst ,, )
+pc_up  = $(subst $(space),/,$(patsubst %,..,$(subst /, ,$(patsubst $(PREFIX)/%,%,$(INSTALL_PC)))))
+ifeq ($(words $(filter $(PREFIX)/%,$(INSTALL_PC) $(INSTALL_LIB) $(INSTALL_INC))),3)
+installed_pc = $(call pc_file,$${pcfiledir}/$(pc_up),$${prefix}/$(patsubst $(PREFIX)/%,%,$(INSTALL_LIB)),$${prefix}/$(patsubst $(PREFIX)/%,%,$(INSTALL_INC)),)
+else
+installed_pc = $(call pc_file,$(PREFIX),$(INSTALL_LIB),$(INSTALL_INC),)
+endif
+
 # Installs the shared library (real file, soname link, dev link), the static
-# library, the header and bottle.pc; uninstall removes exactly those.
-install: lib
+# library, the header and bottle.pc; uninstall removes exactly those. It
+# builds nothing: `sudo make install` runs without the user's PATH, where
+# cargo lives, so `make lib` comes first, as the user. The shared library is
+# installed stripped (the unstripped one, with debug info, stays in
+# target/release), the static one without debug info.
+install:
+	@for f in libbottle.so libbottle.a; do [ -f $(LIBDIR)/$$f ] || { \
+		echo "make install: $(LIBDIR)/$$f is missing: run \`make lib\` first, as yourself" \
+			"(install builds nothing: under sudo, cargo is not on PATH)" >&2; exit 1; }; done
 	install -d $(DESTDIR)$(INSTALL_LIB) $(DESTDIR)$(INSTALL_INC) $(DESTDIR)$(INSTALL_PC)
 	install -m 0755 $(LIBDIR)/libbottle.so $(DESTDIR)$(INSTALL_LIB)/libbottle.so.$(VERSION)
+	$(STRIP) --strip-unneeded $(DESTDIR)$(INSTALL_LIB)/libbottle.so.$(VERSION)
 	ln -sf libbottle.so.$(VERSION) $(DESTDIR)$(INSTALL_LIB)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(INSTALL_LIB)/libbottle.so
 	install -m 0644 $(LIBDIR)/libbottle.a $(DESTDIR)$(INSTALL_LIB)/libbottle.a
+	$(STRIP) --strip-debug $(DESTDIR)$(INSTALL_LIB)/libbottle.a
 	install -m 0644 include/bottle.h $(DESTDIR)$(INSTALL_INC)/bottle.h
-	$(call pc_file,$(PREFIX),$(INSTALL_LIB),$(INSTALL_INC),) > $(DESTDIR)$(INSTALL_PC)/bottle.pc
+	$(installed_pc) > $(DESTDIR)$(INSTALL_PC)/bottle.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(INSTALL_LIB)/libbottle.so.$(VERSION) $(DESTDIR)$(INSTALL_LIB)/$(SONAME) \
