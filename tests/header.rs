@@ -36,7 +36,10 @@ fn version_macros() -> String {
     let major = part(env!("CARGO_PKG_VERSION_MAJOR"));
     let minor = part(env!("CARGO_PKG_VERSION_MINOR"));
     let patch = part(env!("CARGO_PKG_VERSION_PATCH"));
-    assert!(minor < 1000 && patch < 1000, "BOTTLE_VERSION_NUMBER has 3 digits each");
+    assert!(
+        minor < 1000 && patch < 1000,
+        "BOTTLE_VERSION_NUMBER has 3 digits each"
+    );
     format!(
         "
 // The version of libbottle this header belongs to. Compare
