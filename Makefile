@@ -9,6 +9,11 @@ LIBDIR   := $(CURDIR)/target/release
 STANDIN  := $(CURDIR)/target/debug/smolvm-standin
 BUILD    := build
 
+# The Python package's tools (pytest, ruff, mypy) from PyPI, in a virtualenv
+# of the project's own, remade when their pinned versions change.
+PYENV    := $(CURDIR)/$(BUILD)/pyenv
+PY       := $(PYENV)/bin/python
+
 # Tests keep the stand-in's machines under target/, never in the host's /tmp.
 export SMOLVM_STANDIN_HOME ?= $(CURDIR)/target/standin-home
 
@@ -31,9 +36,10 @@ PREFIX      ?= /usr/local
 INSTALL_LIB ?= $(PREFIX)/lib
 INSTALL_INC ?= $(PREFIX)/include
 INSTALL_PC  ?= $(INSTALL_LIB)/pkgconfig
+STRIP       ?= strip
 
 .PHONY: all lib standin header install uninstall demo test lint test-rust test-c test-standin \
-	test-sanitize test-valgrind test-examples test-go test-real bench clean
+	test-sanitize test-valgrind test-examples test-go test-python python-package test-real bench clean
 
 all: lib
 
@@ -53,16 +59,37 @@ pc_file = sed -e 's|@PREFIX@|$(1)|' -e 's|@LIBDIR@|$(2)|' -e 's|@INCLUDEDIR@|$(3
 	-e 's|@VERSION@|$(VERSION)|' -e 's|@EXTRA_LIBS@|$(4)|' -e 's|@STATIC_LIBS@|$(STATIC_LIBS)|' \
 	bottle.pc.in
 
+# bottle.pc names its directories relative to ${prefix}, and finds the
+# prefix from its own place (${pcfiledir}), so an installed tree still works
+# when moved. That needs the three directories under PREFIX; otherwise the
+# paths are absolute.
+space := $(subst ,, )
+pc_up  = $(subst $(space),/,$(patsubst %,..,$(subst /, ,$(patsubst $(PREFIX)/%,%,$(INSTALL_PC)))))
+ifeq ($(words $(filter $(PREFIX)/%,$(INSTALL_PC) $(INSTALL_LIB) $(INSTALL_INC))),3)
+installed_pc = $(call pc_file,$${pcfiledir}/$(pc_up),$${prefix}/$(patsubst $(PREFIX)/%,%,$(INSTALL_LIB)),$${prefix}/$(patsubst $(PREFIX)/%,%,$(INSTALL_INC)),)
+else
+installed_pc = $(call pc_file,$(PREFIX),$(INSTALL_LIB),$(INSTALL_INC),)
+endif
+
 # Installs the shared library (real file, soname link, dev link), the static
-# library, the header and bottle.pc; uninstall removes exactly those.
-install: lib
+# library, the header and bottle.pc; uninstall removes exactly those. It
+# builds nothing: `sudo make install` runs without the user's PATH, where
+# cargo lives, so `make lib` comes first, as the user. The shared library is
+# installed stripped (the unstripped one, with debug info, stays in
+# target/release), the static one without debug info.
+install:
+	@for f in libbottle.so libbottle.a; do [ -f $(LIBDIR)/$$f ] || { \
+		echo "make install: $(LIBDIR)/$$f is missing: run \`make lib\` first, as yourself" \
+			"(install builds nothing: under sudo, cargo is not on PATH)" >&2; exit 1; }; done
 	install -d $(DESTDIR)$(INSTALL_LIB) $(DESTDIR)$(INSTALL_INC) $(DESTDIR)$(INSTALL_PC)
 	install -m 0755 $(LIBDIR)/libbottle.so $(DESTDIR)$(INSTALL_LIB)/libbottle.so.$(VERSION)
+	$(STRIP) --strip-unneeded $(DESTDIR)$(INSTALL_LIB)/libbottle.so.$(VERSION)
 	ln -sf libbottle.so.$(VERSION) $(DESTDIR)$(INSTALL_LIB)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(INSTALL_LIB)/libbottle.so
 	install -m 0644 $(LIBDIR)/libbottle.a $(DESTDIR)$(INSTALL_LIB)/libbottle.a
+	$(STRIP) --strip-debug $(DESTDIR)$(INSTALL_LIB)/libbottle.a
 	install -m 0644 include/bottle.h $(DESTDIR)$(INSTALL_INC)/bottle.h
-	$(call pc_file,$(PREFIX),$(INSTALL_LIB),$(INSTALL_INC),) > $(DESTDIR)$(INSTALL_PC)/bottle.pc
+	$(installed_pc) > $(DESTDIR)$(INSTALL_PC)/bottle.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(INSTALL_LIB)/libbottle.so.$(VERSION) $(DESTDIR)$(INSTALL_LIB)/$(SONAME) \
@@ -87,14 +114,17 @@ demo: lib standin $(BUILD)/demo
 # Every test: formatting and lints, the Rust unit and integration tests (the
 # header drift check among them), the stand-in's own checks, the C tests
 # against the shared and the static library and under ASan+UBSan and
-# valgrind, the C and Python examples with an install, the Go binding; then
-# the Rust, C and Go suites again through the real smolvm CLI.
-test: lint test-rust test-standin test-c test-sanitize test-valgrind test-examples test-go test-real
+# valgrind, the C examples with an install, the Go binding and the Python
+# package; then the Rust, C, Go and Python suites again through the real
+# smolvm CLI.
+test: lint test-rust test-standin test-c test-sanitize test-valgrind test-examples test-go \
+	test-python test-real
 
-lint:
+lint: $(PYENV)/tools
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	test -z "$$(gofmt -l bindings/go)" || { gofmt -l bindings/go; exit 1; }
+	cd bindings/python && $(PY) -m ruff check && $(PY) -m ruff format --check && $(PY) -m mypy
 
 test-rust: standin
 	cargo test --workspace
@@ -135,9 +165,24 @@ test-examples: standin lib
 	BOTTLE_SMOLVM=$(STANDIN) tests/examples.sh
 
 test-go: standin lib
-	cd bindings/go && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(STANDIN) \
+	cd bindings/go/bottle && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(STANDIN) \
 		go vet ./... && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(STANDIN) \
 		go test -race -count=1 ./...
+
+$(PYENV)/tools: bindings/python/requirements-dev.txt | $(BUILD)
+	python3 -m venv $(PYENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r $<
+	touch $@
+
+# Installs bindings/python as a user would (pip builds libbottle into the
+# wheel; its own cargo target directory keeps `make lib`'s output as it is).
+python-package: $(PYENV)/tools
+	CARGO_TARGET_DIR=$(CURDIR)/target/python $(PY) -m pip install -q --disable-pip-version-check \
+		--force-reinstall --no-deps ./bindings/python
+
+# The Python package's tests against the stand-in.
+test-python: standin python-package
+	cd bindings/python && BOTTLE_SMOLVM=$(STANDIN) $(PY) -m pytest -q
 
 # One test body, two smolvms: the integration suites through the real
 # smolvm CLI driving the stand-in guest. Without a real smolvm this says so
@@ -150,12 +195,13 @@ test-real:
 	@echo "=================================================================="
 	@if [ -n "$$CI" ]; then echo "CI must run them" >&2; exit 1; fi
 else
-test-real: standin lib $(BUILD)/test_bottle
+test-real: standin lib $(BUILD)/test_bottle python-package
 	@echo "test-real: $$($(REAL_SMOLVM) --version) ($(BOTTLE_REAL_SMOLVM)), stand-in guest"
 	BOTTLE_SMOLVM=$(REAL_SMOLVM) cargo test -p bottle --tests
 	BOTTLE_SMOLVM=$(REAL_SMOLVM) $(BUILD)/test_bottle
-	cd bindings/go && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(REAL_SMOLVM) \
-		go test -race -count=1 ./...
+	cd bindings/go/bottle && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig \
+		BOTTLE_SMOLVM=$(REAL_SMOLVM) go test -race -count=1 ./...
+	cd bindings/python && BOTTLE_SMOLVM=$(REAL_SMOLVM) $(PY) -m pytest -q
 endif
 
 # Benchmarks against a smolvm that runs nothing: library against the floor,

@@ -28,12 +28,18 @@ int main(int argc, char **argv) {
     bottle_status s = bottle_open(argv[1], NULL, &b);
     if (s != BOTTLE_OK) return fail("open", s);
 
-    /* 1. A script, run as node in its login shell, output captured. */
+    /* 1. A script, run as node in its login shell, output captured. It
+     * ends with `exit 3` to show that a script's exit status is a result
+     * (BOTTLE_OK with exit_code 3), not a failure of the call. */
+    static const char script[] = "echo \"hello from $(id -un) in $HOME\"; uname -sm; exit 3";
     bottle_exec_result r;
-    s = bottle_exec(b, "echo \"hello from $(id -un) in $HOME\"; uname -sm; exit 3", NULL, &r);
+    s = bottle_exec(b, script, NULL, &r);
     if (s != BOTTLE_OK) return fail("exec", s);
-    printf("exec: exit %d\n--- stdout ---\n%s--- stderr (%zu bytes) ---\n", r.exit_code,
-           (const char *)r.stdout_data, r.stderr_len);
+    printf("exec: ran the script '%s'\n"
+           "exec: bottle_exec succeeded; the script's exit status is %d (it ends with `exit 3`)\n"
+           "--- its stdout ---\n%s--- its stderr (%zu bytes) ---\n%s",
+           script, r.exit_code, (const char *)r.stdout_data, r.stderr_len,
+           (const char *)r.stderr_data);
     bottle_exec_result_free(&r);
 
     /* 2. A host file copied in, then read back in the guest. */
@@ -50,18 +56,21 @@ int main(int argc, char **argv) {
     if (s != BOTTLE_OK) return fail("cp_in", s);
     s = bottle_exec(b, "cat /tmp/note.txt", NULL, &r);
     if (s != BOTTLE_OK) return fail("exec", s);
-    printf("cp_in: guest reads: %s", (const char *)r.stdout_data);
+    printf("cp_in: copied a host file to /tmp/note.txt; `cat` in the guest reads: %s",
+           (const char *)r.stdout_data);
     bottle_exec_result_free(&r);
 
     /* 3. claude, on this terminal, with exactly these arguments. It writes
      * to the same descriptors as we do, so flush what stdio holds first. */
+    printf("exec_claude: starting claude --version on this terminal:\n");
     fflush(NULL);
     const char *args[] = {"--version"};
     int32_t code;
     s = bottle_exec_claude(b, args, 1, isatty(STDIN_FILENO), &code);
     if (s != BOTTLE_OK) return fail("exec_claude", s);
-    printf("exec_claude: claude exited %d\n", code);
+    printf("exec_claude: claude exited with status %d\n", code);
 
     bottle_close(b);
+    printf("done: the bottle is closed; the machine is left running for its owner\n");
     return 0;
 }

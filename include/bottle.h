@@ -31,6 +31,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The version of libbottle this header belongs to. Compare
+// BOTTLE_VERSION_NUMBER (MAJOR * 1000000 + MINOR * 1000 + PATCH) in `#if`
+// to require a version at compile time; `bottle_version()` tells the
+// library's at run time.
+#define BOTTLE_VERSION_MAJOR 0
+#define BOTTLE_VERSION_MINOR 1
+#define BOTTLE_VERSION_PATCH 0
+#define BOTTLE_VERSION_NUMBER 1000
+#define BOTTLE_VERSION_STRING "0.1.0"
+
 // The outcome of a libbottle call. `BOTTLE_OK` is zero; every other code is
 // a failure, with a message from `bottle_last_error()`. Later versions only
 // append codes: existing numbers never change, so treat unknown non-zero

@@ -81,7 +81,7 @@ gobench=$out/go-bench.txt
 : >"$gobench"
 for _ in $(seq "$go_rounds"); do
     "$bench" lib "$calls"
-    (cd bindings/go && PKG_CONFIG_PATH=$root/build/pkgconfig \
+    (cd bindings/go/bottle && PKG_CONFIG_PATH=$root/build/pkgconfig \
         go test -run '^$' -bench . -benchtime "${calls}x" -count 1 .) >>"$gobench"
 done
 "$bench" rejected 200000 >/dev/null

@@ -34,7 +34,8 @@ fi
 
 name="bottle-demo-$$"
 "$BOTTLE_SMOLVM" machine create --name "$name" ${BOTTLE_DEMO_IMAGE:+--image "$BOTTLE_DEMO_IMAGE"}
-trap '"$BOTTLE_SMOLVM" machine delete --name "$name" -f >/dev/null' EXIT
+trap '"$BOTTLE_SMOLVM" machine delete --name "$name" -f >/dev/null &&
+    echo "demo: deleted the machine $name that this script made"' EXIT
 "$BOTTLE_SMOLVM" machine start --name "$name"
-echo "demo: machine $name is running"
+echo "demo: made and started the machine $name; build/demo opens a bottle on it:"
 "$root/build/demo" "$name"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the C examples, the Python ctypes example, and an install into a
-# scratch PREFIX, against the stand-in smolvm. Prints "N passed, M failed".
+# Runs the C examples, and an install into a scratch PREFIX (without cargo
+# on PATH, then moved elsewhere) with programs built against it through
+# pkg-config, against the stand-in smolvm. Prints "N passed, M failed".
 # Needs: make lib, the stand-in, BOTTLE_SMOLVM and SMOLVM_STANDIN_HOME set
 # (the Makefile's test-examples target does all of that).
 set -u
@@ -76,36 +77,70 @@ left=$(pgrep -af "exec --name $machine" || true)
 out=$("$bin/reap" 2>&1); code=$?
 [ $code = 0 ] && ok || bad "reap example exited $code: $out"
 
-# Python, through ctypes.
-out=$(python3 "$root/bindings/python/bottle_example.py" "$machine" 2>&1); code=$?
-[ $code = 0 ] && ok || bad "python example exited $code: $out"
-expect "python example" "exit code: 4" "$out"
-expect "python example" "stdout: b'hello from node\\n'" "$out"
-expect "python example" "stderr: b'\\x01\\x00\\xff'" "$out"
-out=$(python3 "$root/bindings/python/bottle_example.py" "bad name" 2>&1); code=$?
-[ $code = 1 ] && ok || bad "python example with a bad name exited $code"
-expect "python example error" "open: invalid argument: machine_name:" "$out"
-
-# Install into a scratch PREFIX, build an example against it with
-# pkg-config, run it, and uninstall: exactly what was installed goes.
+# Install into a scratch PREFIX as `make lib && sudo make install` does:
+# install builds nothing and needs no cargo (sudo's PATH has none), and says
+# what to run when the library is not built.
 prefix="$scratch/prefix"
-make -s -C "$root" install PREFIX="$prefix" >/dev/null || bad "make install"
+nocargo=/usr/bin:/bin
+PATH=$nocargo command -v cargo >/dev/null && bad "cargo is on $nocargo; the check proves nothing"
+out=$(PATH=$nocargo make -s -C "$root" install PREFIX="$prefix" LIBDIR="$scratch/unbuilt" 2>&1) &&
+    bad "make install without a built library succeeded"
+expect "install without a built library" "run \`make lib\` first" "$out"
+[ -e "$prefix" ] && bad "make install without a built library installed something" || ok
+PATH=$nocargo make -s -C "$root" install PREFIX="$prefix" >/dev/null || bad "make install without cargo on PATH"
 installed=$(cd "$prefix" && find . | sort)
 expect "installed files" "./lib/libbottle.so.0.1" "$installed"
 [ "$(readlink "$prefix/lib/libbottle.so")" = libbottle.so.0.1 ] && ok || bad "dev symlink"
 [ "$(readlink "$prefix/lib/libbottle.so.0.1")" = libbottle.so.0.1.0 ] && ok || bad "soname symlink"
 readelf -d "$prefix/lib/libbottle.so.0.1.0" | grep -q 'SONAME.*libbottle.so.0.1' && ok || bad "soname"
-PKG_CONFIG_PATH="$prefix/lib/pkgconfig" cc -std=c11 "$root/bindings/c/exec.c" -o "$scratch/exec-installed" \
-    $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs bottle) || bad "build against install"
+readelf -S -W "$prefix/lib/libbottle.so.0.1.0" | grep -q '\.debug_\|\.symtab' &&
+    bad "the installed shared library is not stripped" || ok
+readelf -S -W "$prefix/lib/libbottle.a" 2>/dev/null | grep -q '\.debug_' &&
+    bad "the installed static library has debug info" || ok
+echo "examples: libbottle.so $(stat -c %s "$root/target/release/libbottle.so") bytes in target/release," \
+    "$(stat -c %s "$prefix/lib/libbottle.so.0.1.0") installed (stripped);" \
+    "libbottle.a $(stat -c %s "$root/target/release/libbottle.a") and $(stat -c %s "$prefix/lib/libbottle.a")"
+expect "bottle.pc is relative to its place" 'prefix=${pcfiledir}/../..' "$(cat "$prefix/lib/pkgconfig/bottle.pc")"
+expect "bottle.pc paths under the prefix" 'libdir=${prefix}/lib' "$(cat "$prefix/lib/pkgconfig/bottle.pc")"
+
+# build NAME SOURCE PREFIX [cc options...]: builds SOURCE against the
+# libbottle installed in PREFIX, through pkg-config, into $scratch/NAME.
+build() {
+    local name=$1 source=$2 pc=$3/lib/pkgconfig
+    shift 3
+    cc -std=c11 -Wall -Werror "$source" -o "$scratch/$name" \
+        $(PKG_CONFIG_PATH="$pc" pkg-config --cflags --libs bottle) "$@" || bad "build $name"
+}
+build exec-installed "$root/bindings/c/exec.c" "$prefix"
 out=$(LD_LIBRARY_PATH="$prefix/lib" "$scratch/exec-installed" "$machine" 'echo installed' 2>&1)
 expect "installed library" "stdout (10 bytes): installed" "$out"
 LD_LIBRARY_PATH="$prefix/lib" ldd "$scratch/exec-installed" | grep -q "libbottle.so.0.1 => $prefix/lib/" && ok || bad "linked to the installed soname"
+# bottle.pc carries no rpath: without LD_LIBRARY_PATH (or an rpath, or
+# ldconfig) the program cannot find the library, as the README says.
+if ! ldconfig -p | grep -q 'libbottle\.so\.0\.1 '; then
+    out=$("$scratch/exec-installed" "$machine" true 2>&1) && bad "ran without finding libbottle: $out"
+    expect "no rpath in bottle.pc" "libbottle.so.0.1: cannot open shared object file" "$out"
+fi
+build version "$root/tests/c/version.c" "$prefix"
+out=$(LD_LIBRARY_PATH="$prefix/lib" "$scratch/version" 2>&1) && ok || bad "header and library versions differ: $out"
+expect "version macros" "header $(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)" "$out"
 PKG_CONFIG_PATH="$prefix/lib/pkgconfig" cc -std=c11 -static-libgcc "$root/bindings/c/exec.c" -o "$scratch/exec-static" \
     $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags bottle) "$prefix/lib/libbottle.a" \
     $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --libs-only-other --static bottle) \
     $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --libs-only-l --static bottle | sed 's/-lbottle//') || bad "static build"
 out=$("$scratch/exec-static" "$machine" 'echo static' 2>&1)
 expect "static library" "stdout (7 bytes): static" "$out"
+
+# The installed tree moved elsewhere: bottle.pc follows it, and a program
+# built with an rpath to the new place runs without LD_LIBRARY_PATH.
+moved="$scratch/moved/prefix"
+mkdir "$scratch/moved"
+mv "$prefix" "$moved"
+build exec-moved "$root/bindings/c/exec.c" "$moved" -Wl,-rpath,"$moved/lib"
+out=$("$scratch/exec-moved" "$machine" 'echo moved' 2>&1)
+expect "relocated prefix with an rpath" "stdout (6 bytes): moved" "$out"
+mv "$moved" "$prefix"
+
 make -s -C "$root" uninstall PREFIX="$prefix" >/dev/null || bad "make uninstall"
 left=$(cd "$prefix" && find . -type f -o -type l)
 [ -z "$left" ] && ok || bad "uninstall left: $left"

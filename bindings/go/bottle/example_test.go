@@ -8,7 +8,7 @@ import (
 	"os"
 	"time"
 
-	bottle "github.com/libbottle/libbottle/bindings/go"
+	"github.com/libbottle/libbottle/bindings/go/bottle"
 )
 
 // Runs a script in the machine "agent-1" (started beforehand with

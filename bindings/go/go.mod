@@ -1,3 +1,0 @@
-module github.com/libbottle/libbottle/bindings/go
-
-go 1.22

@@ -1,0 +1,94 @@
+"""Fixtures: the tests run against the stand-in smolvm
+(tests/smolvm-standin), which runs each machine's commands for real in a
+chroot with a node user and a recording claude. They fail, never skip, when
+it is not there: `make test-python` from the repository root sets it up."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import bottle
+
+_counter = itertools.count()
+
+
+def standin() -> str:
+    """The stand-in smolvm's path, or a failure saying why the tests cannot
+    run here."""
+    path = os.environ.get("BOTTLE_SMOLVM")
+    if not path:
+        pytest.fail(
+            "BOTTLE_SMOLVM is not set: run `make test-python` from the repository root, "
+            "or set it to the stand-in smolvm, target/debug/smolvm-standin"
+        )
+    if not os.environ.get("SMOLVM_STANDIN_HOME"):
+        pytest.fail("SMOLVM_STANDIN_HOME is not set: the stand-in keeps its machines there")
+    if not Path(path).is_file():
+        pytest.fail(f"the stand-in smolvm {path} is missing: cargo build -p smolvm-standin")
+    if os.geteuid() != 0:
+        pytest.fail("the stand-in smolvm needs root (mount namespaces and chroot)")
+    return path
+
+
+def smolvm(*args: str) -> subprocess.CompletedProcess[str]:
+    """Runs the stand-in directly, for setup the package does not do."""
+    return subprocess.run([standin(), *args], capture_output=True, text=True, check=False)
+
+
+def machine_status(name: str) -> dict[str, object] | None:
+    """`smolvm machine status --json` of name, or None if smolvm does not
+    know the machine."""
+    done = smolvm("machine", "status", "--name", name, "--json")
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+def processes_with(needle: str) -> list[str]:
+    """The processes with needle as one whole argument."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"\0" + needle.encode() + b"\0" in b"\0" + cmdline:
+            shown = cmdline.replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{entry.name}: {shown}")
+    return found
+
+
+def unique_name(kind: str = "m") -> str:
+    return f"py-{os.getpid()}-{kind}{next(_counter)}"
+
+
+@pytest.fixture
+def machine() -> Iterator[str]:
+    """A new running stand-in machine, deleted after the test."""
+    name = unique_name()
+    for step in ("create", "start"):
+        done = smolvm("machine", step, "--name", name)
+        assert done.returncode == 0, f"machine {step} {name}: {done.stderr}"
+    yield name
+    done = smolvm("machine", "delete", "--name", name, "-f")
+    assert done.returncode == 0, f"delete {name}: {done.stderr}"
+    assert not processes_with(name), "smolvm processes left behind"
+
+
+@pytest.fixture
+def b(machine: str) -> Iterator[bottle.Bottle]:
+    """A Bottle on a new running machine, closed before the machine goes."""
+    with bottle.Bottle(machine) as opened:
+        yield opened
+
+
+def sh(b: bottle.Bottle, script: str, **kwargs: object) -> str:
+    """Runs script, asserts exit 0, returns its stdout as text."""
+    r = b.exec(script, **kwargs)  # type: ignore[arg-type]
+    assert r.returncode == 0, f"{script!r}: exit {r.returncode}, stderr {r.stderr!r}"
+    return r.stdout.decode()
