@@ -840,7 +840,10 @@ enum bottle_status bottle_launch_options_set_prompt_path(struct bottle_launch_op
 // running then, and every process in its process group, is stopped
 // (SIGTERM, SIGKILL half a second later) and reaped, the machine if it was
 // created is deleted again, and `bottle_launch` returns
-// `BOTTLE_ERR_TIMEOUT`.
+// `BOTTLE_ERR_TIMEOUT`. That deletion (as after a failed start of a launch
+// with a timeout or a cancel token) gets 5 seconds of its own; a machine
+// smolvm has not deleted by then stays, labelled as this process's, for
+// `bottle_reap` once the process has exited.
 //
 // # Safety
 // `opts` is NULL or live options.

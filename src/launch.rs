@@ -9,6 +9,7 @@
 
 use std::fs;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crate::bottle::Bottle;
 use crate::cancel::{Bounds, Limits};
@@ -195,6 +196,10 @@ fn boot_id() -> Result<String> {
         .map_err(|e| Error::io("reading /proc/sys/kernel/random/boot_id", e))
 }
 
+/// How long a launch with limits gives the deletion of a machine it made
+/// but could not finish starting.
+pub const CLEANUP_GRACE: Duration = Duration::from_secs(5);
+
 impl Bottle {
     /// Creates a machine as `opts` says, starts it, and returns a bottle that
     /// owns it: closing or dropping the bottle stops and deletes it. If the
@@ -202,8 +207,11 @@ impl Bottle {
     /// returned.
     ///
     /// A launch stopped by its limits during `create` or `start` deletes
-    /// what it created, as a failed start does; that deletion is not bound
-    /// by the limits, since nothing else would remove the machine.
+    /// what it created, as a failed start does. With limits, that deletion
+    /// gets [`CLEANUP_GRACE`] of its own (not the spent limits, so that it
+    /// can run at all) and is then given up: the call returns soon after
+    /// its deadline, and a machine left behind stays labelled as this
+    /// process's, for [`reap`] once the process has exited.
     pub fn launch(opts: &LaunchOptions) -> Result<Bottle> {
         opts.validate()?;
         let bounds = opts.limits.start();
@@ -213,26 +221,33 @@ impl Bottle {
             .name
             .clone()
             .unwrap_or_else(|| generated_name(owner.pid));
+        let limited = bounds.deadline.is_some() || bounds.cancel.is_some();
+        let delete = || {
+            let cleanup = Bounds {
+                deadline: limited.then(|| Instant::now() + CLEANUP_GRACE),
+                timeout: limited.then_some(CLEANUP_GRACE),
+                cancel: None,
+            };
+            smolvm.run_checked_within(smolvm::delete_args(&name), "delete", &name, &cleanup)
+        };
         let created =
             smolvm.run_checked_within(opts.create_args(&name, &owner), "create", &name, &bounds);
         if let Err(create) = created {
             // A create that failed made nothing (and the name may be another
             // machine's); one that was stopped may have made the machine.
             if matches!(create, Error::Timeout(_) | Error::Cancelled(_)) {
-                let _ = smolvm.run_checked(smolvm::delete_args(&name), "delete", &name);
+                let _ = delete();
             }
             return Err(create);
         }
         let started = smolvm.run_checked_within(smolvm::start_args(&name), "start", &name, &bounds);
         if let Err(start) = started {
-            return Err(
-                match smolvm.run_checked(smolvm::delete_args(&name), "delete", &name) {
-                    Ok(()) => start,
-                    Err(delete) => Error::Smolvm(format!(
-                        "{start}; deleting the machine afterwards failed too: {delete}"
-                    )),
-                },
-            );
+            return Err(match delete() {
+                Ok(()) => start,
+                Err(delete) => Error::Smolvm(format!(
+                    "{start}; deleting the machine afterwards failed too: {delete}"
+                )),
+            });
         }
         let machine_env = opts.env.iter().map(|(k, _)| k.clone()).collect();
         Ok(Bottle::new(

@@ -106,7 +106,7 @@ func chmodBits(op string, mode fs.FileMode) (uint32, error) {
 
 // cCopyOptions is the C side of a CopyIn's options, for one call.
 type cCopyOptions struct {
-	c        *C.bottle_copy_options // nil: the defaults
+	c        *C.bottle_copy_options
 	progress *progressSink
 	handle   cgo.Handle // progress's
 }
@@ -133,11 +133,9 @@ func (o *copyOptions) toC(op string) (*cCopyOptions, error) {
 			return nil, err
 		}
 	}
+	// Made even for the defaults: a ctx that can end attaches its cancel
+	// token to them.
 	c := &cCopyOptions{}
-	if o.mode == nil && o.ownerIDs == nil && o.ownerUser == nil && o.progress == nil {
-		return c, nil
-	}
-
 	if s := C.bottle_copy_options_new(&c.c); s != C.BOTTLE_OK {
 		return nil, lastError(op, s)
 	}
