@@ -250,6 +250,10 @@ struct Command {
     stdin: Option<RawFd>,
     stdout: Option<RawFd>,
     stderr: Option<RawFd>,
+    /// The stand-in's read ends of the output pipes. The guest init must
+    /// not keep them open: once the stand-in stops reading a capped stream,
+    /// the command's next write has to fail, as in smolvm.
+    readers: [Option<RawFd>; 2],
 }
 
 fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
@@ -320,6 +324,9 @@ impl Command {
 /// Guest init: enter the machine, start the command, reap until it exits.
 fn guest_init(guest: &Guest, command: &Command, reporter: &Reporter) -> i32 {
     install_kill_handlers();
+    for fd in command.readers.into_iter().flatten() {
+        unsafe { libc::close(fd) };
+    }
     if let Err(message) = guest.enter() {
         reporter.send(spawn::SETUP_FAILED, &message);
         return 1;
@@ -451,6 +458,7 @@ pub fn run(args: ExecArgs) -> Result<i32> {
         stdin: sys::raw(&stdin_read),
         stdout: sys::raw(&out_write),
         stderr: sys::raw(&err_write),
+        readers: [sys::raw(&out_read), sys::raw(&err_read)],
     };
 
     let child = spawn::spawn(|reporter| guest_init(&guest, &command, reporter))?;
