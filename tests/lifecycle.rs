@@ -130,11 +130,12 @@ fn launch_options_shape_the_machine() {
         (
             st["image"].as_str(),
             st["cpus"].as_u64(),
-            st["mem"].as_u64()
+            st["memory_mib"].as_u64()
         ),
         (Some("agent:latest"), Some(2), Some(1024))
     );
-    assert_eq!(st["net"], true);
+    // smolvm 1.9.2's keys (docs/SMOLVM-CLI.md): `memory_mib`, `network`.
+    assert_eq!(st["network"], true);
     assert_eq!(
         b.exec("cat /mnt/host/shared.txt", Some("root"))
             .unwrap()

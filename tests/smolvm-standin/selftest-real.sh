@@ -68,7 +68,8 @@ err" "" sh -c "'$real' machine exec --name r1 -- sh -c 'echo err >&2; echo out' 
     # the login shell of runuser -l is in a session of its own and lives on.
     env --default-signal "$real" machine exec --name r1 -- runuser -l node -c 'sleep 4331' &
     pid=$!
-    for _ in $(seq 50); do pgrep -f "sleep 433[1]" >/dev/null && break; sleep 0.1; done
+    # "^sleep": the smolvm client's own argv holds "sleep 4331" too.
+    for _ in $(seq 50); do pgrep -f "^sleep 433[1]" >/dev/null && break; sleep 0.1; done
     kill -9 "$pid"
     wait "$pid" 2>/dev/null
     sleep 0.3

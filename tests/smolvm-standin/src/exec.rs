@@ -6,17 +6,23 @@
 //! exits with the command's status, or 128 + signal, and its exit takes
 //! every other guest process with it.
 
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::time::Instant;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::cli::ExecArgs;
 use crate::error::{os_text, Error, Result};
 use crate::guest::Guest;
-use crate::machine::{self, Store};
+use crate::machine::{self, Machine, State, Store};
 use crate::spawn::{self, Report, Reporter};
 use crate::{name, sys};
+
+/// smolvm's limit on the output of one exec: per stream for a buffered
+/// exec (in its agent), in total for `--stream` (in its CLI).
+pub const OUTPUT_CAP: usize = 11_534_336;
 
 const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -52,37 +58,89 @@ impl Env {
     }
 }
 
-fn guest_env(args: &ExecArgs, machine_env: &[(String, String)]) -> Result<Env> {
+/// The environment smolvm's launcher gives a bare machine's guest, which
+/// its commands inherit: `HOME`, `PATH`, `TERM`, the host's clock at boot,
+/// the machine's name, the boot's readiness marker and the volumes.
+fn base_env(machine: &Machine) -> Env {
     let mut env = Env::default();
-    env.set("PATH", GUEST_PATH.as_bytes());
     env.set("HOME", b"/root");
-    if args.tty {
-        // Before the -e settings, so that an explicit TERM wins.
-        let term = std::env::var_os("TERM").filter(|t| !t.is_empty());
-        env.set(
-            "TERM",
-            term.as_ref().map_or(b"xterm".as_slice(), |t| t.as_bytes()),
-        );
+    env.set("PATH", GUEST_PATH.as_bytes());
+    env.set("TERM", b"xterm-256color");
+    env.set(
+        "SMOLVM_HOST_TIME_NS",
+        machine.started_ns.to_string().as_bytes(),
+    );
+    env.set("SMOLVM_MACHINE_NAME", machine.name.as_bytes());
+    // smolvm draws the marker at random per boot; the stand-in derives it
+    // from the start time, so it too changes with each start.
+    let marker = format!(".smolvm-ready.{:016x}", mix(machine.started_ns as u64));
+    env.set("SMOLVM_READY_MARKER", marker.as_bytes());
+    for (i, v) in machine.volumes.iter().enumerate() {
+        let access = if v.read_only { "ro" } else { "rw" };
+        let value = format!("smolvm{i}:{}:{access}", v.guest);
+        env.set(&format!("SMOLVM_MOUNT_{i}"), value.as_bytes());
     }
-    for (k, v) in machine_env {
+    if !machine.volumes.is_empty() {
+        let count = machine.volumes.len().to_string();
+        env.set("SMOLVM_MOUNT_COUNT", count.as_bytes());
+    }
+    env
+}
+
+/// splitmix64's finaliser: spreads a start time over 64 bits.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn secret_error(why: String) -> Error {
+    Error::new(format!("config operation failed: --secret-env: {why}"))
+}
+
+/// `--secret-env GUEST=HOST`, as smolvm takes them: every spec is checked
+/// first (shape, name, repeats), then the values are read from this
+/// process's environment in the order of the guest names.
+fn secrets(specs: &[String]) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut refs: BTreeMap<String, String> = BTreeMap::new();
+    for spec in specs {
+        let (key, host) = spec
+            .split_once('=')
+            .ok_or_else(|| secret_error(format!("expected KEY=VALUE, got '{spec}'")))?;
+        if key.is_empty() {
+            return Err(secret_error(format!("empty secret name in '{spec}'")));
+        }
+        if refs.insert(key.to_string(), host.to_string()).is_some() {
+            return Err(secret_error(format!(
+                "secret '{key}' specified more than once"
+            )));
+        }
+    }
+    refs.into_iter()
+        .map(|(key, host)| match std::env::var_os(&host) {
+            Some(value) if !host.is_empty() => Ok((key, value.as_bytes().to_vec())),
+            _ => Err(Error::new(format!(
+                "config operation failed: resolve secret '{key}': env_unset"
+            ))),
+        })
+        .collect()
+}
+
+/// The guest's environment: the base, then the machine's create-time `-e`,
+/// then the secrets, then exec's `-e` (later settings of a name win), as
+/// smolvm layers them.
+fn guest_env(args: &ExecArgs, machine: &Machine) -> Result<Env> {
+    let mut env = base_env(machine);
+    for (k, v) in &machine.env {
         env.set(k, v.as_bytes());
     }
-    for text in &args.env {
-        let (k, v) = machine::parse_pair("environment variable", text)?;
-        env.set(&k, v.as_bytes());
+    for (k, v) in secrets(&args.secret_env)? {
+        env.set(&k, &v);
     }
-    for text in &args.secret_env {
-        let (guest, host) = match text.split_once('=') {
-            Some((g, h)) if !g.is_empty() && !h.is_empty() => (g, h),
-            _ => {
-                return Err(Error::new(format!(
-                    "invalid --secret-env '{text}': expected GUEST_VAR=HOST_VAR"
-                )))
-            }
-        };
-        let value = std::env::var_os(host)
-            .ok_or_else(|| Error::new(format!("secret env var {host} is not set")))?;
-        env.set(guest, value.as_bytes());
+    for text in &args.env {
+        if let Some((k, v)) = machine::parse_env_spec(text) {
+            env.set(&k, v.as_bytes());
+        }
     }
     Ok(env)
 }
@@ -104,17 +162,98 @@ fn candidates(program: &str, path: &[u8]) -> Result<Vec<CString>> {
         .collect()
 }
 
+/// The three ways smolvm runs an exec (docs/SMOLVM-CLI.md).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// No flags: output kept whole, written when the command has ended.
+    Buffered,
+    /// `--stream`: output passed on as produced, capped in total; stdin a
+    /// pipe that never gets data nor end of file.
+    Stream,
+    /// `-i` or `-t`: output passed on as produced, uncapped; stdin ours.
+    Interactive,
+}
+
+impl Mode {
+    /// The operation name smolvm puts before a failure to start the command.
+    fn spawn_failure(self, errno: i32) -> String {
+        let err = std::io::Error::from_raw_os_error(errno);
+        match self {
+            Mode::Buffered => {
+                format!("agent operation failed: vm exec: failed to spawn command: {err}")
+            }
+            Mode::Stream => format!("agent operation failed: streaming exec: {err}"),
+            Mode::Interactive => format!("agent operation failed: vm exec interactive: {err}"),
+        }
+    }
+}
+
+/// What a timeout kills, as smolvm's agent does for each way of running.
+#[derive(Clone, Copy)]
+enum Kill {
+    /// The command's process group (a buffered exec; the command leads a
+    /// new session).
+    Group,
+    /// The command's first process only (`--stream`, `-i`).
+    Process,
+    /// Every process of the command (an image machine, where the container
+    /// runtime stops the whole tree): the guest init, so its namespace.
+    Everything,
+}
+
+/// Signals the stand-in sends the guest init to have it kill the command:
+/// the init knows the command's pid in its namespace, the stand-in does not.
+const KILL_GROUP: libc::c_int = libc::SIGUSR1;
+const KILL_PROCESS: libc::c_int = libc::SIGUSR2;
+
+/// In the guest init: the command's pid (0 until it is forked), and a kill
+/// request that arrived before that.
+static COMMAND_PID: AtomicI32 = AtomicI32::new(0);
+static PENDING_KILL: AtomicI32 = AtomicI32::new(0);
+
+fn kill_command(request: libc::c_int, pid: libc::pid_t) {
+    let target = if request == KILL_GROUP { -pid } else { pid };
+    unsafe { libc::kill(target, libc::SIGKILL) };
+}
+
+/// Only async-signal-safe calls here.
+extern "C" fn on_kill_request(sig: libc::c_int) {
+    let pid = COMMAND_PID.load(Ordering::SeqCst);
+    if pid > 0 {
+        kill_command(sig, pid);
+    } else {
+        PENDING_KILL.store(sig, Ordering::SeqCst);
+    }
+}
+
+/// A namespace's init gets a signal from outside only if it has a handler
+/// for it; until this runs, the stand-in's requests are lost, which is why
+/// it repeats them.
+fn install_kill_handlers() {
+    for sig in [KILL_GROUP, KILL_PROCESS] {
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_kill_request as extern "C" fn(libc::c_int) as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+}
+
 /// What the command child needs, all prepared before fork.
 struct Command {
     candidates: Vec<CString>,
     argv: Vec<CString>,
     envp: Vec<CString>,
     workdir: CString,
-    display_workdir: String,
-    program: String,
     stdin: Option<RawFd>,
     stdout: Option<RawFd>,
     stderr: Option<RawFd>,
+    /// The stand-in's read ends of the output pipes. The guest init must
+    /// not keep them open: once the stand-in stops reading a capped stream,
+    /// the command's next write has to fail, as in smolvm.
+    readers: [Option<RawFd>; 2],
 }
 
 fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
@@ -126,7 +265,8 @@ fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
 }
 
 impl Command {
-    /// In the command process; returns only on failure.
+    /// In the command process; returns only on failure, having reported
+    /// the errno (the caller words it as smolvm does for the mode).
     fn exec(&self, reporter: &Reporter) -> i32 {
         unsafe { libc::setsid() };
         spawn::reset_signals();
@@ -142,16 +282,11 @@ impl Command {
             libc::umask(0o022);
             libc::setgroups(0, std::ptr::null());
         }
+        // A working directory that cannot be entered fails the spawn, as
+        // in smolvm's agent (std's Command does the chdir).
         if unsafe { libc::chdir(self.workdir.as_ptr()) } != 0 {
-            let err = std::io::Error::last_os_error();
-            reporter.send(
-                spawn::SETUP_FAILED,
-                &format!(
-                    "cannot change to working directory '{}': {}",
-                    self.display_workdir,
-                    os_text(&err)
-                ),
-            );
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            reporter.send(spawn::EXEC_FAILED, &errno.to_string());
             return 1;
         }
         // Nothing the stand-in inherited (a caller's fd 7, say) reaches the
@@ -181,17 +316,17 @@ impl Command {
                 }
             }
         }
-        let err = std::io::Error::from_raw_os_error(error);
-        reporter.send(
-            spawn::EXEC_FAILED,
-            &format!("{}: {}", self.program, os_text(&err)),
-        );
+        reporter.send(spawn::EXEC_FAILED, &error.to_string());
         127
     }
 }
 
 /// Guest init: enter the machine, start the command, reap until it exits.
 fn guest_init(guest: &Guest, command: &Command, reporter: &Reporter) -> i32 {
+    install_kill_handlers();
+    for fd in command.readers.into_iter().flatten() {
+        unsafe { libc::close(fd) };
+    }
     if let Err(message) = guest.enter() {
         reporter.send(spawn::SETUP_FAILED, &message);
         return 1;
@@ -204,10 +339,20 @@ fn guest_init(guest: &Guest, command: &Command, reporter: &Reporter) -> i32 {
             return 1;
         }
     };
+    COMMAND_PID.store(pid, Ordering::SeqCst);
+    let early = PENDING_KILL.swap(0, Ordering::SeqCst);
+    if early != 0 {
+        kill_command(early, pid);
+    }
     // Init must not hold pipe ends, or EOF would wait for init's own exit.
-    for fd in [command.stdout, command.stderr, Some(reporter.fd())]
-        .into_iter()
-        .flatten()
+    for fd in [
+        command.stdin,
+        command.stdout,
+        command.stderr,
+        Some(reporter.fd()),
+    ]
+    .into_iter()
+    .flatten()
     {
         unsafe { libc::close(fd) };
     }
@@ -223,43 +368,82 @@ fn guest_init(guest: &Guest, command: &Command, reporter: &Reporter) -> i32 {
     }
 }
 
-pub fn run(args: ExecArgs) -> Result<i32> {
-    let name = &args.machine.name;
+/// The machine, checked as smolvm checks it before connecting: an exec
+/// without `--name` is worded differently.
+fn running_machine(store: &Store, args: &ExecArgs) -> Result<Machine> {
+    let explicit = args.name.is_some();
+    let name = args.name.as_deref().unwrap_or("default");
     name::validate(name)?;
-    let store = Store::open()?;
-    let machine = store.load(name)?;
+    let machine = match store.load(name) {
+        Err(_) if !explicit && !store.machine_dir(name).exists() => {
+            return Err(Error::new(format!(
+                "agent operation failed: connect: machine '{name}' not found"
+            )))
+        }
+        other => other?,
+    };
+    if machine.state != State::Running && !explicit {
+        return Err(Error::new(format!(
+            "agent operation failed: connect: machine '{name}' is not running. \
+             Use 'smolvm machine start' first."
+        )));
+    }
     machine.ensure_running()?;
-    let env = guest_env(&args, &machine.env)?;
+    Ok(machine)
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    sys::pipe().map_err(|e| Error::new(format!("pipe: {}", os_text(&e))))
+}
+
+pub fn run(args: ExecArgs) -> Result<i32> {
+    let store = Store::open()?;
+    let machine = running_machine(&store, &args)?;
+    let env = guest_env(&args, &machine)?;
     let guest = Guest::new(&store, &machine)?;
     let program = args.command[0].clone();
     let workdir = args.workdir.clone().unwrap_or_else(|| "/".to_string());
-    let stream = args.stream || args.tty;
-
-    let pipe_err = |e: std::io::Error| Error::new(format!("pipe: {}", os_text(&e)));
-    let (out_read, out_write) = if stream {
-        (None, None)
+    let image = machine.image.is_some();
+    let mode = if args.interactive || args.tty {
+        Mode::Interactive
+    } else if args.stream {
+        Mode::Stream
     } else {
-        let (r, w) = sys::pipe().map_err(pipe_err)?;
-        (Some(r), Some(w))
+        Mode::Buffered
     };
-    let (err_read, err_write) = if stream {
-        (None, None)
+    let kill = match mode {
+        _ if image => Kill::Everything,
+        Mode::Buffered => Kill::Group,
+        Mode::Stream | Mode::Interactive => Kill::Process,
+    };
+
+    // -i and -t hand the command our own stdio: passed on as produced,
+    // uncapped, stdin ours until its end. The other modes go through pipes.
+    let (out_read, out_write, err_read, err_write) = if mode == Mode::Interactive {
+        (None, None, None, None)
     } else {
-        let (r, w) = sys::pipe().map_err(pipe_err)?;
-        (Some(r), Some(w))
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        (Some(out_r), Some(out_w), Some(err_r), Some(err_w))
     };
     for fd in [&out_read, &err_read].into_iter().flatten() {
         // Fewer wakeups for big outputs; the default 64 KiB works too.
         unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, CHUNK as libc::c_int) };
     }
-    let devnull = if args.interactive {
-        None
-    } else {
-        let path = sys::cstring("/dev/null")?;
-        Some(
-            sys::open(&path, libc::O_RDONLY, 0)
-                .map_err(|e| Error::new(format!("open /dev/null: {}", os_text(&e))))?,
-        )
+    // `--stream`: smolvm's CLI neither writes to the command's stdin nor
+    // closes it, so the write end stays open, unused, until the exec ends.
+    let (stdin_read, _stdin_write) = match mode {
+        Mode::Interactive => (None, None),
+        Mode::Stream => {
+            let (r, w) = pipe()?;
+            (Some(r), Some(w))
+        }
+        Mode::Buffered => {
+            let path = sys::cstring("/dev/null")?;
+            let null = sys::open(&path, libc::O_RDONLY, 0)
+                .map_err(|e| Error::new(format!("open /dev/null: {}", os_text(&e))))?;
+            (Some(null), None)
+        }
     };
 
     let command = Command {
@@ -271,40 +455,65 @@ pub fn run(args: ExecArgs) -> Result<i32> {
             .collect::<Result<_>>()?,
         envp: env.to_c()?,
         workdir: sys::cstring(workdir.as_str())?,
-        display_workdir: workdir,
-        program,
-        stdin: sys::raw(&devnull),
+        stdin: sys::raw(&stdin_read),
         stdout: sys::raw(&out_write),
         stderr: sys::raw(&err_write),
+        readers: [sys::raw(&out_read), sys::raw(&err_read)],
     };
 
     let child = spawn::spawn(|reporter| guest_init(&guest, &command, reporter))?;
-    drop((out_write, err_write, devnull));
-    let outcome = supervise(
-        &child,
-        out_read,
-        err_read,
-        args.timeout.as_ref().map(|t| t.duration),
-    )?;
+    drop((out_write, err_write, stdin_read));
+    let mut outcome = supervise(&child, mode, out_read, err_read, args.timeout, kill)?;
 
-    // Output first, as smolvm writes it once the command is done: all of
-    // stdout, then all of stderr. A reader that went away is not our error.
-    let _ = sys::write_all(1, &outcome.stdout);
-    let _ = sys::write_all(2, &outcome.stderr);
+    if outcome.capped {
+        // The CLI gave up; its agent then kills the command as for a
+        // vanished client (and the stand-in ends the whole guest anyway).
+        eprintln!(
+            "error: streaming output exceeded {OUTPUT_CAP} byte cap; exec terminated (output truncated)"
+        );
+        return Ok(1);
+    }
     if let Some(report) = Report::parse(&outcome.report) {
         if report.kind == spawn::EXEC_FAILED {
-            eprintln!("Error: exec failed: {}", report.message);
-            return Ok(127);
+            let errno: i32 = report.message.parse().unwrap_or(libc::EIO);
+            if image {
+                // In an image machine the container runtime starts the
+                // command: its failure is crun's message and status 127.
+                let err = std::io::Error::from_raw_os_error(errno);
+                eprintln!(
+                    "crun: executable file `{program}` not found in $PATH: {}",
+                    os_text(&err)
+                );
+                return Ok(127);
+            }
+            return Err(Error::new(mode.spawn_failure(errno)));
         }
         return Err(Error::new(report.message));
     }
+    if mode == Mode::Buffered
+        && (outcome.stdout.len() > OUTPUT_CAP || outcome.stderr.len() > OUTPUT_CAP)
+    {
+        return Err(Error::new(format!(
+            "agent operation failed: vm exec: command output exceeded {OUTPUT_CAP} bytes and \
+             was truncated. Use streaming exec (exec_stream / execStream) for large output."
+        )));
+    }
+    if outcome.timed_out && image {
+        let ms = args.timeout.map_or(0, |t| t.as_millis());
+        let note = format!("\ncommand timed out after {ms}ms");
+        if mode == Mode::Buffered {
+            outcome.stderr.extend_from_slice(note.as_bytes());
+        } else {
+            let _ = sys::write_all(2, note.as_bytes());
+        }
+    }
+    // A buffered exec's output comes once the command is done, as smolvm
+    // writes it: all of stdout, then all of stderr. A reader that went away
+    // is not our error.
+    let _ = sys::write_all(1, &outcome.stdout);
+    let _ = sys::write_all(2, &outcome.stderr);
+    // On a bare machine a timeout prints nothing: only the status tells.
     if outcome.timed_out {
-        let text = &args
-            .timeout
-            .as_ref()
-            .expect("timed out without a timeout")
-            .text;
-        eprintln!("Error: command timed out after {text}");
         return Ok(124);
     }
     Ok(sys::exit_code(outcome.status))
@@ -313,35 +522,54 @@ pub fn run(args: ExecArgs) -> Result<i32> {
 struct Outcome {
     status: libc::c_int,
     timed_out: bool,
+    /// `--stream` output reached the cap; the guest has been ended.
+    capped: bool,
+    /// A buffered exec's output (at most one byte over the cap each).
     stdout: Vec<u8>,
     stderr: Vec<u8>,
     report: Vec<u8>,
 }
 
+/// How often a kill request is repeated until the guest init is gone: the
+/// init may not have its handlers yet when the first one is sent.
+const KILL_REPEAT: Duration = Duration::from_millis(100);
+
 /// Waits for the guest while draining its report pipe and (unless
-/// streaming) both output pipes in one poll loop, so neither pipe can fill
-/// up and block the command. On timeout, kills guest init and keeps
-/// draining: what was written until then is still delivered.
+/// interactive) both output pipes in one poll loop, so neither pipe can fill
+/// up and block the command. A buffered exec keeps each stream up to one
+/// byte over the cap and then stops reading it (the command's next write
+/// fails, as in smolvm); `--stream` passes output on as it comes and gives
+/// up once the total reaches the cap. On timeout, what `kill` says is
+/// killed; what was written until then is still delivered.
 fn supervise(
     child: &spawn::Child,
+    mode: Mode,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
-    timeout: Option<std::time::Duration>,
+    timeout: Option<Duration>,
+    kill: Kill,
 ) -> Result<Outcome> {
     let os = |what: &str, e: std::io::Error| Error::new(format!("{what}: {}", os_text(&e)));
     let pidfd = sys::pidfd_open(child.pid).map_err(|e| os("pidfd_open", e))?;
     let mut deadline = timeout.map(|t| Instant::now() + t);
-    let mut sources: [(Option<RawFd>, Vec<u8>); 3] = [
-        (Some(child.report.as_raw_fd()), Vec::new()),
-        (sys::raw(&stdout), Vec::new()),
-        (sys::raw(&stderr), Vec::new()),
-    ];
+    let report_fd = child.report.as_raw_fd();
+    // (fd, where its data goes: 0 keep as report, 1/2 our stdout/stderr)
+    let mut sources: [(Option<OwnedFd>, RawFd, Vec<u8>); 2] =
+        [(stdout, 1, Vec::new()), (stderr, 2, Vec::new())];
+    let mut report_open = true;
+    let mut report = Vec::new();
     let mut exited = false;
     let mut timed_out = false;
-    while !exited || sources.iter().any(|(fd, _)| fd.is_some()) {
-        let mut pfds: Vec<libc::pollfd> = sources
-            .iter()
-            .map(|(fd, _)| fd.unwrap_or(-1))
+    let mut capped = false;
+    let mut relayed = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    while !exited || report_open || sources.iter().any(|(fd, _, _)| fd.is_some()) {
+        let mut pfds: Vec<libc::pollfd> = std::iter::once(if report_open { report_fd } else { -1 })
+            .chain(
+                sources
+                    .iter()
+                    .map(|(fd, _, _)| fd.as_ref().map_or(-1, |f| f.as_raw_fd())),
+            )
             .chain(std::iter::once(if exited { -1 } else { pidfd.as_raw_fd() }))
             .map(|fd| libc::pollfd {
                 fd,
@@ -366,19 +594,54 @@ fn supervise(
             return Err(os("poll", err));
         }
         if ready == 0 {
-            unsafe { libc::kill(child.pid, libc::SIGKILL) };
             timed_out = true;
-            deadline = None;
+            deadline = if exited {
+                None
+            } else {
+                let request = match kill {
+                    Kill::Group => KILL_GROUP,
+                    Kill::Process => KILL_PROCESS,
+                    Kill::Everything => libc::SIGKILL,
+                };
+                unsafe { libc::kill(child.pid, request) };
+                Some(Instant::now() + KILL_REPEAT)
+            };
             continue;
         }
-        for ((fd, data), pfd) in sources.iter_mut().zip(&pfds) {
-            if let Some(raw) = *fd {
-                if pfd.revents != 0
-                    && sys::read_append(raw, data, CHUNK).map_err(|e| os("read", e))? == 0
-                {
+        if report_open
+            && pfds[0].revents != 0
+            && sys::read_append(report_fd, &mut report, 4096).map_err(|e| os("read", e))? == 0
+        {
+            report_open = false;
+        }
+        for ((fd, target, data), pfd) in sources.iter_mut().zip(&pfds[1..3]) {
+            let Some(raw) = fd.as_ref().map(|f| f.as_raw_fd()) else {
+                continue;
+            };
+            if pfd.revents == 0 {
+                continue;
+            }
+            if mode == Mode::Buffered {
+                let n = sys::read_append(raw, data, CHUNK).map_err(|e| os("read", e))?;
+                if n == 0 || data.len() > OUTPUT_CAP {
                     *fd = None;
                 }
+                continue;
             }
+            let n = sys::read(raw, &mut buf).map_err(|e| os("read", e))?;
+            if n == 0 {
+                *fd = None;
+                continue;
+            }
+            let _ = sys::write_all(*target, &buf[..n]);
+            relayed += n;
+            if relayed >= OUTPUT_CAP {
+                capped = true;
+            }
+        }
+        if capped {
+            unsafe { libc::kill(child.pid, libc::SIGKILL) };
+            break;
         }
         if pfds[3].revents != 0 {
             exited = true;
@@ -386,10 +649,11 @@ fn supervise(
     }
     child.disarm();
     let status = sys::waitpid(child.pid).map_err(|e| os("waitpid", e))?;
-    let [(_, report), (_, stdout), (_, stderr)] = sources;
+    let [(_, _, stdout), (_, _, stderr)] = sources;
     Ok(Outcome {
         status,
         timed_out,
+        capped,
         stdout,
         stderr,
         report,

@@ -63,6 +63,10 @@ pub struct Machine {
     pub labels: Vec<(String, String)>,
     /// Seconds since the Unix epoch.
     pub created_at: u64,
+    /// Nanoseconds since the Unix epoch of the last `start` (0: never
+    /// started): the guest's `SMOLVM_HOST_TIME_NS`, as smolvm's launcher
+    /// passes the host's clock at boot.
+    pub started_ns: u128,
 }
 
 impl Machine {
@@ -94,6 +98,7 @@ impl Machine {
         line("mem", &self.mem.to_string());
         line("net", if self.net { "true" } else { "false" });
         line("created_at", &self.created_at.to_string());
+        line("started_ns", &self.started_ns.to_string());
         for v in &self.volumes {
             let access = if v.read_only { "ro" } else { "rw" };
             line("volume", &format!("{access}\t{}\t{}", v.host, v.guest));
@@ -119,6 +124,7 @@ impl Machine {
             env: Vec::new(),
             labels: Vec::new(),
             created_at: 0,
+            started_ns: 0,
         };
         for line in text.lines() {
             let (key, raw) = line.split_once('=')?;
@@ -130,6 +136,7 @@ impl Machine {
                 "mem" => m.mem = value.parse().ok()?,
                 "net" => m.net = value == "true",
                 "created_at" => m.created_at = value.parse().ok()?,
+                "started_ns" => m.started_ns = value.parse().ok()?,
                 "volume" => {
                     let mut parts = value.splitn(3, '\t');
                     let (access, host, guest) = (parts.next()?, parts.next()?, parts.next()?);
@@ -188,7 +195,7 @@ fn unescape(text: &str) -> String {
     out
 }
 
-fn not_found(name: &str) -> Error {
+pub fn not_found(name: &str) -> Error {
     Error::new(format!("vm not found: {name}"))
 }
 
@@ -287,7 +294,7 @@ impl Store {
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 continue;
             };
-            if name::validate(&name).is_err() {
+            if name::check(&name).is_err() {
                 continue;
             }
             match self.load(&name) {
@@ -336,7 +343,9 @@ impl Store {
 }
 
 fn already_exists(name: &str) -> Error {
-    Error::new(format!("vm already exists: {name}"))
+    Error::new(format!(
+        "config operation failed: create machine: machine '{name}' already exists or is being created"
+    ))
 }
 
 fn write_state(dir: &Path, machine: &Machine) -> Result<()> {
@@ -370,13 +379,15 @@ fn rename_noreplace(from: &Path, to: &Path, name: &str) -> Result<()> {
     }
 }
 
-/// Parses `KEY=VALUE` as given to `-e` and `--label`.
-pub fn parse_pair(what: &str, text: &str) -> Result<(String, String)> {
+/// One `-e` as smolvm reads it: `KEY=VALUE`; `KEY` alone takes this
+/// process's KEY (Docker's `-e KEY`), nothing if unset; an empty key or an
+/// empty spec is dropped.
+pub fn parse_env_spec(text: &str) -> Option<(String, String)> {
     match text.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(Error::new(format!(
-            "invalid {what} '{text}': expected KEY=VALUE"
-        ))),
+        Some(("", _)) => None,
+        Some((k, v)) => Some((k.to_string(), v.to_string())),
+        None if text.is_empty() => None,
+        None => std::env::var(text).ok().map(|v| (text.to_string(), v)),
     }
 }
 
@@ -392,13 +403,17 @@ pub fn set_pair(pairs: &mut Vec<(String, String)>, pair: (String, String)) {
 /// Parses `HOST:GUEST[:ro]`. The host path must exist now; it is recorded
 /// absolute and resolved so later execs do not depend on this process's cwd.
 pub fn parse_volume(text: &str) -> Result<Volume> {
-    let bad = |why: &str| Error::new(format!("invalid volume '{text}': {why}"));
+    let bad = |why: &str| Error::new(format!("invalid mount path: {why}"));
     let parts: Vec<&str> = text.split(':').collect();
     let (host, guest, read_only) = match parts.as_slice() {
         [host, guest] => (*host, *guest, false),
         [host, guest, "ro"] => (*host, *guest, true),
         [host, guest, "rw"] => (*host, *guest, false),
-        _ => return Err(bad("expected HOST:GUEST[:ro]")),
+        _ => {
+            return Err(bad(&format!(
+                "invalid format '{text}' (expected host:guest[:ro|:rw])"
+            )))
+        }
     };
     if host.is_empty() {
         return Err(bad("empty host path"));
@@ -406,8 +421,8 @@ pub fn parse_volume(text: &str) -> Result<Volume> {
     if !guest.starts_with('/') || guest.split('/').all(str::is_empty) {
         return Err(bad("guest path must be absolute and not /"));
     }
-    let host =
-        fs::canonicalize(host).map_err(|e| bad(&format!("host path {host}: {}", os_text(&e))))?;
+    let host = fs::canonicalize(host)
+        .map_err(|_| Error::new(format!("mount source not found: {host}")))?;
     let host = host
         .to_str()
         .ok_or_else(|| bad("host path is not UTF-8"))?
@@ -440,6 +455,7 @@ mod tests {
             env: vec![("A".into(), "b=c\nd".into())],
             labels: vec![("bottle".into(), "".into())],
             created_at: 1_700_000_000,
+            started_ns: 1_700_000_000_123_456_789,
         };
         let text = m.to_state_file();
         assert_eq!(Machine::from_state_file("m1", &text), Some(m));
@@ -447,9 +463,10 @@ mod tests {
 
     #[test]
     fn pairs() {
-        assert!(parse_pair("label", "a=b=c").is_ok());
-        assert!(parse_pair("label", "=b").is_err());
-        assert!(parse_pair("label", "ab").is_err());
+        assert_eq!(parse_env_spec("a=b=c"), Some(("a".into(), "b=c".into())));
+        assert_eq!(parse_env_spec("=b"), None);
+        assert_eq!(parse_env_spec(""), None);
+        assert_eq!(parse_env_spec("SMOLVM_STANDIN_SURELY_UNSET"), None);
         let mut pairs = vec![("A".to_string(), "1".to_string())];
         set_pair(&mut pairs, ("B".into(), "2".into()));
         set_pair(&mut pairs, ("A".into(), "3".into()));
