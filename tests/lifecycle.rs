@@ -158,6 +158,9 @@ fn launch_options_shape_the_machine() {
     std::fs::remove_dir_all(&host).unwrap();
 }
 
+/// Memory (in MiB) that neither stand-in can give a guest: start fails.
+const UNBOOTABLE_MIB: u32 = 4_000_000_000;
+
 #[test]
 fn a_failed_start_leaves_no_machine_behind() {
     let _ = common::standin();
@@ -165,11 +168,8 @@ fn a_failed_start_leaves_no_machine_behind() {
     let o = LaunchOpts::new();
     unsafe {
         check(bottle_launch_options_set_name(o.0, cstr(&name).as_ptr())).unwrap();
-        check(bottle_launch_options_set_image(
-            o.0,
-            cstr("standin:fail-start").as_ptr(),
-        ))
-        .unwrap();
+        // More memory than any host has: no machine boots with it.
+        check(bottle_launch_options_set_memory_mib(o.0, UNBOOTABLE_MIB)).unwrap();
     }
     assert_fails(launch(&o), BOTTLE_ERR_SMOLVM, "smolvm machine start on");
     assert!(status(&name).is_none(), "the created machine was deleted");

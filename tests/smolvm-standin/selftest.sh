@@ -166,8 +166,8 @@ check "status after delete" 1 "" "Error: vm not found: life" sv status --name li
 check "delete again" 1 "" "Error: vm not found: life" sv delete --name life -f
 expect "  ... nothing of it remains" test ! -e "$SMOLVM_STANDIN_HOME/life"
 
-check "create with standin:fail-start" 0 '*' "" sv create --name fails --image standin:fail-start
-check "  ... start fails" 1 '*' "Error: failed to start machine 'fails': boot failed (standin:fail-start)" \
+check "create with more memory than the host has" 0 '*' "" sv create --name fails --mem 4000000000
+check "  ... start fails" 1 '*' "Error: agent operation failed: start machine: agent operation failed: monitor agent: Error: smolvm-standin guest: cannot give the guest 4000000000 MiB of memory: the host has $(( $(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo) / 1024 )) MiB (boot process exited (code 1) before the agent was ready)" \
     sv start --name fails
 check "  ... and it stays created" 0 '*' "" sv status --name fails --json
 expect "  ... (state created)" grep -q '"state": "created"' "$T/out"

@@ -112,12 +112,16 @@ func TestLaunchOptionsShapeTheMachine(t *testing.T) {
 	}
 }
 
+// unbootableMiB is more memory than any host has: a machine asking for it
+// does not start, on either stand-in.
+const unbootableMiB = 4_000_000_000
+
 func TestLaunchThatFailsToStartLeavesNoMachine(t *testing.T) {
 	t.Parallel()
 	standin(t)
 	name := fmt.Sprintf("go-%d-fail-start", os.Getpid())
-	b, err := Launch(context.Background(), WithName(name), WithImage("standin:fail-start"))
-	wantErr(t, err, ErrSmolvm, "boot failed")
+	b, err := Launch(context.Background(), WithName(name), WithMemoryMiB(unbootableMiB))
+	wantErr(t, err, ErrSmolvm, "cannot give the guest")
 	if b != nil {
 		t.Error("Launch returned a Bottle with an error")
 	}
@@ -201,8 +205,8 @@ func TestWithBottleAlwaysTearsDown(t *testing.T) {
 	gone("failed teardown")
 
 	err = WithBottle(ctx, func(*Bottle) error { t.Error("fn ran after a failed launch"); return nil },
-		WithImage("standin:fail-start"))
-	wantErr(t, err, ErrSmolvm, "boot failed")
+		WithMemoryMiB(unbootableMiB))
+	wantErr(t, err, ErrSmolvm, "cannot give the guest")
 }
 
 func TestReapDeletesOnlyMachinesOfDeadOwners(t *testing.T) {

@@ -76,7 +76,8 @@ def test_launch_tears_down_on_exception():
 def test_launch_that_does_not_start_leaves_nothing():
     name = unique_name("fail")
     with pytest.raises(bottle.SmolvmError):
-        bottle.launch(name=name, image="standin:fail-start")
+        # More memory than any host has: the machine does not start.
+        bottle.launch(name=name, memory_mib=4_000_000_000)
     assert machine_status(name) is None
 
 

@@ -106,7 +106,7 @@ pub struct CreateArgs {
     #[command(flatten)]
     pub machine: NameArgs,
 
-    /// Image to record (`standin:fail-start` makes `start` fail)
+    /// Image to record
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
 

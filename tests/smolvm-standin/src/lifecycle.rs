@@ -10,7 +10,6 @@ use crate::machine::{self, Machine, State, Store};
 use crate::{json, name};
 
 /// The image whose `start` fails, so tests can exercise boot failures.
-const FAIL_START_IMAGE: &str = "standin:fail-start";
 
 /// smolvm's floor for `--mem`.
 const MIN_MEM_MIB: u32 = 64;
@@ -106,9 +105,14 @@ pub fn start(args: NameArgs) -> Result<i32> {
         return Ok(0);
     }
     println!("Starting machine '{name}'...");
-    if m.image.as_deref() == Some(FAIL_START_IMAGE) {
+    // A machine asking for more memory than the host has cannot boot, on
+    // the stand-in as with the stand-in guest behind the real smolvm, in
+    // the real smolvm's words for a boot process that died.
+    if let Err(e) = crate::boot::check_memory(u64::from(m.mem)) {
         return Err(Error::new(format!(
-            "failed to start machine '{name}': boot failed ({FAIL_START_IMAGE})"
+            "agent operation failed: start machine: agent operation failed: monitor agent: \
+             Error: smolvm-standin guest: {e} (boot process exited (code 1) before the agent \
+             was ready)"
         )));
     }
     m.state = State::Running;
