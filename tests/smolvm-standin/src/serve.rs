@@ -217,6 +217,11 @@ enum ListenTarget {
     Unix(PathBuf),
 }
 
+/// smolvm's startup failures read `config operation failed: OPERATION: REASON`.
+fn config_error(operation: &str, reason: impl std::fmt::Display) -> Error {
+    Error::new(format!("config operation failed: {operation}: {reason}"))
+}
+
 impl ListenTarget {
     /// smolvm's rules: an `ADDR:PORT`, else a path (with or without
     /// `unix://`); something with a `:` that is neither is an error.
@@ -225,9 +230,10 @@ impl ListenTarget {
             return Ok(ListenTarget::Tcp(addr));
         }
         if !value.starts_with("unix://") && !value.starts_with('/') && value.contains(':') {
-            return Err(Error::new(format!(
-                "invalid address '{value}': expected a valid ADDR:PORT or a unix:// path"
-            )));
+            return Err(config_error(
+                "parse listen address",
+                format!("invalid address '{value}': expected a valid ADDR:PORT or a unix:// path"),
+            ));
         }
         let path = value.strip_prefix("unix://").unwrap_or(value);
         Ok(ListenTarget::Unix(PathBuf::from(path)))
@@ -254,6 +260,10 @@ pub fn run(args: ServeStartArgs) -> Result<i32> {
     runtime.block_on(serve(target, timeout))
 }
 
+fn io(e: std::io::Error) -> Error {
+    Error::new(e.to_string())
+}
+
 async fn serve(target: ListenTarget, timeout: Duration) -> Result<i32> {
     if let ListenTarget::Tcp(addr) = &target {
         if addr.ip().is_unspecified() {
@@ -266,44 +276,26 @@ async fn serve(target: ListenTarget, timeout: Duration) -> Result<i32> {
         }
     }
     // smolvm's registry starts as every recorded machine.
-    let known = Store::open()?
-        .list()?
-        .into_iter()
-        .map(|m| m.name)
-        .collect::<HashSet<_>>();
+    let known: Vec<String> = Store::open()?.list()?.into_iter().map(|m| m.name).collect();
+    if !known.is_empty() {
+        println!(
+            "Reconnected to {} existing machine(es): {}",
+            known.len(),
+            known.join(", ")
+        );
+    }
     let state = Arc::new(ApiState {
-        known: Mutex::new(known),
+        known: Mutex::new(known.into_iter().collect()),
         started: Instant::now(),
     });
-    let app = router(state, timeout);
-    let tls = serve_tls::resolve().map_err(Error::new)?;
-    let io = |e: std::io::Error| Error::new(e.to_string());
+    let tls = serve_tls::resolve().map_err(|e| config_error("serve tls", e))?;
     match target {
         ListenTarget::Tcp(addr) => match tls {
-            Some(config) => {
-                let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    shutdown_signal().await;
-                    stopper.graceful_shutdown(Some(Duration::from_secs(5)));
-                });
-                let server = axum_server::bind_rustls(addr, config).handle(handle.clone());
-                let listening = tokio::spawn(async move {
-                    if let Some(bound) = handle.listening().await {
-                        println!("smolvm API server listening on https://{bound} (mTLS)");
-                    }
-                });
-                server.serve(app.into_make_service()).await.map_err(io)?;
-                listening.abort();
-            }
+            Some(config) => serve_tls(addr, state, timeout, config).await?,
             None => {
                 let listener = tokio::net::TcpListener::bind(addr).await.map_err(io)?;
-                println!(
-                    "smolvm API server listening on http://{}",
-                    listener.local_addr().map_err(io)?
-                );
-                axum::serve(listener, app)
+                println!("smolvm API server listening on http://{addr}");
+                axum::serve(listener, router(state, timeout))
                     .with_graceful_shutdown(shutdown_signal())
                     .await
                     .map_err(io)?;
@@ -319,7 +311,7 @@ async fn serve(target: ListenTarget, timeout: Duration) -> Result<i32> {
             }
             let listener = tokio::net::UnixListener::bind(&path).map_err(io)?;
             println!("smolvm API server listening on unix://{}", path.display());
-            let served = axum::serve(listener, app)
+            let served = axum::serve(listener, router(state, timeout))
                 .with_graceful_shutdown(shutdown_signal())
                 .await;
             let _ = std::fs::remove_file(&path);
@@ -329,13 +321,54 @@ async fn serve(target: ListenTarget, timeout: Duration) -> Result<i32> {
     Ok(0)
 }
 
+/// HTTPS with mutual TLS through axum-server's rustls acceptor, as smolvm
+/// does, plus its plain loopback listener for health checks.
+async fn serve_tls(
+    addr: SocketAddr,
+    state: Shared,
+    timeout: Duration,
+    config: Arc<rustls::ServerConfig>,
+) -> Result<()> {
+    if let Some(local) =
+        serve_tls::local_plain_addr(addr).map_err(|e| config_error("serve local addr", e))?
+    {
+        let listener = tokio::net::TcpListener::bind(local).await.map_err(io)?;
+        println!("smolvm local API (loopback, plain) on http://{local}");
+        let door = Router::new()
+            .route("/health", get(health))
+            .route("/readyz", get(|| async { StatusCode::OK }))
+            .with_state(state.clone());
+        // Ends with the process.
+        tokio::spawn(async move { axum::serve(listener, door).await });
+    }
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stopper.graceful_shutdown(Some(Duration::from_secs(5)));
+    });
+    println!("smolvm API server listening on https://{addr} (mTLS)");
+    axum_server::bind_rustls(
+        addr,
+        axum_server::tls_rustls::RustlsConfig::from_config(config),
+    )
+    .handle(handle)
+    .serve(router(state, timeout).into_make_service())
+    .await
+    .map_err(io)
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let mut int = signal(SignalKind::interrupt()).ok();
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
     tokio::select! {
-        _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
-        _ = async { match int.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
     eprintln!("\nShutting down server (VMs continue running)...");
 }

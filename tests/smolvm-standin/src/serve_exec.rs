@@ -173,23 +173,25 @@ enum ExecEvent {
 }
 
 /// The streaming exec's agent session, feeding `events` as frames arrive.
-/// A failure before the command started comes back as `Err`.
+/// A failure before the command started comes back as `Err`, which smolvm
+/// reports in an `error` event with the `Debug` form of its API error
+/// (`Internal("agent operation failed: ...")`).
 fn stream_session(
     id: &str,
     request: &AgentRequest,
     timeout: Option<Duration>,
     events: &tokio::sync::mpsc::UnboundedSender<ExecEvent>,
-) -> Result<(), String> {
+) -> Result<(), ApiError> {
     const OPERATION: &str = "streaming exec";
-    let mut session = Session::open(id).map_err(|e| format!("connect: {e}"))?;
+    let mut session = open(id)?;
     let _ = session
         .stream()
         .set_read_timeout(timeout.map(|t| t + TIMEOUT_BUFFER));
-    session.send(request)?;
-    match session.receive()? {
+    session.send(request).map_err(ApiError::Internal)?;
+    match session.receive().map_err(ApiError::Internal)? {
         AgentResponse::Started => {}
-        AgentResponse::Error { message, .. } => return Err(debug_agent(OPERATION, &message)),
-        _ => return Err(debug_agent(OPERATION, "expected Started")),
+        AgentResponse::Error { message, .. } => return Err(agent_failure(OPERATION, &message)),
+        _ => return Err(agent_failure(OPERATION, "expected Started")),
     }
     let mut total = 0usize;
     loop {
@@ -228,12 +230,6 @@ fn stream_session(
     }
 }
 
-/// smolvm reports a streaming exec that failed to start with its error's
-/// `Debug` form.
-fn debug_agent(operation: &str, reason: &str) -> String {
-    format!("Agent {{ operation: {operation:?}, reason: {reason:?}, kind: Other }}")
-}
-
 pub async fn exec_stream(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -257,7 +253,7 @@ pub async fn exec_stream(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::task::spawn_blocking(move || {
         if let Err(e) = stream_session(&id, &request, timeout, &tx) {
-            let _ = tx.send(ExecEvent::Error(e));
+            let _ = tx.send(ExecEvent::Error(format!("{e:?}")));
         }
     });
     let stream = tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(|event| {

@@ -2,7 +2,7 @@
 //! delete, with smolvm 1.9.2's request and response shapes, over the
 //! stand-in's store (the same records and root filesystems as its CLI).
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +85,8 @@ pub struct MachineInfo {
     overlay_gb: u64,
     forkable: bool,
     forkpoint_held: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disk_used_mb: Option<u64>,
     created_at: u64,
 }
 
@@ -114,6 +116,10 @@ impl From<&Machine> for MachineInfo {
             overlay_gb: DEFAULT_OVERLAY_GB,
             forkable: false,
             forkpoint_held: false,
+            disk_used_mb: Store::open()
+                .ok()
+                .and_then(|store| disk_used(&store.machine_dir(&m.name)).ok())
+                .map(|bytes| bytes / (1024 * 1024)),
             created_at: m.created_at,
         }
     }
@@ -127,6 +133,22 @@ pub struct MachineList {
 #[derive(Serialize)]
 pub struct Deleted {
     deleted: String,
+}
+
+/// The blocks a machine's directory holds, as smolvm measures its disk
+/// images: real usage, not apparent size. Symbolic links are not followed.
+fn disk_used(dir: &std::path::Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += meta.blocks() * 512;
+        if meta.is_dir() {
+            total += disk_used(&entry.path()).unwrap_or(0);
+        }
+    }
+    Ok(total)
 }
 
 fn internal(e: crate::error::Error) -> ApiError {
@@ -176,43 +198,75 @@ fn validate_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// smolvm's rule for environment variable names from the API.
+/// smolvm's rule for an environment variable (or secret) name from the
+/// API: which part of it a name breaks, if any.
+fn env_key_rule(key: &str) -> Option<&'static str> {
+    if key.is_empty() {
+        Some("env key must not be empty")
+    } else if key.len() > 256 {
+        Some("env key exceeds 256-byte limit")
+    } else if !key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        Some("env key must start with an ASCII letter or underscore")
+    } else if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Some("env key must contain only ASCII alphanumeric and underscore")
+    } else {
+        None
+    }
+}
+
 pub fn validate_env(env: &[EnvVar]) -> Result<(), ApiError> {
     for var in env {
-        let key = &var.name;
-        let rule = if key.is_empty() {
-            Some("env key must not be empty".to_string())
-        } else if key.len() > 256 {
-            Some("env key exceeds 256-byte limit".to_string())
-        } else if !key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
-            Some("env key must start with an ASCII letter or underscore".to_string())
-        } else if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            Some("env key must contain only ASCII alphanumeric and underscore".to_string())
-        } else {
-            None
-        };
-        if let Some(rule) = rule {
+        if let Some(rule) = env_key_rule(&var.name) {
             return Err(ApiError::BadRequest(format!(
                 "env entry with {}-byte name rejected: {rule}",
-                key.len()
+                var.name.len()
             )));
         }
     }
     Ok(())
 }
 
-/// smolvm resolves request secrets in its untrusted scope, where no source
-/// is allowed: any entry is refused.
+/// smolvm's checks of request secrets: the key must be a variable name,
+/// and the reference must name exactly one source, which the API's
+/// untrusted scope then refuses whatever it is (secrets are for the CLI).
 pub fn validate_secrets(
     secrets: &std::collections::BTreeMap<String, smolvm_protocol::SecretRef>,
 ) -> Result<(), ApiError> {
-    match secrets.keys().next() {
-        None => Ok(()),
-        Some(name) => Err(ApiError::BadRequest(format!(
-            "secret '{name}': secret sources are not allowed over the HTTP API; \
-             configure secrets locally via the CLI"
-        ))),
+    const MAX_SECRETS: usize = 64;
+    if secrets.len() > MAX_SECRETS {
+        return Err(ApiError::BadRequest(format!(
+            "request `secrets` map has {} entries; maximum is {MAX_SECRETS}",
+            secrets.len()
+        )));
     }
+    // Every entry is refused; the first (in name order) is reported.
+    let Some((name, source)) = secrets.iter().next() else {
+        return Ok(());
+    };
+    if let Some(rule) = env_key_rule(name) {
+        return Err(ApiError::BadRequest(format!(
+            "secrets entry with {}-byte key rejected: {rule}",
+            name.len()
+        )));
+    }
+    let reason = match (&source.from_env, &source.from_file) {
+        (None, None) => {
+            "no source set: exactly one of from_env, from_file must be specified".to_string()
+        }
+        (Some(_), Some(_)) => {
+            "multiple sources set: exactly one of from_env, from_file must be specified".to_string()
+        }
+        (Some(_), None) => untrusted("env"),
+        (None, Some(_)) => untrusted("file"),
+    };
+    Err(ApiError::BadRequest(format!("secret '{name}': {reason}")))
+}
+
+fn untrusted(kind: &str) -> String {
+    format!(
+        "source kind '{kind}' is not allowed in scope Untrusted; \
+         secret refs may only be resolved on the trusted local host"
+    )
 }
 
 fn machine_name() -> String {
@@ -227,26 +281,40 @@ pub async fn create(
     State(state): State<Shared>,
     Json(req): Json<CreateRequest>,
 ) -> Result<Json<MachineInfo>, ApiError> {
+    // smolvm's order: the name, the mounts, then the name must be free
+    // (a record unknown to the registry counts too), then secrets and env.
     let name = req.name.clone().unwrap_or_else(machine_name);
     validate_name(&name).map_err(ApiError::BadRequest)?;
-    validate_secrets(&req.secrets)?;
-    validate_env(&req.env)?;
-    if state.knows(&name) {
-        return Err(ApiError::Conflict(format!(
-            "machine '{name}' already exists"
-        )));
-    }
     let mut volume = Vec::new();
     for m in &req.mounts {
         if !std::path::Path::new(&m.source).exists() {
             return Err(ApiError::BadRequest(format!(
-                "mount source does not exist: {}",
+                "mount source not found: {}",
                 m.source
+            )));
+        }
+        if !m.target.starts_with('/') {
+            return Err(ApiError::BadRequest(format!(
+                "mount operation failed: validate guest path: \
+                 target path on guest should be an absolute directory: {}",
+                m.target
             )));
         }
         let access = if m.readonly { ":ro" } else { "" };
         volume.push(format!("{}:{}{access}", m.source, m.target));
     }
+    if state.knows(&name) {
+        return Err(ApiError::Conflict(format!(
+            "machine '{name}' already exists"
+        )));
+    }
+    if lookup(&name).is_ok() {
+        return Err(ApiError::Conflict(format!(
+            "machine '{name}' already exists or is being created"
+        )));
+    }
+    validate_secrets(&req.secrets)?;
+    validate_env(&req.env)?;
     let args = CreateArgs {
         machine: NameArgs { name: name.clone() },
         image: req.image.clone(),
@@ -306,9 +374,33 @@ pub fn boot(name: &str) -> Result<Machine, ApiError> {
 
 /// Starts the machine and adopts it into the registry: how a machine the
 /// CLI created after serve started becomes usable through the API.
+/// `start`'s query and body, parsed only so that malformed ones are refused
+/// as smolvm refuses them; fork bases and registry credentials have no
+/// meaning for the stand-in.
+#[derive(Deserialize)]
+#[allow(dead_code)]
+pub struct StartQuery {
+    #[serde(default)]
+    forkable: bool,
+    #[serde(default, rename = "forkPoolSize")]
+    fork_pool_size: Option<u32>,
+    #[serde(default, rename = "cudaVramLimitMib")]
+    cuda_vram_limit_mib: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+pub struct StartRequest {
+    #[serde(default)]
+    registry_auth: Option<serde_json::Value>,
+}
+
 pub async fn start(
     State(state): State<Shared>,
     Path(name): Path<String>,
+    Query(_query): Query<StartQuery>,
+    _body: Option<Json<StartRequest>>,
 ) -> Result<Json<MachineInfo>, ApiError> {
     let booted = name.clone();
     let machine = blocking(move || boot(&booted)).await?;

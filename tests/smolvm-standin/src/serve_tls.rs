@@ -32,7 +32,9 @@ fn env_path(name: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// `None`: plain HTTP. The messages are smolvm's.
+/// `None`: plain HTTP. The messages are smolvm's. Resolved whatever the
+/// listen address, as smolvm does: a unix socket is always plain HTTP, but
+/// `SMOLVM_SERVE_REQUIRE_MTLS` still refuses to start without the files.
 pub fn resolve() -> Result<Option<Arc<ServerConfig>>, String> {
     match (
         env_path(ENV_CERT),
@@ -89,8 +91,31 @@ fn server_config(cert: &Path, key: &Path, client_ca: &Path) -> Result<Arc<Server
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
         .map_err(|e| format!("install server cert/key: {e}"))?;
-    // smolvm offers h2 too; this server speaks HTTP/1.1 only, so offering h2
-    // would break clients that pick it.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// With TLS, smolvm also serves plain HTTP on the loopback address, port + 1
+/// (or `SMOLVM_SERVE_LOCAL_ADDR`), for its node agent's liveness polls: only
+/// health routes, never the machine API. An unparsable override means no
+/// such listener.
+pub fn local_plain_addr(
+    main: std::net::SocketAddr,
+) -> Result<Option<std::net::SocketAddr>, String> {
+    let addr = match std::env::var("SMOLVM_SERVE_LOCAL_ADDR")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        Some(text) => text.parse().ok(),
+        None => Some(std::net::SocketAddr::from((
+            std::net::Ipv4Addr::LOCALHOST,
+            main.port().wrapping_add(1),
+        ))),
+    };
+    match addr {
+        Some(addr) if !addr.ip().is_loopback() => {
+            Err(format!("SMOLVM_SERVE_LOCAL_ADDR {addr} must be loopback"))
+        }
+        other => Ok(other),
+    }
 }
