@@ -7,17 +7,21 @@
 //!   --send TEXT     a binary frame (TEXT's bytes; \n, \r, \t, \xHH, \\ escapes)
 //!   --text TEXT     a text frame (same escapes)
 //!   --sleep MS      pause
+//!   --expect TEXT   wait (up to 10 s) until the output received so far
+//!                   contains TEXT (same escapes)
 //!   --close         a Close frame
 //! ```
 //!
 //! Binary frames received go to stdout as they are; every text frame goes
 //! to stderr as a line `text: ...`, and the end as `closed` (server Close
 //! or end of connection). Exits 0 once the server has closed, 1 on a
-//! failed handshake (printing `handshake: STATUS`) and 2 if nothing
-//! closed the connection within 20 s.
+//! failed handshake (printing `handshake: STATUS BODY`), 2 if nothing
+//! closed the connection within 20 s, and 3 if an `--expect` waited in
+//! vain.
 
 use std::io::Write;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -50,6 +54,7 @@ enum Action {
     Send(Vec<u8>),
     Text(String),
     Sleep(u64),
+    Expect(Vec<u8>),
     Close,
 }
 
@@ -75,10 +80,13 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         }
     };
     let (mut tx, mut rx) = ws.split();
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let seen = received.clone();
     let reader = tokio::spawn(async move {
         while let Some(message) = rx.next().await {
             match message {
                 Ok(Message::Binary(data)) => {
+                    seen.lock().unwrap().extend_from_slice(&data);
                     let mut out = std::io::stdout();
                     let _ = out.write_all(&data);
                     let _ = out.flush();
@@ -97,6 +105,22 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             Action::Close => tx.send(Message::Close(None)).await,
             Action::Sleep(ms) => {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok(())
+            }
+            Action::Expect(text) => {
+                let until = Instant::now() + Duration::from_secs(10);
+                while !received
+                    .lock()
+                    .unwrap()
+                    .windows(text.len().max(1))
+                    .any(|w| w == text.as_slice())
+                {
+                    if Instant::now() > until {
+                        eprintln!("expected: {}", String::from_utf8_lossy(&text));
+                        return 3;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 Ok(())
             }
         };
@@ -125,6 +149,7 @@ async fn main() {
                 String::from_utf8(unescape(&value())).expect("UTF-8"),
             )),
             "--sleep" => actions.push(Action::Sleep(value().parse().expect("milliseconds"))),
+            "--expect" => actions.push(Action::Expect(unescape(&value()))),
             "--close" => actions.push(Action::Close),
             _ => url = Some(arg),
         }

@@ -257,7 +257,12 @@ pub fn run(args: ServeStartArgs) -> Result<i32> {
         .enable_all()
         .build()
         .map_err(|e| Error::new(format!("tokio runtime: {e}")))?;
-    runtime.block_on(serve(target, timeout))
+    let code = runtime.block_on(serve(target, timeout));
+    // Requests still running (an exec past its 408, a streaming exec whose
+    // client left) are not waited for: their guests get SIGTERM as this
+    // process ends.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
 }
 
 fn io(e: std::io::Error) -> Error {

@@ -21,6 +21,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -103,13 +104,22 @@ impl Session {
             .map_err(|e| format!("agent socket: {e}"))?;
         let listener = UnixListener::bind_addr(&addr).map_err(|e| format!("agent socket: {e}"))?;
         let stream = UnixStream::connect_addr(&addr).map_err(|e| format!("agent socket: {e}"))?;
-        let child = Command::new("/proc/self/exe")
+        let mut command = Command::new("/proc/self/exe");
+        command
             .args(["_api-guest", "--name", name])
             .stdin(Stdio::from(OwnedFd::from(listener)))
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("start guest: {e}"))?;
+            .stderr(Stdio::piped());
+        // If the serve dies, its guests go too. The signal comes when the
+        // forking *thread* ends, which is fine here: a session lives and
+        // dies within the one blocking task that opened it.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(|e| format!("start guest: {e}"))?;
         Ok(Session { stream, child })
     }
 
