@@ -173,6 +173,9 @@ serve_checks() {
     post "exec: timeoutSecs gives 124, output so far" 200 \
         '{"exitCode":124,"stdout":"before\n","stderr":"","stdoutB64":"YmVmb3JlCg==","stderrB64":""}' \
         /sv1/exec '{"command":["sh","-c","echo before; sleep 5; echo after"],"timeoutSecs":1}'
+    post "exec: a setsid child holding the output outlives the reply deadline (timeout + 5 s)" 500 \
+        '{"error":"io operation failed: Resource temporarily unavailable (os error 11)","code":"INTERNAL_ERROR"}' \
+        /sv1/exec '{"command":["sh","-c","setsid sleep 30 & exit 0"],"timeoutSecs":1}'
     post "exec: workdir" 200 '{"exitCode":0,"stdout":"/tmp\n","stderr":"","stdoutB64":"L3RtcAo=","stderrB64":""}' \
         /sv1/exec '{"command":["pwd"],"workdir":"/tmp"}'
     post "exec: a missing program is a 500" 500 "$not_running_spawn" /sv1/exec '{"command":["/nonexistent"]}'

@@ -159,7 +159,9 @@ impl Session {
 
     /// The reason a connection broke: what the guest said on its way out
     /// (a setup failure: the machine vanished, a volume is gone), else the
-    /// socket's own error.
+    /// socket's own error as smolvm words an I/O error (its reply deadline,
+    /// a command's timeout + 5 s, ends as `io operation failed: Resource
+    /// temporarily unavailable (os error 11)`).
     fn lost(&mut self, socket_error: &str) -> String {
         // The session is over either way; ending the guest first means its
         // stderr is complete when read.
@@ -171,7 +173,7 @@ impl Session {
         let text = text.trim();
         let text = text.strip_prefix("Error: ").unwrap_or(text);
         if text.is_empty() {
-            socket_error.to_string()
+            format!("io operation failed: {socket_error}")
         } else {
             text.to_string()
         }
