@@ -446,6 +446,10 @@ expect "nothing of the machines remains in the home" sh -c "test -z \"\$(ls -A '
 expect "no mount in the host mentions the home" sh -c "! grep -F '$SMOLVM_STANDIN_HOME' /proc/self/mountinfo"
 expect "no guest process is left" sh -c '! pgrep -f "sleep 432[0-9]" >/dev/null'
 
+## The HTTP API (serve): the stand-in's, and the real one in front of the stand-in guest
+
+. "$here/selftest-serve.sh"
+
 ## The real smolvm CLI against the stand-in guest
 
 . "$here/selftest-real.sh"

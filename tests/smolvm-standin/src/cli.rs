@@ -30,6 +30,49 @@ pub enum Command {
         /// smolvm's boot config (JSON)
         config: std::path::PathBuf,
     },
+    /// Start the HTTP API server for programmatic machine management
+    #[command(subcommand)]
+    Serve(ServeCommand),
+    /// The guest behind one `serve` request: enters the machine and serves
+    /// smolvm's agent protocol on the listening socket that is its stdin
+    #[command(name = "_api-guest", hide = true)]
+    ApiGuest(NameArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServeCommand {
+    /// Start the HTTP API server
+    Start(ServeStartArgs),
+}
+
+/// `smolvm serve start`'s arguments. Only `--listen` does anything; the
+/// others are accepted so that a command line written for smolvm works.
+#[derive(Args, Debug)]
+pub struct ServeStartArgs {
+    /// Address and port or Unix socket path to listen on
+    #[arg(short, long, value_name = "ADDR:PORT|PATH",
+          default_value_t = crate::serve::default_listen())]
+    pub listen: String,
+
+    /// Enable debug logging (accepted, ignored)
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// CORS allowed origins (accepted, ignored)
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+
+    /// Output logs as structured JSON (accepted, ignored)
+    #[arg(long)]
+    pub json_logs: bool,
+
+    /// Seccomp mode for VM boot subprocesses (accepted, ignored)
+    #[arg(long, value_name = "MODE", default_value = "enforce")]
+    pub seccomp: String,
+
+    /// Landlock mode for VM boot subprocesses (accepted, ignored)
+    #[arg(long, value_name = "MODE", default_value = "enforce")]
+    pub landlock: String,
 }
 
 #[derive(Subcommand, Debug)]

@@ -9,8 +9,6 @@ use crate::error::{Error, Result};
 use crate::machine::{self, Machine, State, Store};
 use crate::{json, name};
 
-/// The image whose `start` fails, so tests can exercise boot failures.
-
 /// smolvm's floor for `--mem`.
 const MIN_MEM_MIB: u32 = 64;
 

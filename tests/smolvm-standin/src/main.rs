@@ -17,6 +17,12 @@ mod lifecycle;
 mod machine;
 mod name;
 mod rootfs;
+mod serve;
+mod serve_exec;
+mod serve_files;
+mod serve_guest;
+mod serve_machines;
+mod serve_tls;
 mod spawn;
 mod sys;
 
@@ -24,7 +30,7 @@ use std::io::Write;
 
 use clap::Parser;
 
-use cli::{Cli, Command, MachineCommand};
+use cli::{Cli, Command, MachineCommand, ServeCommand};
 
 fn main() {
     let command = match Cli::parse().command {
@@ -36,6 +42,8 @@ fn main() {
             });
             std::process::exit(code);
         }
+        Command::Serve(ServeCommand::Start(args)) => finish(serve::run(args)),
+        Command::ApiGuest(args) => finish(serve_guest::run(&args.name)),
     };
     let result = match command {
         MachineCommand::Exec(args) => exec::run(args),
@@ -47,6 +55,12 @@ fn main() {
         MachineCommand::Ls(args) => lifecycle::ls(args),
         MachineCommand::Cp(args) => copy::run(args),
     };
+    finish(result)
+}
+
+/// Exits with the command's status, or prints its error as smolvm does
+/// (`Error: <message>`) and exits 1.
+fn finish(result: error::Result<i32>) -> ! {
     let code = match result {
         Ok(code) => code,
         Err(e) => {
