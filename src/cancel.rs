@@ -19,7 +19,7 @@ pub struct Limits {
 
 impl Limits {
     /// The bounds of an operation starting now.
-    pub fn start(&self) -> Bounds {
+    pub(crate) fn start(&self) -> Bounds {
         Bounds {
             deadline: self.timeout.map(|t| Instant::now() + t),
             timeout: self.timeout,
@@ -31,29 +31,20 @@ impl Limits {
 /// The limits of one operation under way: its deadline fixed when it
 /// started, shared by every smolvm process it runs.
 #[derive(Debug, Clone, Default)]
-pub struct Bounds {
-    pub deadline: Option<Instant>,
+pub(crate) struct Bounds {
+    pub(crate) deadline: Option<Instant>,
     /// The timeout the deadline came from, for messages.
-    pub timeout: Option<Duration>,
-    pub cancel: Option<Arc<Cancel>>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) cancel: Option<Arc<Cancel>>,
 }
 
 impl Bounds {
-    pub fn cancel(&self) -> Option<&Cancel> {
+    pub(crate) fn cancel(&self) -> Option<&Cancel> {
         self.cancel.as_deref()
     }
 
-    /// A run's stdio left at its defaults, under these bounds.
-    pub fn io(&self) -> crate::capture::Io<'_> {
-        crate::capture::Io {
-            deadline: self.deadline,
-            cancel: self.cancel(),
-            ..Default::default()
-        }
-    }
-
     /// A stop of `what` described for the caller; other errors unchanged.
-    pub fn explain(&self, what: &str, e: Error) -> Error {
+    pub(crate) fn explain(&self, what: &str, e: Error) -> Error {
         match e {
             Error::Timeout(_) => Error::Timeout(match self.timeout {
                 Some(t) => format!(

@@ -19,7 +19,7 @@ use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::cancel::Cancel;
+use crate::cancel::{Bounds, Cancel};
 use crate::spawn::{self, Plan, SpawnError};
 
 /// The smallest free space a buffer has before a read; the kernel hands over
@@ -35,7 +35,7 @@ const EXIT_CHECK: Duration = Duration::from_millis(20);
 
 /// What a finished child left behind.
 #[derive(Debug)]
-pub struct Captured {
+pub(crate) struct Captured {
     pub status: ExitStatus,
     /// stdout, if captured.
     pub stdout: Vec<u8>,
@@ -51,20 +51,20 @@ pub struct Captured {
 
 impl Captured {
     /// All of stderr, if it was short enough to be kept whole.
-    pub fn whole_stderr(&self) -> Option<&[u8]> {
+    pub(crate) fn whole_stderr(&self) -> Option<&[u8]> {
         (self.stderr_total == self.stderr_tail.len() as u64).then_some(&self.stderr_tail)
     }
 }
 
 /// Which output stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
+pub(crate) enum Stream {
     Stdout,
     Stderr,
 }
 
 impl Stream {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
@@ -94,7 +94,7 @@ impl Default for Sink<'_> {
 
 /// Everything about a run beyond the command itself.
 #[derive(Default)]
-pub struct Io<'a> {
+pub(crate) struct Io<'a> {
     /// Bytes for the child's stdin; `None` gives it /dev/null.
     pub stdin: Option<&'a [u8]>,
     pub stdout: Sink<'a>,
@@ -106,18 +106,29 @@ pub struct Io<'a> {
     pub pass_fd: Option<RawFd>,
 }
 
+impl<'a> Io<'a> {
+    /// A run's stdio left at its defaults, under `bounds`.
+    pub(crate) fn within(bounds: &'a Bounds) -> Self {
+        Io {
+            deadline: bounds.deadline,
+            cancel: bounds.cancel(),
+            ..Io::default()
+        }
+    }
+}
+
 /// Why a run ended without the child finishing on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
+pub(crate) enum Stopped {
     DeadlinePassed,
     Cancelled,
-    CallbackStopped(Stream),
+    Callback(Stream),
 }
 
 /// A run that did not finish. Except for `Spawn`, the child has been
 /// stopped and reaped.
 #[derive(Debug)]
-pub enum RunError {
+pub(crate) enum RunError {
     /// The child could not be started.
     Spawn(io::Error),
     /// Its command line and environment exceed what the kernel passes to a
@@ -140,7 +151,7 @@ pub enum RunError {
 /// Once the child has exited, what is already in the pipes is read and the
 /// run ends: a process it left behind holding the pipes neither holds up
 /// the caller nor adds to the result.
-pub fn run_with(cmd: &mut Command, io: Io<'_>) -> Result<Captured, RunError> {
+pub(crate) fn run_with(cmd: &mut Command, io: Io<'_>) -> Result<Captured, RunError> {
     if io.cancel.is_some_and(Cancel::is_tripped) {
         return Err(RunError::Stopped(Stopped::Cancelled));
     }
@@ -220,7 +231,7 @@ pub fn run_with(cmd: &mut Command, io: Io<'_>) -> Result<Captured, RunError> {
 /// of its own, which a child that must read the caller's terminal cannot
 /// have (it would be stopped by SIGTTIN); without one, a stop reaches the
 /// child alone.
-pub fn run_inheriting(
+pub(crate) fn run_inheriting(
     cmd: &mut Command,
     own_group: bool,
     empty_stdin: bool,
@@ -326,7 +337,7 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 /// `fd`, moved above 2 if it is one of the standard descriptors (a host
 /// that closed its stdin gets 0 back from pipe), so that placing the
 /// child's stdio never overwrites a descriptor still to be placed.
-pub fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+pub(crate) fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
     }
@@ -546,7 +557,7 @@ impl<'a> Reader<'a> {
         }
         if let Some(on_chunk) = self.sink.on_chunk.as_mut() {
             if !on_chunk(&self.buf[start..]) {
-                return Err(RunError::Stopped(Stopped::CallbackStopped(self.stream)));
+                return Err(RunError::Stopped(Stopped::Callback(self.stream)));
             }
         }
         self.total += (self.buf.len() - start) as u64;
@@ -761,10 +772,7 @@ mod tests {
         };
         let e = run_with(&mut sh("echo x >&2; exec sleep 30"), io).unwrap_err();
         assert!(
-            matches!(
-                e,
-                RunError::Stopped(Stopped::CallbackStopped(Stream::Stderr))
-            ),
+            matches!(e, RunError::Stopped(Stopped::Callback(Stream::Stderr))),
             "{e:?}"
         );
     }

@@ -35,7 +35,7 @@ pub struct ExecOptions {
 
 impl ExecOptions {
     /// Checks every field; messages name the C argument.
-    pub fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if let Some(user) = &self.user {
             validate::user(user)?;
         }

@@ -7,18 +7,21 @@
 //! from before a reboot) and the pid namespace (a pid means nothing in
 //! another one, so a reaper there leaves the machine alone).
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::PathBuf;
 
-use crate::bottle::Bottle;
+use serde::Deserialize;
+
 use crate::cancel::{Bounds, Limits};
 use crate::error::{Error, Result};
 use crate::guest_env;
+use crate::machine::Machine;
 use crate::smolvm::{self, Smolvm};
 use crate::validate;
 
 /// The label that marks a machine as libbottle's.
-pub const LABEL: &str = "libbottle";
+const LABEL: &str = "libbottle";
 const LABEL_PID: &str = "libbottle.pid";
 const LABEL_START: &str = "libbottle.start";
 const LABEL_BOOT: &str = "libbottle.boot";
@@ -49,7 +52,8 @@ pub struct LaunchOptions {
     /// (`BOTTLE_MACHINE_ENV_N`), so they reach no root process by their
     /// own names.
     pub env: Vec<(String, String)>,
-    /// The in-guest system-prompt file for claude, as in [`Bottle::open`].
+    /// The in-guest system-prompt file for claude, as in
+    /// [`Bottle::open`](crate::Bottle::open).
     pub prompt_path: Option<String>,
     /// What may stop the launch (create and start together).
     pub limits: Limits,
@@ -57,7 +61,7 @@ pub struct LaunchOptions {
 
 impl LaunchOptions {
     /// Checks every field; messages name the C argument.
-    pub fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if let Some(name) = &self.name {
             validate::machine_name(name)?;
         }
@@ -195,60 +199,47 @@ fn boot_id() -> Result<String> {
         .map_err(|e| Error::io("reading /proc/sys/kernel/random/boot_id", e))
 }
 
-impl Bottle {
-    /// Creates a machine as `opts` says, starts it, and returns a bottle that
-    /// owns it: closing or dropping the bottle stops and deletes it. If the
-    /// start fails, the machine just created is deleted and the start error
-    /// returned.
-    ///
-    /// A launch stopped by its limits during `create` or `start` deletes
-    /// what it created, as a failed start does; that deletion is not bound
-    /// by the limits, since nothing else would remove the machine.
-    pub fn launch(opts: &LaunchOptions) -> Result<Bottle> {
-        opts.validate()?;
-        let bounds = opts.limits.start();
-        let smolvm = Smolvm::locate()?;
-        let owner = ProcessId::current()?;
-        let name = opts
-            .name
-            .clone()
-            .unwrap_or_else(|| generated_name(owner.pid));
-        let created =
-            smolvm.run_checked_within(opts.create_args(&name, &owner), "create", &name, &bounds);
-        if let Err(create) = created {
-            // A create that failed made nothing (and the name may be another
-            // machine's); one that was stopped may have made the machine.
-            if matches!(create, Error::Timeout(_) | Error::Cancelled(_)) {
-                let _ = smolvm.run_checked(smolvm::delete_args(&name), "delete", &name);
-            }
-            return Err(create);
+/// Creates a machine as `opts` says and starts it: the work of
+/// [`Bottle::launch`](crate::Bottle::launch), which owns what this returns.
+pub(crate) fn launch(opts: &LaunchOptions) -> Result<Machine> {
+    opts.validate()?;
+    let bounds = opts.limits.start();
+    let smolvm = Smolvm::locate()?;
+    let owner = ProcessId::current()?;
+    let name = opts
+        .name
+        .clone()
+        .unwrap_or_else(|| generated_name(owner.pid));
+    let created =
+        smolvm.run_checked_within(opts.create_args(&name, &owner), "create", &name, &bounds);
+    if let Err(create) = created {
+        // A create that failed made nothing (and the name may be another
+        // machine's); one that was stopped may have made the machine.
+        if matches!(create, Error::Timeout(_) | Error::Cancelled(_)) {
+            let _ = smolvm.run_checked(smolvm::delete_args(&name), "delete", &name);
         }
-        let started = smolvm.run_checked_within(smolvm::start_args(&name), "start", &name, &bounds);
-        if let Err(start) = started {
-            return Err(
-                match smolvm.run_checked(smolvm::delete_args(&name), "delete", &name) {
-                    Ok(()) => start,
-                    Err(delete) => Error::Smolvm(format!(
-                        "{start}; deleting the machine afterwards failed too: {delete}"
-                    )),
-                },
-            );
-        }
-        let machine_env = opts.env.iter().map(|(k, _)| k.clone()).collect();
-        Ok(Bottle::new(
-            name,
-            opts.prompt_path.clone(),
-            smolvm,
-            true,
-            machine_env,
-        ))
+        return Err(create);
     }
+    let started = smolvm.run_checked_within(smolvm::start_args(&name), "start", &name, &bounds);
+    if let Err(start) = started {
+        return Err(
+            match smolvm.run_checked(smolvm::delete_args(&name), "delete", &name) {
+                Ok(()) => start,
+                Err(delete) => Error::Smolvm(format!(
+                    "{start}; deleting the machine afterwards failed too: {delete}"
+                )),
+            },
+        );
+    }
+    let env = opts.env.iter().map(|(k, _)| k.clone()).collect();
+    Ok(Machine::new(name, smolvm, opts.prompt_path.clone(), env))
 }
 
 /// Stops and deletes `machine`. Deletion is tried even when the stop fails,
 /// and the first failure is returned; a teardown stopped by `bounds` goes
 /// no further.
-pub fn teardown(smolvm: &Smolvm, machine: &str, bounds: &Bounds) -> Result<()> {
+pub(crate) fn teardown(machine: &Machine, bounds: &Bounds) -> Result<()> {
+    let (smolvm, machine) = (machine.smolvm(), machine.name());
     let stopped = smolvm.run_checked_within(smolvm::stop_args(machine), "stop", machine, bounds);
     if let Err(e @ (Error::Timeout(_) | Error::Cancelled(_))) = stopped {
         return Err(e);
@@ -259,16 +250,8 @@ pub fn teardown(smolvm: &Smolvm, machine: &str, bounds: &Bounds) -> Result<()> {
 }
 
 /// Deletes every machine launched by this library whose owning process is
-/// gone, and returns their names. A machine that cannot be deleted is
-/// reported in the error after the others have been tried; `removed` then
-/// still lists what was deleted. A machine that another reaper deleted
-/// first is neither listed nor an error.
-pub fn reap(removed: &mut Vec<String>) -> Result<()> {
-    reap_within(removed, &Limits::default())
-}
-
-/// [`reap`] stopped by `limits`; `removed` lists what was deleted before.
-pub fn reap_within(removed: &mut Vec<String>, limits: &Limits) -> Result<()> {
+/// gone: the work of [`Bottle::reap_within`](crate::Bottle::reap_within).
+pub(crate) fn reap_within(removed: &mut Vec<String>, limits: &Limits) -> Result<()> {
     let bounds = limits.start();
     let smolvm = Smolvm::locate()?;
     let list = machines(&smolvm, &bounds)?;
@@ -276,14 +259,11 @@ pub fn reap_within(removed: &mut Vec<String>, limits: &Limits) -> Result<()> {
     let mut failures = Vec::new();
     for machine in &list {
         // Only names smolvm itself would accept are acted on.
-        let Some(name) = machine
-            .get("name")
-            .and_then(|n| n.as_str())
-            .filter(|n| validate::machine_name(n).is_ok())
-        else {
+        let name = machine.name.as_str();
+        if validate::machine_name(name).is_err() {
             continue;
-        };
-        let Some(owner) = owner_of(machine) else {
+        }
+        let Some(owner) = machine.owner() else {
             continue;
         };
         if !owner.is_gone(&here) {
@@ -301,10 +281,7 @@ pub fn reap_within(removed: &mut Vec<String>, limits: &Limits) -> Result<()> {
     // Another reaper may have deleted some first: a machine that is gone
     // has been reaped, whoever did it.
     let left = machines(&smolvm, &bounds)?;
-    let still_there = |name: &str| {
-        left.iter()
-            .any(|m| m.get("name").and_then(|n| n.as_str()) == Some(name))
-    };
+    let still_there = |name: &str| left.iter().any(|m| m.name == name);
     let failures: Vec<String> = failures
         .into_iter()
         .filter(|(name, _)| still_there(name))
@@ -317,8 +294,33 @@ pub fn reap_within(removed: &mut Vec<String>, limits: &Limits) -> Result<()> {
     }
 }
 
+/// One machine of `smolvm machine ls --json`, as far as reaping needs it;
+/// smolvm's other fields are ignored.
+#[derive(Debug, Deserialize)]
+struct Listed {
+    name: String,
+    #[serde(default)]
+    labels: HashMap<String, String>,
+}
+
+impl Listed {
+    /// The owner recorded in the machine's labels, if it is libbottle's.
+    fn owner(&self) -> Option<ProcessId> {
+        let label = |k: &str| self.labels.get(k).map(String::as_str);
+        if label(LABEL) != Some("1") {
+            return None;
+        }
+        Some(ProcessId {
+            pid: label(LABEL_PID)?.parse().ok()?,
+            start: label(LABEL_START)?.to_owned(),
+            boot: label(LABEL_BOOT)?.to_owned(),
+            pidns: label(LABEL_PIDNS)?.to_owned(),
+        })
+    }
+}
+
 /// `smolvm machine ls --json`: every machine, as smolvm describes it.
-fn machines(smolvm: &Smolvm, bounds: &Bounds) -> Result<Vec<serde_json::Value>> {
+fn machines(smolvm: &Smolvm, bounds: &Bounds) -> Result<Vec<Listed>> {
     let out = smolvm
         .capture_bookkeeping(smolvm::ls_args(), bounds)
         .map_err(|e| bounds.explain("smolvm machine ls", e))?;
@@ -328,23 +330,10 @@ fn machines(smolvm: &Smolvm, bounds: &Bounds) -> Result<Vec<serde_json::Value>> 
             smolvm::failure_message(&out)
         )));
     }
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| Error::Smolvm(format!("smolvm machine ls printed no JSON: {e}")))?;
-    Ok(list.as_array().cloned().unwrap_or_default())
-}
-
-/// The owner recorded in a machine's labels, if it is libbottle's.
-fn owner_of(machine: &serde_json::Value) -> Option<ProcessId> {
-    let labels = machine.get("labels")?;
-    let label = |k: &str| labels.get(k).and_then(|v| v.as_str());
-    if label(LABEL) != Some("1") {
-        return None;
-    }
-    Some(ProcessId {
-        pid: label(LABEL_PID)?.parse().ok()?,
-        start: label(LABEL_START)?.to_owned(),
-        boot: label(LABEL_BOOT)?.to_owned(),
-        pidns: label(LABEL_PIDNS)?.to_owned(),
+    serde_json::from_slice(&out.stdout).map_err(|e| {
+        Error::Smolvm(format!(
+            "smolvm machine ls printed no JSON list of machines: {e}"
+        ))
     })
 }
 
@@ -387,15 +376,14 @@ mod tests {
     #[test]
     fn owners_are_read_back_from_labels() {
         let me = ProcessId::current().unwrap();
-        let labels: serde_json::Map<String, serde_json::Value> = me
-            .labels()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.into()))
-            .collect();
-        let machine = serde_json::json!({ "name": "m", "labels": labels });
-        assert_eq!(owner_of(&machine), Some(me));
-        let foreign = serde_json::json!({ "name": "m", "labels": { "app": "x" } });
-        assert_eq!(owner_of(&foreign), None);
+        let labels: HashMap<&str, String> = me.labels().into_iter().collect();
+        let read = |v: serde_json::Value| serde_json::from_value::<Listed>(v).unwrap();
+        let machine = read(serde_json::json!({ "name": "m", "labels": labels }));
+        assert_eq!(machine.owner(), Some(me));
+        let foreign = read(serde_json::json!({ "name": "m", "labels": { "app": "x" } }));
+        assert_eq!(foreign.owner(), None);
+        let unlabelled = read(serde_json::json!({ "name": "m", "state": "running" }));
+        assert_eq!(unlabelled.owner(), None);
     }
 
     #[test]

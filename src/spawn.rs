@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 /// smolvm names itself after argv[0] in its usage errors, which the library
 /// recognises by `Usage: smolvm`; every child is smolvm.
-pub const ARGV0: &str = "smolvm";
+pub(crate) const ARGV0: &str = "smolvm";
 
 /// The signal a child gets when the thread that started it dies.
 const DEATH_SIGNAL: libc::c_int = libc::SIGTERM;
@@ -46,10 +46,10 @@ const CHILD_STACK: usize = 64 * 1024;
 
 /// How long a child that is being stopped gets after SIGTERM (smolvm uses
 /// it to stop the guest command) before SIGKILL.
-pub const TERM_GRACE: Duration = Duration::from_millis(500);
+pub(crate) const TERM_GRACE: Duration = Duration::from_millis(500);
 
 /// What the child gets besides its command line.
-pub struct Plan {
+pub(crate) struct Plan {
     /// The child's descriptors 0, 1 and 2, each above 2; `None` keeps the
     /// caller's own stdio.
     pub stdio: Option<[RawFd; 3]>,
@@ -61,7 +61,7 @@ pub struct Plan {
 
 /// Why a child was not started.
 #[derive(Debug)]
-pub enum SpawnError {
+pub(crate) enum SpawnError {
     Io(io::Error),
     /// The command line and environment together exceed what the kernel
     /// passes to a new program.
@@ -73,7 +73,7 @@ pub enum SpawnError {
 
 /// A started child, not yet reaped.
 #[derive(Debug)]
-pub struct Process {
+pub(crate) struct Process {
     pid: libc::pid_t,
     own_group: bool,
     status: Option<ExitStatus>,
@@ -104,7 +104,7 @@ struct Strings {
 /// Starts `cmd` (program, arguments and environment changes; nothing else
 /// of it is used) as `plan` says. The program is a path, not looked up on
 /// PATH: smolvm's was made absolute when it was found.
-pub fn spawn(cmd: &Command, plan: &Plan) -> Result<Process, SpawnError> {
+pub(crate) fn spawn(cmd: &Command, plan: &Plan) -> Result<Process, SpawnError> {
     let strings = strings(cmd).map_err(SpawnError::Io)?;
     let path = cstring(cmd.get_program()).map_err(SpawnError::Io)?;
     check_size(&path, &strings)?;
@@ -222,7 +222,7 @@ fn check_size(path: &CString, strings: &Strings) -> Result<(), SpawnError> {
 
 /// What [`spawn`] would hand execve for `cmd`, counted as the kernel counts
 /// it, without preparing anything.
-pub fn command_size(cmd: &Command) -> usize {
+pub(crate) fn command_size(cmd: &Command) -> usize {
     let ptr = std::mem::size_of::<*const libc::c_char>();
     let arg = |s: &OsStr| s.len() + 1 + ptr;
     let env = environment(cmd);
@@ -237,7 +237,7 @@ pub fn command_size(cmd: &Command) -> usize {
 }
 
 /// The kernel's limit on argv and environment together (bprm_stack_limits).
-pub fn exec_size_limit() -> usize {
+pub(crate) fn exec_size_limit() -> usize {
     const MIN: usize = 128 * 1024;
     const MAX: usize = 6 * 1024 * 1024;
     let mut stack = libc::rlimit {
@@ -396,17 +396,17 @@ unsafe fn close_other_fds(keep: RawFd, fd_limit: libc::c_int) {
 }
 
 impl Process {
-    pub fn id(&self) -> u32 {
+    pub(crate) fn id(&self) -> u32 {
         self.pid as u32
     }
 
     /// The exit status if the child has exited, without waiting; reaps it.
-    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+    pub(crate) fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
         self.waitpid(libc::WNOHANG)
     }
 
     /// Waits for the child to exit and reaps it.
-    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+    pub(crate) fn wait(&mut self) -> io::Result<ExitStatus> {
         loop {
             if let Some(status) = self.waitpid(0)? {
                 return Ok(status);
@@ -450,7 +450,7 @@ impl Process {
 
     /// Whether the child has exited, without reaping it: while it is a
     /// zombie its pid, and so its process group id, cannot be reused.
-    pub fn has_exited(&self) -> bool {
+    pub(crate) fn has_exited(&self) -> bool {
         self.status.is_some() || has_exited(self.pid as u32)
     }
 
@@ -470,7 +470,7 @@ impl Process {
     /// [`TERM_GRACE`] for the child to exit, then SIGKILL to whatever of the
     /// group is left, while the exited child still holds the group's id.
     /// Always reaps the child.
-    pub fn stop(&mut self) -> io::Result<ExitStatus> {
+    pub(crate) fn stop(&mut self) -> io::Result<ExitStatus> {
         self.signal(libc::SIGTERM);
         let give_up = Instant::now() + TERM_GRACE;
         while Instant::now() < give_up && !self.has_exited() {
@@ -483,7 +483,7 @@ impl Process {
 
 /// Whether our child `pid` has exited (or cannot be waited for), without
 /// reaping it.
-pub fn has_exited(pid: u32) -> bool {
+pub(crate) fn has_exited(pid: u32) -> bool {
     // SAFETY: waitid writes one siginfo_t.
     unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();

@@ -3,7 +3,7 @@
 use std::ptr;
 
 use super::boundary;
-use crate::bottle::ExecOutput;
+use crate::ExecOutput;
 
 /// What a script run by `bottle_exec` left behind.
 ///

@@ -11,7 +11,7 @@ use super::cancel::bottle_cancel;
 use super::exec_options::env_pair;
 use super::status::bottle_status;
 use crate::bottle::Bottle;
-use crate::launch::{self, LaunchOptions, Volume};
+use crate::launch::{LaunchOptions, Volume};
 use crate::validate;
 
 /// Options for `bottle_launch` (opaque). Same rules as `bottle_exec_options`:
@@ -324,7 +324,7 @@ pub unsafe extern "C" fn bottle_reap_with(
         // SAFETY: per the contract.
         let limits = unsafe { opts.as_ref() }.map_or(&default, |o| &o.0);
         let mut names = Vec::new();
-        let result = launch::reap_within(&mut names, limits);
+        let result = Bottle::reap_within(&mut names, limits);
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.as_ptr().write(names_to_c(names)) };
         result
