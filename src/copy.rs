@@ -583,9 +583,8 @@ fn create_temp_beside(path: &Path) -> Result<(PathBuf, File)> {
 
 fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
-    // SAFETY: getrandom writes at most `bytes.len()` bytes into `bytes`.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    if n != bytes.len() as isize {
+    let n = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty());
+    if n.ok() != Some(bytes.len()) {
         // Uniqueness, not secrecy, is what the name needs; create_new()
         // catches any collision.
         return std::time::SystemTime::now()

@@ -341,9 +341,9 @@ fn generated_name(pid: u32) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let mut bytes = [0u8; 4];
-    // SAFETY: getrandom writes at most 4 bytes into `bytes`. Should it fail,
-    // the pid and counter alone still make the name unique in this process.
-    unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    // Should it fail, the pid and counter alone still make the name unique
+    // in this process.
+    let _ = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty());
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("bottle-{pid}-{n}-{:08x}", u32::from_ne_bytes(bytes))
 }

@@ -282,13 +282,7 @@ fn executable_file(path: &Path) -> io::Result<()> {
     if !meta.is_file() {
         return Err(io::Error::other("not a regular file"));
     }
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::other("path contains a NUL byte"))?;
-    // SAFETY: `c_path` is a valid NUL-terminated string for the call.
-    if unsafe { libc::access(c_path.as_ptr(), libc::X_OK) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(rustix::fs::access(path, rustix::fs::Access::EXEC_OK)?)
 }
 
 /// The options of one `machine exec`.
