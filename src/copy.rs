@@ -14,6 +14,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use tempfile::TempPath;
+
 use crate::cancel::{Bounds, Limits};
 use crate::capture::Io;
 use crate::error::{Error, Result};
@@ -168,7 +170,7 @@ pub(crate) fn cp_out_within(
     check_host_path(host_path)?;
     check_replaceable(host_path)?;
     let bounds = limits.start();
-    let (temp_path, temp) = create_temp_beside(host_path)?;
+    let (temp, temp_path) = create_temp_beside(host_path)?;
     let copied = run_cp(
         m,
         &[],
@@ -195,20 +197,16 @@ pub(crate) fn cp_out_within(
             }),
             None => Ok(()),
         })
-        .and_then(|()| {
-            fs::rename(&temp_path, host_path).map_err(|e| {
-                Error::io(
-                    format!("host_path {}: cannot replace", host_path.display()),
-                    e,
-                )
-            })
-        });
+        .map(|()| temp_path);
     drop(temp);
-    if result.is_err() {
-        // Only our own temporary file: nothing the caller had is lost.
-        let _ = fs::remove_file(&temp_path);
-    }
-    result
+    // On any failure, dropping the temporary path removes only our own
+    // file: nothing the caller had is lost.
+    result?.persist(host_path).map_err(|e| {
+        Error::io(
+            format!("host_path {}: cannot replace", host_path.display()),
+            e.error,
+        )
+    })
 }
 
 /// Copies one open host file to `guest_path`, a path already checked.
@@ -548,51 +546,35 @@ fn open_regular_file(path: &Path, links: Links) -> Result<File> {
     above_stdio(file, path)
 }
 
-/// A new file beside `path`, with a name no one else uses, for writing.
-fn create_temp_beside(path: &Path) -> Result<(PathBuf, File)> {
+/// A new file beside `path`, for writing, under a name no one else uses
+/// (`.NAME.bottle-RANDOM`), created with O_EXCL so that nothing already
+/// there, a symbolic link least of all, is opened; its mode is 0666 less
+/// the umask, as a file the caller created would have. The file is removed
+/// when the returned path is dropped, unless it was persisted over `path`.
+fn create_temp_beside(path: &Path) -> Result<(File, TempPath)> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let base = path.file_name().unwrap_or(OsStr::new("file"));
-    loop {
-        let mut name = OsString::from(".");
-        name.push(base);
-        name.push(format!(".bottle-{:016x}", random_u64()));
-        let temp = dir.join(name);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o666)
-            .open(&temp)
-        {
-            Ok(file) => return Ok((temp.clone(), above_stdio(file, &temp)?)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(Error::io(
-                    format!(
-                        "host_path {}: cannot create a file beside it",
-                        path.display()
-                    ),
-                    e,
-                ))
-            }
-        }
-    }
-}
-
-fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty());
-    if n.ok() != Some(bytes.len()) {
-        // Uniqueness, not secrecy, is what the name needs; create_new()
-        // catches any collision.
-        return std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id());
-    }
-    u64::from_ne_bytes(bytes)
+    let mut prefix = OsString::from(".");
+    prefix.push(path.file_name().unwrap_or(OsStr::new("file")));
+    prefix.push(".bottle-");
+    let temp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .rand_bytes(16)
+        .permissions(fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| {
+            Error::io(
+                format!(
+                    "host_path {}: cannot create a file beside it",
+                    path.display()
+                ),
+                e,
+            )
+        })?;
+    let (file, temp_path) = temp.into_parts();
+    Ok((above_stdio(file, &temp_path)?, temp_path))
 }
 
 /// The path smolvm opens to reach `file`.
