@@ -17,6 +17,9 @@ pub struct bottle_call_options(pub(crate) Limits);
 /// Makes call options with the defaults in `*out` (NULL on failure): no
 /// timeout, no cancel token.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `out`.
+/// Thread-safe.
+///
 /// # Safety
 /// `out` is NULL or writable.
 #[no_mangle]
@@ -27,6 +30,8 @@ pub unsafe extern "C" fn bottle_call_options_new(
 }
 
 /// Frees call options; NULL is ignored.
+///
+/// Not while a call or another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or from `bottle_call_options_new`, not yet freed, and not
@@ -40,6 +45,9 @@ pub unsafe extern "C" fn bottle_call_options_free(opts: *mut bottle_call_options
 /// When it is up, the smolvm process running then, and every process in
 /// its process group, is stopped (SIGTERM, SIGKILL half a second later)
 /// and reaped, and the call returns `BOTTLE_ERR_TIMEOUT`.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options.
@@ -58,6 +66,9 @@ pub unsafe extern "C" fn bottle_call_options_set_timeout_ms(
 /// Attaches a cancel token (NULL detaches): tripped, it stops the call as
 /// a timeout does, with `BOTTLE_ERR_CANCELLED`. The options keep their own
 /// reference, so the token may be freed before them.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `cancel` is NULL or a live token.

@@ -10,8 +10,9 @@ use crate::copy::{CopyOptions, Owner, Progress};
 use crate::validate;
 
 /// How far a copy has got: files and bytes done out of the totals, which
-/// are known before the first file is copied. Read only the fields you
-/// know: later versions may add fields at the end.
+/// are known before the first file is copied. The library allocates it and
+/// passes it to the callback, so later versions may add fields at its end:
+/// read only the fields you know.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct bottle_progress {
@@ -57,6 +58,9 @@ impl bottle_copy_options {
 /// bits, without setuid, setgid and sticky), owned by root, no progress
 /// callback, no timeout, no cancel token.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `out`.
+/// Thread-safe.
+///
 /// # Safety
 /// `out` is NULL or writable.
 #[no_mangle]
@@ -76,6 +80,8 @@ pub unsafe extern "C" fn bottle_copy_options_new(
 
 /// Frees copy options; NULL is ignored.
 ///
+/// Not while a call or another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or from `bottle_copy_options_new`, not yet freed, and not
 /// in use by a running call.
@@ -85,6 +91,10 @@ pub unsafe extern "C" fn bottle_copy_options_free(opts: *mut bottle_copy_options
 }
 
 /// Permission bits (at most 07777) for every file copied, as in `chmod`.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a `mode` beyond 07777; a refused value leaves the options as they
+/// were. Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options.
@@ -103,6 +113,10 @@ pub unsafe extern "C" fn bottle_copy_options_set_mode(
 
 /// Gives everything copied to numeric `uid` and `gid` in the guest. Neither
 /// may be `(uid_t)-1`, which chown reads as "leave unchanged".
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or `(uid_t)-1` as either id; a refused value leaves the options as they
+/// were. Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options.
@@ -126,6 +140,10 @@ pub unsafe extern "C" fn bottle_copy_options_set_owner_ids(
 /// know makes the copy fail with `BOTTLE_ERR_INVALID_ARGUMENT` before any
 /// file is copied. NULL goes back to root.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a `user` that breaks `bottle_exec`'s rules for it; a refused value
+/// leaves the options as they were. Not while another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options; `user` is NULL or NUL-terminated.
 #[no_mangle]
@@ -148,6 +166,9 @@ pub unsafe extern "C" fn bottle_copy_options_set_owner_user(
 }
 
 /// Reports progress to `callback` with `user_data`; NULL removes it.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `callback`, if set, is safe to call with
@@ -175,6 +196,9 @@ pub unsafe extern "C" fn bottle_copy_options_set_progress_fn(
 /// owner), and the file being copied as smolvm left it: possibly missing
 /// or partly written.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options.
 #[no_mangle]
@@ -192,6 +216,9 @@ pub unsafe extern "C" fn bottle_copy_options_set_timeout_ms(
 /// Attaches a cancel token (NULL detaches): tripped, it stops the copy as
 /// the timeout does, with `BOTTLE_ERR_CANCELLED`. The options keep their
 /// own reference, so the token may be freed before them.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `cancel` is NULL or a live token.

@@ -73,6 +73,9 @@ impl Output {
 /// no extra environment, the user's home as working directory, no timeout,
 /// empty stdin, both outputs captured, no cancel token.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `out`.
+/// Thread-safe.
+///
 /// # Safety
 /// `out` is NULL or writable.
 #[no_mangle]
@@ -92,6 +95,8 @@ pub unsafe extern "C" fn bottle_exec_options_new(
 
 /// Frees options; NULL is ignored. Calls that used them are unaffected.
 ///
+/// Not while a call or another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or from `bottle_exec_options_new`, not yet freed, and not
 /// in use by a running call.
@@ -102,6 +107,10 @@ pub unsafe extern "C" fn bottle_exec_options_free(opts: *mut bottle_exec_options
 
 /// The guest user the script runs as; NULL goes back to `node`. Same rules
 /// as `user` of `bottle_exec`.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a `user` that breaks those rules; a refused value leaves the options
+/// as they were. Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `user` is NULL or NUL-terminated.
@@ -123,14 +132,20 @@ pub unsafe extern "C" fn bottle_exec_options_set_user(
 
 /// Adds the environment variable `name=value` for the script. `name`: an
 /// ASCII letter or `_`, then letters, digits, `_`. `value`: UTF-8, may be
-/// empty; `name=value` at most 131071 bytes, the value at most 131031.
-/// The variable reaches the guest under a neutral name that the user's
-/// shell renames, so no variable (`PATH`, `LD_PRELOAD`, ...) reaches the
-/// root `runuser` by its own name. Those carrier names — `BOTTLE_ENV_N`,
+/// empty; `name=value` at most 131071 bytes, the value at most 131031. The
+/// variable reaches the guest under a neutral name that the user's shell
+/// renames, so no variable (`PATH`, `LD_PRELOAD`, ...) reaches the root
+/// `runuser` by its own name. Those carrier names — `BOTTLE_ENV_N`,
 /// `BOTTLE_SECRET_N`, `BOTTLE_MACHINE_ENV_N` for a number N — are refused
-/// as `name`, as is `_` (the shell sets it itself): either would be lost. The value travels on smolvm's command
-/// line (`-e`), where every local user can read it while the command runs:
-/// use `bottle_exec_options_add_secret_env` for secrets.
+/// as `name`, as is `_` (the shell sets it itself): either would be lost.
+/// The value travels on smolvm's command line (`-e`), where every local
+/// user can read it while the command runs: use
+/// `bottle_exec_options_add_secret_env` for secrets.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a `name` or `value` that is NULL, not UTF-8 or refused; a refused
+/// value leaves the options as they were. Not while another thread uses
+/// `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; strings are NULL or NUL-terminated.
@@ -148,6 +163,11 @@ pub unsafe extern "C" fn bottle_exec_options_add_env(
 /// `--secret-env` and reads the value from its own environment. Same rules
 /// as `bottle_exec_options_add_env`.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a `name` or `value` that is NULL, not UTF-8 or refused; a refused
+/// value leaves the options as they were. Not while another thread uses
+/// `opts`.
+///
 /// # Safety
 /// As for `bottle_exec_options_add_env`.
 #[no_mangle]
@@ -162,6 +182,10 @@ pub unsafe extern "C" fn bottle_exec_options_add_secret_env(
 /// The guest directory the script starts in (absolute, UTF-8); NULL goes
 /// back to the user's home. If it does not exist, the script does not run:
 /// it exits 1 with the shell's `cd` message on stderr.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a `dir` that is not an absolute UTF-8 path; a refused value leaves
+/// the options as they were. Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `dir` is NULL or NUL-terminated.
@@ -185,8 +209,10 @@ pub unsafe extern "C" fn bottle_exec_options_set_workdir(
 /// library keeps the time itself (smolvm gets no `--timeout`): when it is
 /// up, it stops smolvm, the guest kills the script and everything it
 /// started, and the call returns `BOTTLE_ERR_TIMEOUT` with no smolvm
-/// process left behind. Returns `BOTTLE_ERR_INVALID_ARGUMENT` for NULL
-/// `opts`.
+/// process left behind.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options.
@@ -204,9 +230,14 @@ pub unsafe extern "C" fn bottle_exec_options_set_timeout_ms(
 
 /// Bytes for the script's stdin: `len` bytes at `data`, copied (the caller
 /// may free them at once). `data` may be NULL only when `len` is 0, which
-/// gives an empty stdin, as the default does. smolvm passes the bytes on
-/// as the script reads them, then their end. A script that exits without reading all of it is not an error, and never
-/// raises SIGPIPE in the calling process.
+/// gives an empty stdin, as the default does. smolvm passes the bytes on as
+/// the script reads them, then their end. A script that exits without
+/// reading all of it is not an error, and never raises SIGPIPE in the
+/// calling process.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or NULL `data` with a non-zero `len`; a refused value leaves the options
+/// as they were. Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `data` is NULL or `len` readable bytes.
@@ -239,6 +270,9 @@ pub unsafe extern "C" fn bottle_exec_options_set_stdin(
 /// kept in the result; with false the result's stdout is empty. A NULL
 /// callback goes back to plain capture.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options; `callback`, if set, is safe to call with
 /// `user_data` for as long as the options are used.
@@ -258,6 +292,9 @@ pub unsafe extern "C" fn bottle_exec_options_set_stdout_fn(
 
 /// As `bottle_exec_options_set_stdout_fn`, for stderr.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
+///
 /// # Safety
 /// As for `bottle_exec_options_set_stdout_fn`.
 #[no_mangle]
@@ -276,6 +313,9 @@ pub unsafe extern "C" fn bottle_exec_options_set_stderr_fn(
 
 /// Attaches a cancel token (NULL detaches). The options keep their own
 /// reference, so the token may be freed before them.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `cancel` is NULL or a live token.

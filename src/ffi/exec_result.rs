@@ -14,6 +14,10 @@ use crate::ExecOutput;
 /// used directly as a C string. After a successful `bottle_exec` both
 /// pointers are non-NULL, even for empty output; after a failure, and after
 /// `bottle_exec_result_free`, the struct is all zeros.
+///
+/// The caller allocates it, so its size and fields are fixed for good: new
+/// data about a run comes through new functions (see the top of this
+/// header).
 #[repr(C)]
 pub struct bottle_exec_result {
     /// The guest command's exit status: 0 to 255, where 128+N means the

@@ -1,4 +1,5 @@
-//! Launching bottles that own their machine, and reaping leftovers.
+//! A bottle's lifecycle: launching one that owns its machine, closing
+//! any bottle, and reaping the machines of processes that are gone.
 
 use std::ffi::{c_char, CString};
 
@@ -11,6 +12,8 @@ use super::cancel::bottle_cancel;
 use super::exec_options::env_pair;
 use super::status::bottle_status;
 use crate::bottle::Bottle;
+use crate::cancel::Limits;
+use crate::error::Error;
 use crate::launch::{LaunchOptions, Volume};
 use crate::validate;
 
@@ -21,6 +24,9 @@ pub struct bottle_launch_options(LaunchOptions);
 /// Makes launch options with the defaults in `*out` (NULL on failure): a
 /// generated unique name, smolvm's default image, CPUs and memory, no
 /// network, no volumes, no environment, no prompt file.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `out`.
+/// Thread-safe.
 ///
 /// # Safety
 /// `out` is NULL or writable.
@@ -33,6 +39,8 @@ pub unsafe extern "C" fn bottle_launch_options_new(
 
 /// Frees launch options; NULL is ignored.
 ///
+/// Not while a call or another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or from `bottle_launch_options_new` and not yet freed.
 #[no_mangle]
@@ -42,6 +50,10 @@ pub unsafe extern "C" fn bottle_launch_options_free(opts: *mut bottle_launch_opt
 
 /// The machine's name (smolvm's rules, as for `bottle_open`); NULL goes
 /// back to a generated one, `bottle-PID-N-HEX`.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a name that breaks smolvm's rule; a refused value leaves the options
+/// as they were. Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `machine_name` is NULL or NUL-terminated.
@@ -64,6 +76,10 @@ pub unsafe extern "C" fn bottle_launch_options_set_name(
 /// The image to boot (an OCI reference such as the agent image: printable
 /// ASCII, no spaces, not starting with `-`); NULL is smolvm's default.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or an `image` that is not an image reference; a refused value leaves the
+/// options as they were. Not while another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options; `image` is NULL or NUL-terminated.
 #[no_mangle]
@@ -84,6 +100,9 @@ pub unsafe extern "C" fn bottle_launch_options_set_image(
 
 /// Virtual CPUs; 0 goes back to smolvm's default.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options.
 #[no_mangle]
@@ -100,6 +119,9 @@ pub unsafe extern "C" fn bottle_launch_options_set_cpus(
 
 /// Memory in MiB; 0 goes back to smolvm's default.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options.
 #[no_mangle]
@@ -115,6 +137,9 @@ pub unsafe extern "C" fn bottle_launch_options_set_memory_mib(
 }
 
 /// Outbound network for the guest (smolvm's `--net`); off by default.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options.
@@ -133,6 +158,11 @@ pub unsafe extern "C" fn bottle_launch_options_set_network(
 /// Shares the host directory `host_path` into the guest at `guest_path`,
 /// read-only if `read_only`. Both absolute, UTF-8, without `:` (smolvm's
 /// `-v HOST:GUEST[:ro]` is split at `:`).
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a path that is NULL, not absolute UTF-8, or holds `:`; a refused
+/// value leaves the options as they were. Not while another thread uses
+/// `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; strings are NULL or NUL-terminated.
@@ -162,6 +192,11 @@ pub unsafe extern "C" fn bottle_launch_options_add_volume(
 /// Same rules as `bottle_exec_options_add_env`, and likewise visible on
 /// smolvm's command line while `create` runs: no secrets here.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a `name` or `value` that is NULL, not UTF-8 or refused; a refused
+/// value leaves the options as they were. Not while another thread uses
+/// `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options; strings are NULL or NUL-terminated.
 #[no_mangle]
@@ -180,6 +215,10 @@ pub unsafe extern "C" fn bottle_launch_options_add_env(
 
 /// The in-guest system-prompt file for `bottle_exec_claude`, as
 /// `prompt_path` of `bottle_open`; NULL for none.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a `path` that is not an absolute UTF-8 path; a refused value leaves
+/// the options as they were. Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `path` is NULL or NUL-terminated.
@@ -206,6 +245,9 @@ pub unsafe extern "C" fn bottle_launch_options_set_prompt_path(
 /// created is deleted again, and `bottle_launch` returns
 /// `BOTTLE_ERR_TIMEOUT`.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options.
 #[no_mangle]
@@ -223,6 +265,9 @@ pub unsafe extern "C" fn bottle_launch_options_set_timeout_ms(
 /// Attaches a cancel token (NULL detaches): tripped, it stops the launch as
 /// the timeout does, with `BOTTLE_ERR_CANCELLED`. The options keep their
 /// own reference, so the token may be freed before them.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `cancel` is NULL or a live token.
@@ -267,8 +312,73 @@ pub unsafe extern "C" fn bottle_launch(
     })
 }
 
+/// Releases a bottle. NULL is ignored. A bottle from `bottle_open` leaves
+/// its machine as it is: its lifecycle belongs to whoever started it. A
+/// bottle from `bottle_launch` stops and deletes its machine; a failure to
+/// do so is not reported (use `bottle_close_checked` to see it), and the
+/// machine then stays behind, labelled as this process's, for `bottle_reap`
+/// to delete once this process has exited. No other thread may be using the
+/// bottle, and it must not be used afterwards.
+///
+/// # Safety
+/// `b` is NULL or a bottle from `bottle_open` or `bottle_launch`, not yet
+/// closed.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_close(b: *mut bottle) {
+    boundary::guard_void(|| {
+        if !b.is_null() {
+            // SAFETY: `b` came from `box_out` in `bottle_open` or `bottle_launch`.
+            drop(unsafe { Box::from_raw(b) });
+        }
+    });
+}
+
+/// Releases a bottle and reports what happened to its machine: for a bottle
+/// from `bottle_launch`, the machine is stopped and deleted, and a failure
+/// of either is returned as `BOTTLE_ERR_SMOLVM` (deletion is tried even if
+/// the stop failed); for a bottle from `bottle_open` nothing happens to the
+/// machine and the result is `BOTTLE_OK`. The handle is freed in every case
+/// and must not be used again. NULL is `BOTTLE_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `b` is NULL or an open bottle, used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_close_checked(b: *mut bottle) -> bottle_status {
+    unsafe { bottle_close_with(b, std::ptr::null()) }
+}
+
+/// `bottle_close_checked` with the timeout and cancel token of `opts`
+/// (NULL: none, exactly `bottle_close_checked`). A teardown stopped by them
+/// returns `BOTTLE_ERR_TIMEOUT` or `BOTTLE_ERR_CANCELLED`, with smolvm and
+/// its process group stopped and reaped; the machine is then left as it
+/// is (perhaps stopped, not deleted), still labelled as this process's,
+/// for `bottle_reap` once this process has exited. The handle is freed in
+/// every case. Not for a bottle another thread is using.
+///
+/// # Safety
+/// `b` is NULL or an open bottle, used by no other thread; `opts` is NULL
+/// or live options.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_close_with(
+    b: *mut bottle,
+    opts: *const bottle_call_options,
+) -> bottle_status {
+    boundary::guard(|| {
+        if b.is_null() {
+            return Err(Error::invalid("b", "must not be NULL"));
+        }
+        // SAFETY: `b` came from `box_out` in `bottle_open` or `bottle_launch`.
+        let handle = unsafe { Box::from_raw(b) };
+        let default = Limits::default();
+        // SAFETY: per the contract.
+        let limits = unsafe { opts.as_ref() }.map_or(&default, |o| &o.0);
+        handle.inner.close_within(limits)
+    })
+}
+
 /// A list of machine names, owned by the library: free it with
-/// `bottle_names_free`.
+/// `bottle_names_free`. The caller allocates the struct itself, so its
+/// size and fields are fixed for good (see the top of this header).
 #[repr(C)]
 pub struct bottle_names {
     /// `count` NUL-terminated UTF-8 names.
