@@ -67,7 +67,9 @@ pub unsafe extern "C" fn bottle_open(
 ) -> bottle_status {
     boundary::guard(|| {
         box_out(out, || {
+            // SAFETY: `machine_name` is NULL or NUL-terminated (the contract).
             let machine = unsafe { str_arg(machine_name, "machine_name") }?;
+            // SAFETY: `prompt_path` is NULL or NUL-terminated (the contract).
             let prompt = unsafe { opt_str_arg(prompt_path, "prompt_path") }?;
             Bottle::open(machine, prompt).map(bottle::new)
         })

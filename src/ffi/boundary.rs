@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::ptr::NonNull;
+use std::time::Duration;
 
 use super::status::{bottle_status, set_last_error};
 use crate::error::Error;
@@ -116,6 +117,11 @@ pub(super) unsafe fn ref_arg<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, 
 pub(super) unsafe fn mut_arg<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, Error> {
     ptr.as_mut()
         .ok_or_else(|| Error::invalid(name, "must not be NULL"))
+}
+
+/// A timeout in milliseconds as the setters take it: 0 is none.
+pub(super) fn timeout_arg(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
 }
 
 /// Stores `value` in a new heap object and hands it to C through `out`

@@ -78,5 +78,16 @@ pub unsafe extern "C" fn bottle_cancel_is_tripped(cancel: *const bottle_cancel) 
 /// `cancel` is NULL or a token from `bottle_cancel_new` not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn bottle_cancel_free(cancel: *mut bottle_cancel) {
+    // SAFETY: `cancel` is NULL or from its constructor, not yet freed (the contract).
     boundary::guard_void(|| unsafe { free_boxed(cancel) });
+}
+
+/// The options' own reference to a token, for the `*_set_cancel` setters;
+/// NULL is none.
+///
+/// # Safety
+/// `cancel` is NULL or a live token.
+pub(crate) unsafe fn cancel_arg(cancel: *const bottle_cancel) -> Option<Arc<Cancel>> {
+    // SAFETY: `cancel` is NULL or a live token (the contract).
+    unsafe { cancel.as_ref() }.map(|c| c.0.clone())
 }

@@ -56,9 +56,13 @@ pub unsafe extern "C" fn bottle_exec_claude(
         let exit_code = out_arg(exit_code, "exit_code")?;
         // SAFETY: `exit_code` is non-NULL and writable per the contract.
         unsafe { exit_code.as_ptr().write(0) };
+        // SAFETY: `b` is NULL or live (the contract).
         let b = unsafe { ref_arg(b, "b") }?;
+        // SAFETY: `argv` is NULL or holds `argc` pointers, each NULL or NUL-terminated (the
+        // contract).
         let args = unsafe { argv_arg(argv, argc) }?;
         let code = b.inner.exec_claude(&args, tty)?;
+        // SAFETY: `exit_code` is non-NULL (checked above) and writable (the contract).
         unsafe { exit_code.as_ptr().write(code) };
         Ok(())
     })
@@ -89,12 +93,16 @@ pub unsafe extern "C" fn bottle_exec_claude_with(
         let exit_code = out_arg(exit_code, "exit_code")?;
         // SAFETY: `exit_code` is non-NULL and writable per the contract.
         unsafe { exit_code.as_ptr().write(0) };
+        // SAFETY: `b` is NULL or live (the contract).
         let b = unsafe { ref_arg(b, "b") }?;
+        // SAFETY: `argv` is NULL or holds `argc` pointers, each NULL or NUL-terminated (the
+        // contract).
         let args = unsafe { argv_arg(argv, argc) }?;
         let default = Limits::default();
         // SAFETY: per the contract.
         let limits = unsafe { opts.as_ref() }.map_or(&default, |o| &o.0);
         let code = b.inner.exec_claude_within(&args, tty, limits)?;
+        // SAFETY: `exit_code` is non-NULL (checked above) and writable (the contract).
         unsafe { exit_code.as_ptr().write(code) };
         Ok(())
     })
@@ -115,6 +123,8 @@ unsafe fn argv_arg<'a>(argv: *const *const c_char, argc: usize) -> Result<Vec<&'
         ));
     }
     (0..argc)
+        // SAFETY: `argv` is non-NULL here and holds `argc` pointers, each
+        // NULL or NUL-terminated (the contract), and `i` < `argc`.
         .map(|i| unsafe { str_arg(*argv.add(i), &format!("argv[{i}]")) })
         .collect()
 }

@@ -34,8 +34,11 @@ pub unsafe extern "C" fn bottle_cp_in(
     guest_path: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `b` is NULL or live (the contract).
         let b = unsafe { ref_arg(b, "b") }?;
+        // SAFETY: `host_path` is NULL or NUL-terminated (the contract).
         let host = unsafe { path_arg(host_path, "host_path") }?;
+        // SAFETY: `guest_path` is NULL or NUL-terminated (the contract).
         let guest = unsafe { str_arg(guest_path, "guest_path") }?;
         b.inner.cp_in(host, guest)
     })
@@ -77,9 +80,13 @@ pub unsafe extern "C" fn bottle_cp_in_with(
     opts: *const bottle_copy_options,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `b` is NULL or live (the contract).
         let b = unsafe { ref_arg(b, "b") }?;
+        // SAFETY: `host_path` is NULL or NUL-terminated (the contract).
         let host = unsafe { path_arg(host_path, "host_path") }?;
+        // SAFETY: `guest_path` is NULL or NUL-terminated (the contract).
         let guest = unsafe { str_arg(guest_path, "guest_path") }?;
+        // SAFETY: `opts` is NULL or live (the contract).
         match unsafe { opts.as_ref() } {
             Some(o) => {
                 let mut report = |p| o.report(p);
@@ -116,8 +123,11 @@ pub unsafe extern "C" fn bottle_cp_out(
     host_path: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `b` is NULL or live (the contract).
         let b = unsafe { ref_arg(b, "b") }?;
+        // SAFETY: `guest_path` is NULL or NUL-terminated (the contract).
         let guest = unsafe { str_arg(guest_path, "guest_path") }?;
+        // SAFETY: `host_path` is NULL or NUL-terminated (the contract).
         let host = unsafe { path_arg(host_path, "host_path") }?;
         b.inner.cp_out(guest, host)
     })
@@ -141,8 +151,11 @@ pub unsafe extern "C" fn bottle_cp_out_with(
     opts: *const bottle_copy_options,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `b` is NULL or live (the contract).
         let b = unsafe { ref_arg(b, "b") }?;
+        // SAFETY: `guest_path` is NULL or NUL-terminated (the contract).
         let guest = unsafe { str_arg(guest_path, "guest_path") }?;
+        // SAFETY: `host_path` is NULL or NUL-terminated (the contract).
         let host = unsafe { path_arg(host_path, "host_path") }?;
         let default = Limits::default();
         // SAFETY: per the contract.

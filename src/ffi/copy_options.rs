@@ -2,9 +2,8 @@
 
 use std::ffi::{c_char, c_void};
 
-use super::boundary::{self, box_out, free_boxed, mut_arg, opt_str_arg};
-use super::call_options::{cancel_arg, timeout};
-use super::cancel::bottle_cancel;
+use super::boundary::{self, box_out, free_boxed, mut_arg, opt_str_arg, timeout_arg};
+use super::cancel::{bottle_cancel, cancel_arg};
 use super::status::bottle_status;
 use crate::copy::{CopyOptions, Owner, Progress};
 use crate::validate;
@@ -87,6 +86,7 @@ pub unsafe extern "C" fn bottle_copy_options_new(
 /// in use by a running call.
 #[no_mangle]
 pub unsafe extern "C" fn bottle_copy_options_free(opts: *mut bottle_copy_options) {
+    // SAFETY: `opts` is NULL or from its constructor, not yet freed (the contract).
     boundary::guard_void(|| unsafe { free_boxed(opts) });
 }
 
@@ -104,6 +104,8 @@ pub unsafe extern "C" fn bottle_copy_options_set_mode(
     mode: u32,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         validate::mode(mode)?;
         opts.inner.mode = Some(mode);
@@ -127,6 +129,8 @@ pub unsafe extern "C" fn bottle_copy_options_set_owner_ids(
     gid: u32,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         validate::owner_ids(uid, gid)?;
         opts.inner.owner = Owner::Ids { uid, gid };
@@ -152,7 +156,10 @@ pub unsafe extern "C" fn bottle_copy_options_set_owner_user(
     user: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `user` is NULL or NUL-terminated (the contract).
         let user = unsafe { opt_str_arg(user, "user") }?;
         opts.inner.owner = match user {
             Some(u) => {
@@ -180,6 +187,8 @@ pub unsafe extern "C" fn bottle_copy_options_set_progress_fn(
     user_data: *mut c_void,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         opts.progress = callback;
         opts.progress_data = user_data;
@@ -207,8 +216,10 @@ pub unsafe extern "C" fn bottle_copy_options_set_timeout_ms(
     timeout_ms: u64,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
-        opts.inner.limits.timeout = timeout(timeout_ms);
+        opts.inner.limits.timeout = timeout_arg(timeout_ms);
         Ok(())
     })
 }
@@ -228,7 +239,10 @@ pub unsafe extern "C" fn bottle_copy_options_set_cancel(
     cancel: *const bottle_cancel,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `cancel` is NULL or a live token (the contract).
         opts.inner.limits.cancel = unsafe { cancel_arg(cancel) };
         Ok(())
     })

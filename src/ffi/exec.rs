@@ -88,10 +88,14 @@ pub unsafe extern "C" fn bottle_exec(
         let out = out_arg(out, "out")?;
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.as_ptr().write(bottle_exec_result::EMPTY) };
+        // SAFETY: `b` is NULL or live (the contract).
         let b = unsafe { ref_arg(b, "b") }?;
+        // SAFETY: `script` is NULL or NUL-terminated (the contract).
         let script = unsafe { str_arg(script, "script") }?;
+        // SAFETY: `user` is NULL or NUL-terminated (the contract).
         let user = unsafe { opt_str_arg(user, "user") }?;
         let output = b.inner.exec(script, user)?;
+        // SAFETY: `out` is non-NULL (checked above) and writable (the contract).
         unsafe { out.as_ptr().write(bottle_exec_result::from_output(output)) };
         Ok(())
     })
@@ -129,7 +133,9 @@ pub unsafe extern "C" fn bottle_exec_with(
         let out = out_arg(out, "out")?;
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.as_ptr().write(bottle_exec_result::EMPTY) };
+        // SAFETY: `b` is NULL or live (the contract).
         let b = unsafe { ref_arg(b, "b") }?;
+        // SAFETY: `script` is NULL or NUL-terminated (the contract).
         let script = unsafe { str_arg(script, "script") }?;
         let default = ExecOptions::default();
         // SAFETY: per the contract.
@@ -145,6 +151,7 @@ pub unsafe extern "C" fn bottle_exec_with(
             stdout.sink(&mut on_stdout),
             stderr.sink(&mut on_stderr),
         )?;
+        // SAFETY: `out` is non-NULL (checked above) and writable (the contract).
         unsafe { out.as_ptr().write(bottle_exec_result::from_output(output)) };
         Ok(())
     })

@@ -1,10 +1,9 @@
 //! Options for `bottle_exec_with`.
 
 use std::ffi::{c_char, c_int, c_void};
-use std::time::Duration;
 
-use super::boundary::{self, box_out, free_boxed, mut_arg, opt_str_arg, str_arg};
-use super::cancel::bottle_cancel;
+use super::boundary::{self, box_out, free_boxed, mut_arg, opt_str_arg, str_arg, timeout_arg};
+use super::cancel::{bottle_cancel, cancel_arg};
 use super::status::bottle_status;
 use crate::capture::Sink;
 use crate::error::Error;
@@ -102,6 +101,7 @@ pub unsafe extern "C" fn bottle_exec_options_new(
 /// in use by a running call.
 #[no_mangle]
 pub unsafe extern "C" fn bottle_exec_options_free(opts: *mut bottle_exec_options) {
+    // SAFETY: `opts` is NULL or from its constructor, not yet freed (the contract).
     boundary::guard_void(|| unsafe { free_boxed(opts) });
 }
 
@@ -120,7 +120,10 @@ pub unsafe extern "C" fn bottle_exec_options_set_user(
     user: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `user` is NULL or NUL-terminated (the contract).
         let user = unsafe { opt_str_arg(user, "user") }?;
         if let Some(u) = user {
             validate::user(u)?;
@@ -155,6 +158,7 @@ pub unsafe extern "C" fn bottle_exec_options_add_env(
     name: *const c_char,
     value: *const c_char,
 ) -> bottle_status {
+    // SAFETY: the arguments go on under this function's own contract.
     unsafe { add_pair(opts, name, value, |o| &mut o.env) }
 }
 
@@ -176,6 +180,7 @@ pub unsafe extern "C" fn bottle_exec_options_add_secret_env(
     name: *const c_char,
     value: *const c_char,
 ) -> bottle_status {
+    // SAFETY: the arguments go on under this function's own contract.
     unsafe { add_pair(opts, name, value, |o| &mut o.secret_env) }
 }
 
@@ -195,7 +200,10 @@ pub unsafe extern "C" fn bottle_exec_options_set_workdir(
     dir: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `dir` is NULL or NUL-terminated (the contract).
         let dir = unsafe { opt_str_arg(dir, "dir") }?;
         if let Some(d) = dir {
             validate::guest_path("dir", d)?;
@@ -222,8 +230,10 @@ pub unsafe extern "C" fn bottle_exec_options_set_timeout_ms(
     timeout_ms: u64,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
-        opts.inner.timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms));
+        opts.inner.timeout = timeout_arg(timeout_ms);
         Ok(())
     })
 }
@@ -248,6 +258,8 @@ pub unsafe extern "C" fn bottle_exec_options_set_stdin(
     len: usize,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         let bytes = match (data.is_null(), len) {
             (_, 0) => Vec::new(),
@@ -284,6 +296,8 @@ pub unsafe extern "C" fn bottle_exec_options_set_stdout_fn(
     capture: bool,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         opts.stdout = output(callback, user_data, capture);
         Ok(())
@@ -305,6 +319,8 @@ pub unsafe extern "C" fn bottle_exec_options_set_stderr_fn(
     capture: bool,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         opts.stderr = output(callback, user_data, capture);
         Ok(())
@@ -325,9 +341,11 @@ pub unsafe extern "C" fn bottle_exec_options_set_cancel(
     cancel: *const bottle_cancel,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         // SAFETY: per the contract.
-        opts.inner.cancel = unsafe { cancel.as_ref() }.map(|c| c.0.clone());
+        opts.inner.cancel = unsafe { cancel_arg(cancel) };
         Ok(())
     })
 }
@@ -354,7 +372,10 @@ unsafe fn add_pair(
     list: fn(&mut ExecOptions) -> &mut Vec<(String, String)>,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `name` and `value` are NULL or NUL-terminated (the contract).
         let pair = unsafe { env_pair(name, value) }?;
         list(&mut opts.inner).push(pair);
         Ok(())
@@ -369,7 +390,9 @@ pub(crate) unsafe fn env_pair(
     name: *const c_char,
     value: *const c_char,
 ) -> Result<(String, String), Error> {
+    // SAFETY: `name` is NULL or NUL-terminated (the contract).
     let name = unsafe { str_arg(name, "name") }?;
+    // SAFETY: `value` is NULL or NUL-terminated (the contract).
     let value = unsafe { str_arg(value, "value") }?;
     validate::env_pair(name, value)?;
     Ok((name.to_owned(), value.to_owned()))

@@ -87,6 +87,9 @@ pub unsafe extern "C" fn bottle_exec_result_free(result: *mut bottle_exec_result
     boundary::guard_void(|| {
         // SAFETY: per this function's contract.
         if let Some(r) = unsafe { result.as_mut() } {
+            // SAFETY: the buffers are NULL or came from `into_c_buffer`
+            // with these lengths and were not freed since (the contract:
+            // freeing zeroes the struct, so a second call sees NULL).
             unsafe {
                 free_c_buffer(r.stdout_data, r.stdout_len);
                 free_c_buffer(r.stderr_data, r.stderr_len);
@@ -112,11 +115,15 @@ mod tests {
         let out = unsafe { std::slice::from_raw_parts(r.stdout_data, 8) };
         assert_eq!(out, b"out\0put\0");
         assert!(!r.stderr_data.is_null());
+        // SAFETY: an empty buffer is one NUL byte.
         assert_eq!(unsafe { *r.stderr_data }, 0);
+        // SAFETY: the arguments go on under this function's own contract.
         unsafe { bottle_exec_result_free(&mut r) };
         assert!(r.stdout_data.is_null() && r.stderr_data.is_null());
         assert_eq!((r.exit_code, r.stdout_len, r.stderr_len), (0, 0, 0));
+        // SAFETY: the arguments go on under this function's own contract.
         unsafe { bottle_exec_result_free(&mut r) };
+        // SAFETY: the arguments go on under this function's own contract.
         unsafe { bottle_exec_result_free(ptr::null_mut()) };
     }
 }

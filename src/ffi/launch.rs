@@ -5,10 +5,10 @@ use std::ffi::{c_char, CString};
 
 use super::bottle::bottle;
 use super::boundary::{
-    self, box_out, free_boxed, mut_arg, opt_str_arg, out_arg, path_arg, str_arg,
+    self, box_out, free_boxed, mut_arg, opt_str_arg, out_arg, path_arg, str_arg, timeout_arg,
 };
-use super::call_options::{bottle_call_options, cancel_arg, timeout};
-use super::cancel::bottle_cancel;
+use super::call_options::bottle_call_options;
+use super::cancel::{bottle_cancel, cancel_arg};
 use super::exec_options::env_pair;
 use super::status::bottle_status;
 use crate::bottle::Bottle;
@@ -45,6 +45,7 @@ pub unsafe extern "C" fn bottle_launch_options_new(
 /// `opts` is NULL or from `bottle_launch_options_new` and not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn bottle_launch_options_free(opts: *mut bottle_launch_options) {
+    // SAFETY: `opts` is NULL or from its constructor, not yet freed (the contract).
     boundary::guard_void(|| unsafe { free_boxed(opts) });
 }
 
@@ -63,7 +64,10 @@ pub unsafe extern "C" fn bottle_launch_options_set_name(
     machine_name: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `machine_name` is NULL or NUL-terminated (the contract).
         let name = unsafe { opt_str_arg(machine_name, "machine_name") }?;
         if let Some(n) = name {
             validate::machine_name(n)?;
@@ -88,7 +92,10 @@ pub unsafe extern "C" fn bottle_launch_options_set_image(
     image: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `image` is NULL or NUL-terminated (the contract).
         let image = unsafe { opt_str_arg(image, "image") }?;
         if let Some(i) = image {
             validate::image(i)?;
@@ -111,6 +118,8 @@ pub unsafe extern "C" fn bottle_launch_options_set_cpus(
     cpus: u32,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         opts.0.cpus = (cpus > 0).then_some(cpus);
         Ok(())
@@ -130,6 +139,8 @@ pub unsafe extern "C" fn bottle_launch_options_set_memory_mib(
     mib: u32,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         opts.0.memory_mib = (mib > 0).then_some(mib);
         Ok(())
@@ -149,6 +160,8 @@ pub unsafe extern "C" fn bottle_launch_options_set_network(
     enabled: bool,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         opts.0.network = enabled;
         Ok(())
@@ -174,8 +187,12 @@ pub unsafe extern "C" fn bottle_launch_options_add_volume(
     read_only: bool,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `host_path` is NULL or NUL-terminated (the contract).
         let host = unsafe { path_arg(host_path, "host_path") }?;
+        // SAFETY: `guest_path` is NULL or NUL-terminated (the contract).
         let guest = unsafe { str_arg(guest_path, "guest_path") }?;
         let volume = Volume {
             host: host.to_path_buf(),
@@ -206,7 +223,10 @@ pub unsafe extern "C" fn bottle_launch_options_add_env(
     value: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `name` and `value` are NULL or NUL-terminated (the contract).
         let pair = unsafe { env_pair(name, value) }?;
         opts.0.env.push(pair);
         Ok(())
@@ -228,7 +248,10 @@ pub unsafe extern "C" fn bottle_launch_options_set_prompt_path(
     path: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `path` is NULL or NUL-terminated (the contract).
         let path = unsafe { opt_str_arg(path, "prompt_path") }?;
         if let Some(p) = path {
             validate::guest_path("prompt_path", p)?;
@@ -256,8 +279,10 @@ pub unsafe extern "C" fn bottle_launch_options_set_timeout_ms(
     timeout_ms: u64,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
-        opts.0.limits.timeout = timeout(timeout_ms);
+        opts.0.limits.timeout = timeout_arg(timeout_ms);
         Ok(())
     })
 }
@@ -277,7 +302,10 @@ pub unsafe extern "C" fn bottle_launch_options_set_cancel(
     cancel: *const bottle_cancel,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `cancel` is NULL or a live token (the contract).
         opts.0.limits.cancel = unsafe { cancel_arg(cancel) };
         Ok(())
     })
@@ -344,6 +372,7 @@ pub unsafe extern "C" fn bottle_close(b: *mut bottle) {
 /// `b` is NULL or an open bottle, used by no other thread.
 #[no_mangle]
 pub unsafe extern "C" fn bottle_close_checked(b: *mut bottle) -> bottle_status {
+    // SAFETY: the arguments go on under this function's own contract.
     unsafe { bottle_close_with(b, std::ptr::null()) }
 }
 
@@ -403,6 +432,7 @@ pub struct bottle_names {
 /// `removed` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn bottle_reap(removed: *mut bottle_names) -> bottle_status {
+    // SAFETY: the arguments go on under this function's own contract.
     unsafe { bottle_reap_with(std::ptr::null(), removed) }
 }
 
@@ -459,6 +489,8 @@ pub unsafe extern "C" fn bottle_names_free(names: *mut bottle_names) {
                 Box::from_raw(std::ptr::slice_from_raw_parts_mut(list.names, list.count))
             };
             for &name in all.iter() {
+                // SAFETY: each came from `CString::into_raw` in
+                // `names_to_c`, and the list is freed only once.
                 drop(unsafe { CString::from_raw(name) });
             }
         }
