@@ -60,7 +60,8 @@ pub struct LaunchOptions {
 }
 
 impl LaunchOptions {
-    /// Checks every field; messages name the C argument.
+    /// Checks every field; messages name the field. (The C setters check
+    /// each value as it is set, under the header's names.)
     pub(crate) fn validate(&self) -> Result<()> {
         if let Some(name) = &self.name {
             validate::machine_name(name)?;
@@ -72,10 +73,10 @@ impl LaunchOptions {
             return Err(Error::invalid("cpus", "must be at least 1"));
         }
         if self.memory_mib == Some(0) {
-            return Err(Error::invalid("mib", "must be at least 1"));
+            return Err(Error::invalid("memory_mib", "must be at least 1"));
         }
         for v in &self.volumes {
-            validate::volume(&v.host, &v.guest)?;
+            validate::volume(&v.host, &v.guest, ("volumes.host", "volumes.guest"))?;
         }
         for (name, value) in &self.env {
             validate::env_pair(name, value)?;
@@ -484,21 +485,28 @@ mod tests {
                 volumes: vec![vol("rel", "/g")],
                 ..Default::default()
             },
-            "host_path",
+            "volumes.host",
         );
         bad(
             LaunchOptions {
                 volumes: vec![vol("/a:b", "/g")],
                 ..Default::default()
             },
-            "host_path",
+            "volumes.host",
         );
         bad(
             LaunchOptions {
                 volumes: vec![vol("/a", "/g:ro")],
                 ..Default::default()
             },
-            "guest_path",
+            "volumes.guest",
+        );
+        bad(
+            LaunchOptions {
+                memory_mib: Some(0),
+                ..Default::default()
+            },
+            "memory_mib",
         );
         bad(
             LaunchOptions {

@@ -262,12 +262,12 @@ impl Machine {
             &[
                 (
                     "env",
-                    "the variables of bottle_exec_options_add_env (on smolvm's command line)",
+                    "the variables of `env` (on smolvm's command line)",
                     sum(&opts.env),
                 ),
                 (
                     "secret_env",
-                    "the variables of bottle_exec_options_add_secret_env (in smolvm's environment)",
+                    "the variables of `secret_env` (in smolvm's environment)",
                     sum(&opts.secret_env),
                 ),
                 ("script", "the script", script),

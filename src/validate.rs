@@ -1,7 +1,10 @@
 //! Checks on every string that ends up in a smolvm or runuser command line.
 //!
 //! Each check runs before anything is spawned, so a rejected argument never
-//! reaches smolvm. Messages name the C argument and say what is wrong.
+//! reaches smolvm. Messages start with the argument's name, which the
+//! caller passes in where one rule serves arguments of several names: each
+//! layer names arguments as its own callers know them (the Rust API by its
+//! fields and parameters, the C boundary by the header's parameters).
 
 use std::path::Path;
 
@@ -255,21 +258,23 @@ pub(crate) fn image(image: &str) -> Result<()> {
 
 /// A volume, `-v HOST:GUEST[:ro]`: split at `:`, so neither side may hold
 /// one; the host side is absolute, so it cannot be read as an option.
-pub(crate) fn volume(host: &Path, guest: &str) -> Result<()> {
+/// `names` are the names of the host and the guest side in messages.
+pub(crate) fn volume(host: &Path, guest: &str, names: (&str, &str)) -> Result<()> {
+    let (host_arg, guest_arg) = names;
     let shown = host.display();
     let host = host
         .to_str()
-        .ok_or_else(|| Error::invalid("host_path", format!("{shown} is not UTF-8")))?;
+        .ok_or_else(|| Error::invalid(host_arg, format!("{shown} is not UTF-8")))?;
     if !host.starts_with('/') || host.contains(':') {
         return Err(Error::invalid(
-            "host_path",
+            host_arg,
             format!("{host:?} must be an absolute path without ':'"),
         ));
     }
-    guest_path("guest_path", guest)?;
+    guest_path(guest_arg, guest)?;
     if guest.contains(':') {
         return Err(Error::invalid(
-            "guest_path",
+            guest_arg,
             format!("{guest:?} must not contain ':'"),
         ));
     }

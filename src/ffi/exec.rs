@@ -7,6 +7,7 @@ use super::boundary::{self, opt_str_arg, out_arg, ref_arg, str_arg};
 use super::exec_options::{bottle_exec_options, Output};
 use super::exec_result::bottle_exec_result;
 use super::status::bottle_status;
+use crate::error::Error;
 use crate::exec_options::ExecOptions;
 
 /// Runs `script` in the machine as `user` and captures what it did.
@@ -145,14 +146,51 @@ pub unsafe extern "C" fn bottle_exec_with(
         };
         let mut on_stdout = |chunk: &[u8]| stdout.call(chunk);
         let mut on_stderr = |chunk: &[u8]| stderr.call(chunk);
-        let output = b.inner.exec_with(
-            script,
-            options,
-            stdout.sink(&mut on_stdout),
-            stderr.sink(&mut on_stderr),
-        )?;
+        let output = b
+            .inner
+            .exec_with(
+                script,
+                options,
+                stdout.sink(&mut on_stdout),
+                stderr.sink(&mut on_stderr),
+            )
+            .map_err(setter_names)?;
         // SAFETY: `out` is non-NULL (checked above) and writable (the contract).
         unsafe { out.as_ptr().write(bottle_exec_result::from_output(output)) };
         Ok(())
     })
+}
+
+/// The core names exec's variable lists after `ExecOptions`' fields; a C
+/// caller knows them by the setters that fill them.
+fn setter_names(e: Error) -> Error {
+    match e {
+        Error::InvalidArgument { arg, reason } if arg == "env" || arg == "secret_env" => {
+            let setter = format!("bottle_exec_options_add_{arg}");
+            Error::InvalidArgument {
+                reason: reason.replacen(&format!("`{arg}`"), &setter, 1),
+                arg,
+            }
+        }
+        e => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variable_lists_are_named_by_their_setters() {
+        let core = Error::invalid("secret_env", "the variables of `secret_env` take 9 bytes");
+        assert_eq!(
+            setter_names(core).to_string(),
+            "secret_env: the variables of bottle_exec_options_add_secret_env take 9 bytes"
+        );
+        let other = Error::invalid("script", "the script is `env`");
+        assert_eq!(
+            setter_names(other).to_string(),
+            "script: the script is `env`"
+        );
+    }
 }

@@ -199,7 +199,7 @@ pub unsafe extern "C" fn bottle_launch_options_add_volume(
             guest: guest.to_owned(),
             read_only,
         };
-        validate::volume(&volume.host, &volume.guest)?;
+        validate::volume(&volume.host, &volume.guest, ("host_path", "guest_path"))?;
         opts.0.volumes.push(volume);
         Ok(())
     })
