@@ -52,20 +52,9 @@ pub unsafe extern "C" fn bottle_exec_claude(
     tty: bool,
     exit_code: *mut i32,
 ) -> bottle_status {
-    boundary::guard(|| {
-        let exit_code = out_arg(exit_code, "exit_code")?;
-        // SAFETY: `exit_code` is non-NULL and writable per the contract.
-        unsafe { exit_code.as_ptr().write(0) };
-        // SAFETY: `b` is NULL or live (the contract).
-        let b = unsafe { ref_arg(b, "b") }?;
-        // SAFETY: `argv` is NULL or holds `argc` pointers, each NULL or NUL-terminated (the
-        // contract).
-        let args = unsafe { argv_arg(argv, argc) }?;
-        let code = b.inner.exec_claude(&args, tty)?;
-        // SAFETY: `exit_code` is non-NULL (checked above) and writable (the contract).
-        unsafe { exit_code.as_ptr().write(code) };
-        Ok(())
-    })
+    // SAFETY: the arguments go on under this function's own contract,
+    // which is `bottle_exec_claude_with`'s; NULL options are none.
+    unsafe { bottle_exec_claude_with(b, argv, argc, tty, std::ptr::null(), exit_code) }
 }
 
 /// `bottle_exec_claude` with the timeout and cancel token of `opts` (NULL:

@@ -122,15 +122,9 @@ pub unsafe extern "C" fn bottle_cp_out(
     guest_path: *const c_char,
     host_path: *const c_char,
 ) -> bottle_status {
-    boundary::guard(|| {
-        // SAFETY: `b` is NULL or live (the contract).
-        let b = unsafe { ref_arg(b, "b") }?;
-        // SAFETY: `guest_path` is NULL or NUL-terminated (the contract).
-        let guest = unsafe { str_arg(guest_path, "guest_path") }?;
-        // SAFETY: `host_path` is NULL or NUL-terminated (the contract).
-        let host = unsafe { path_arg(host_path, "host_path") }?;
-        b.inner.cp_out(guest, host)
-    })
+    // SAFETY: the arguments go on under this function's own contract,
+    // which is `bottle_cp_out_with`'s; NULL options are none.
+    unsafe { bottle_cp_out_with(b, guest_path, host_path, std::ptr::null()) }
 }
 
 /// `bottle_cp_out` with the timeout and cancel token of `opts` (NULL: none,

@@ -7,8 +7,10 @@ use super::boundary::{self, opt_str_arg, out_arg, ref_arg, str_arg};
 use super::exec_options::{bottle_exec_options, Output};
 use super::exec_result::bottle_exec_result;
 use super::status::bottle_status;
+use crate::bottle::Bottle;
 use crate::error::Error;
 use crate::exec_options::ExecOptions;
+use crate::ExecOutput;
 
 /// Runs `script` in the machine as `user` and captures what it did.
 ///
@@ -85,21 +87,13 @@ pub unsafe extern "C" fn bottle_exec(
     user: *const c_char,
     out: *mut bottle_exec_result,
 ) -> bottle_status {
-    boundary::guard(|| {
-        let out = out_arg(out, "out")?;
-        // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe { out.as_ptr().write(bottle_exec_result::EMPTY) };
-        // SAFETY: `b` is NULL or live (the contract).
-        let b = unsafe { ref_arg(b, "b") }?;
-        // SAFETY: `script` is NULL or NUL-terminated (the contract).
-        let script = unsafe { str_arg(script, "script") }?;
+    let run = |b: &Bottle, script: &str| {
         // SAFETY: `user` is NULL or NUL-terminated (the contract).
         let user = unsafe { opt_str_arg(user, "user") }?;
-        let output = b.inner.exec(script, user)?;
-        // SAFETY: `out` is non-NULL (checked above) and writable (the contract).
-        unsafe { out.as_ptr().write(bottle_exec_result::from_output(output)) };
-        Ok(())
-    })
+        b.exec(script, user)
+    };
+    // SAFETY: the pointers go on under this function's own contract.
+    unsafe { exec_into(b, script, out, run) }
 }
 
 /// Runs `script` as `bottle_exec` does, with the options in `opts` (NULL:
@@ -130,32 +124,49 @@ pub unsafe extern "C" fn bottle_exec_with(
     opts: *const bottle_exec_options,
     out: *mut bottle_exec_result,
 ) -> bottle_status {
-    boundary::guard(|| {
-        let out = out_arg(out, "out")?;
-        // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe { out.as_ptr().write(bottle_exec_result::EMPTY) };
-        // SAFETY: `b` is NULL or live (the contract).
-        let b = unsafe { ref_arg(b, "b") }?;
-        // SAFETY: `script` is NULL or NUL-terminated (the contract).
-        let script = unsafe { str_arg(script, "script") }?;
+    let run = |b: &Bottle, script: &str| {
         let default = ExecOptions::default();
-        // SAFETY: per the contract.
+        // SAFETY: `opts` is NULL or live options (the contract).
         let (options, stdout, stderr) = match unsafe { opts.as_ref() } {
             Some(o) => (&o.inner, o.stdout, o.stderr),
             None => (&default, Output::CAPTURED, Output::CAPTURED),
         };
         let mut on_stdout = |chunk: &[u8]| stdout.call(chunk);
         let mut on_stderr = |chunk: &[u8]| stderr.call(chunk);
-        let output = b
-            .inner
-            .exec_with(
-                script,
-                options,
-                stdout.sink(&mut on_stdout),
-                stderr.sink(&mut on_stderr),
-            )
-            .map_err(setter_names)?;
-        // SAFETY: `out` is non-NULL (checked above) and writable (the contract).
+        b.exec_with(
+            script,
+            options,
+            stdout.sink(&mut on_stdout),
+            stderr.sink(&mut on_stderr),
+        )
+        .map_err(setter_names)
+    };
+    // SAFETY: the pointers go on under this function's own contract.
+    unsafe { exec_into(b, script, out, run) }
+}
+
+/// What both exec calls share: `out` zeroed first, `b` and `script` checked,
+/// then `run`'s output handed to C in `out`.
+///
+/// # Safety
+/// `b` is NULL or an open bottle, `script` NULL or NUL-terminated, `out`
+/// NULL or writable.
+unsafe fn exec_into(
+    b: *const bottle,
+    script: *const c_char,
+    out: *mut bottle_exec_result,
+    run: impl FnOnce(&Bottle, &str) -> Result<ExecOutput, Error>,
+) -> bottle_status {
+    boundary::guard(|| {
+        let out = out_arg(out, "out")?;
+        // SAFETY: `out` is non-NULL (checked) and writable (the contract).
+        unsafe { out.as_ptr().write(bottle_exec_result::EMPTY) };
+        // SAFETY: `b` is NULL or live (the contract).
+        let b = unsafe { ref_arg(b, "b") }?;
+        // SAFETY: `script` is NULL or NUL-terminated (the contract).
+        let script = unsafe { str_arg(script, "script") }?;
+        let output = run(&b.inner, script)?;
+        // SAFETY: as above.
         unsafe { out.as_ptr().write(bottle_exec_result::from_output(output)) };
         Ok(())
     })

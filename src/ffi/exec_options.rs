@@ -295,13 +295,8 @@ pub unsafe extern "C" fn bottle_exec_options_set_stdout_fn(
     user_data: *mut c_void,
     capture: bool,
 ) -> bottle_status {
-    boundary::guard(|| {
-        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
-        // contract).
-        let opts = unsafe { mut_arg(opts, "opts") }?;
-        opts.stdout = output(callback, user_data, capture);
-        Ok(())
-    })
+    // SAFETY: `opts` goes on under this function's own contract.
+    unsafe { set_output(opts, |o| &mut o.stdout, callback, user_data, capture) }
 }
 
 /// As `bottle_exec_options_set_stdout_fn`, for stderr.
@@ -318,13 +313,8 @@ pub unsafe extern "C" fn bottle_exec_options_set_stderr_fn(
     user_data: *mut c_void,
     capture: bool,
 ) -> bottle_status {
-    boundary::guard(|| {
-        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
-        // contract).
-        let opts = unsafe { mut_arg(opts, "opts") }?;
-        opts.stderr = output(callback, user_data, capture);
-        Ok(())
-    })
+    // SAFETY: `opts` goes on under this function's own contract.
+    unsafe { set_output(opts, |o| &mut o.stderr, callback, user_data, capture) }
 }
 
 /// Attaches a cancel token (NULL detaches). The options keep their own
@@ -350,15 +340,32 @@ pub unsafe extern "C" fn bottle_exec_options_set_cancel(
     })
 }
 
-fn output(callback: bottle_output_fn, user_data: *mut c_void, capture: bool) -> Output {
-    match callback {
-        Some(_) => Output {
-            callback,
-            user_data,
-            capture,
-        },
-        None => Output::CAPTURED,
-    }
+/// Sets the stream `stream` picks to `callback`, or to plain capture for
+/// NULL.
+///
+/// # Safety
+/// `opts` is NULL or live options, used by no other thread.
+unsafe fn set_output(
+    opts: *mut bottle_exec_options,
+    stream: fn(&mut bottle_exec_options) -> &mut Output,
+    callback: bottle_output_fn,
+    user_data: *mut c_void,
+    capture: bool,
+) -> bottle_status {
+    boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during
+        // the call (the contract).
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        *stream(opts) = match callback {
+            Some(_) => Output {
+                callback,
+                user_data,
+                capture,
+            },
+            None => Output::CAPTURED,
+        };
+        Ok(())
+    })
 }
 
 /// Checks `name=value` and appends it to the list `list` picks.
