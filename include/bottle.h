@@ -26,12 +26,12 @@
  *   setters. New options arrive as new setters and existing ones never
  *   change, so the ABI stays compatible; a NULL options pointer means all
  *   defaults. Status codes are only ever appended.
- * - A constructor (`*_new`) returns BOTTLE_OK or, for a NULL `out`,
- *   BOTTLE_ERR_INVALID_ARGUMENT, and is thread-safe. A setter returns
- *   BOTTLE_OK or BOTTLE_ERR_INVALID_ARGUMENT (NULL options, or a value it
- *   refuses, which leaves the options unchanged). One options object may
- *   be used by calls on several threads at once, but no setter or free may
- *   run on it while another thread uses it.
+ * - An options constructor (`*_options_new`) returns BOTTLE_OK or, for a
+ *   NULL `out`, BOTTLE_ERR_INVALID_ARGUMENT, and is thread-safe. A setter
+ *   returns BOTTLE_OK or BOTTLE_ERR_INVALID_ARGUMENT (NULL options, or a
+ *   value it refuses, which leaves the options unchanged). One options
+ *   object may be used by calls on several threads at once, but no setter
+ *   or free may run on it while another thread uses it.
  * - Results that the caller allocates (bottle_exec_result, bottle_names)
  *   never change size or layout: a program compiled against this header
  *   keeps working with every later library of the same soname. New data
