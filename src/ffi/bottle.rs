@@ -1,39 +1,21 @@
-//! The bottle handle: opening one on a machine someone else runs, and its
-//! name. Each operation on a bottle has its own file (exec, claude, copy,
-//! launch for close); they are re-exported here, so that `ffi::bottle`
-//! names every call that takes a bottle.
+//! The bottle: opening one on a machine someone else runs, and its name.
+//! The handle itself is in `handle`, and each operation on a bottle has its
+//! own file (exec, claude, copy, launch for close); they are re-exported
+//! here, so that `ffi::bottle` names the handle and every call that takes
+//! it.
 
-use std::ffi::{c_char, CString};
+use std::ffi::c_char;
 
 use super::boundary::{self, box_out, opt_str_arg, str_arg};
 use super::status::bottle_status;
 use crate::bottle::Bottle;
 
+pub use super::handle::bottle;
+
 pub use super::claude::{bottle_exec_claude, bottle_exec_claude_with};
 pub use super::copy::{bottle_cp_in, bottle_cp_in_with, bottle_cp_out, bottle_cp_out_with};
 pub use super::exec::{bottle_exec, bottle_exec_with};
 pub use super::launch::{bottle_close, bottle_close_checked, bottle_close_with};
-
-/// An open handle on one smolvm machine (opaque).
-///
-/// Get one from `bottle_open` (a machine someone else runs) or
-/// `bottle_launch` (a machine the bottle owns), release it with
-/// `bottle_close` or `bottle_close_checked`. A bottle holds no mutable
-/// state: any number of threads may run operations on the same bottle at
-/// once; each call runs its own smolvm process. Only closing must not race
-/// with other calls on the same bottle.
-pub struct bottle {
-    pub(super) inner: Bottle,
-    /// The machine name as C sees it, kept for `bottle_machine_name`.
-    name: CString,
-}
-
-impl bottle {
-    pub(crate) fn new(inner: Bottle) -> Self {
-        let name = CString::new(inner.machine()).expect("machine names have no NUL");
-        bottle { inner, name }
-    }
-}
 
 /// Opens a handle on the smolvm machine named `machine_name`.
 ///

@@ -2,9 +2,9 @@
 
 use std::ffi::c_char;
 
-use super::bottle::bottle;
 use super::boundary::{self, out_arg, ref_arg, str_arg};
 use super::call_options::bottle_call_options;
+use super::handle::bottle;
 use super::status::bottle_status;
 use crate::cancel::Limits;
 use crate::error::Error;

@@ -2,9 +2,9 @@
 
 use std::ffi::c_char;
 
-use super::bottle::bottle;
 use super::boundary::{self, path_arg, ref_arg, str_arg};
 use super::copy_options::bottle_copy_options;
+use super::handle::bottle;
 use super::status::bottle_status;
 use crate::cancel::Limits;
 

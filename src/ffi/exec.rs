@@ -2,10 +2,10 @@
 
 use std::ffi::c_char;
 
-use super::bottle::bottle;
 use super::boundary::{self, opt_str_arg, out_arg, ref_arg, str_arg};
 use super::exec_options::{bottle_exec_options, Output};
 use super::exec_result::bottle_exec_result;
+use super::handle::bottle;
 use super::status::bottle_status;
 use crate::bottle::Bottle;
 use crate::error::Error;

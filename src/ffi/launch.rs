@@ -3,13 +3,13 @@
 
 use std::ffi::{c_char, CString};
 
-use super::bottle::bottle;
 use super::boundary::{
     self, box_out, free_boxed, mut_arg, opt_str_arg, out_arg, path_arg, str_arg, timeout_arg,
 };
 use super::call_options::bottle_call_options;
 use super::cancel::{bottle_cancel, cancel_arg};
 use super::exec_options::env_pair;
+use super::handle::bottle;
 use super::status::bottle_status;
 use crate::bottle::Bottle;
 use crate::cancel::Limits;

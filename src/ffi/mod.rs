@@ -48,3 +48,4 @@ pub mod call_options;
 pub mod exec_result;
 
 mod boundary;
+mod handle;
