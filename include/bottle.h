@@ -1,6 +1,12 @@
 /*
  * libbottle: drive a sandboxed coding agent in a smolvm microVM from C.
  *
+ * The functions below come in this order: status codes and errors; the
+ * bottle (bottle_open); running a script (bottle_exec, its options);
+ * running claude; copies and their options; launching, closing and
+ * reaping; the cancel token; options for calls that take only limits;
+ * freeing results.
+ *
  * Conventions, true of every function below:
  * - A function that can fail returns a bottle_status; BOTTLE_OK is zero.
  *   On failure, bottle_last_error() gives this thread's message.
@@ -16,10 +22,25 @@
  *   inherits the environment: do not change the environment (setenv,
  *   putenv) while another thread is in a libbottle call.
  * - Options (bottle_exec_options, bottle_copy_options,
- *   bottle_launch_options) are opaque objects with setters. New options
- *   arrive as new setters and existing ones never change, so the ABI stays
- *   compatible; a NULL options pointer means all defaults. Status codes are
- *   only ever appended.
+ *   bottle_launch_options, bottle_call_options) are opaque objects with
+ *   setters. New options arrive as new setters and existing ones never
+ *   change, so the ABI stays compatible; a NULL options pointer means all
+ *   defaults. Status codes are only ever appended.
+ * - An options constructor (`*_options_new`) returns BOTTLE_OK or, for a
+ *   NULL `out`, BOTTLE_ERR_INVALID_ARGUMENT, and is thread-safe. A setter
+ *   returns BOTTLE_OK or BOTTLE_ERR_INVALID_ARGUMENT (NULL options, or a
+ *   value it refuses, which leaves the options unchanged). One options
+ *   object may be used by calls on several threads at once, but no setter
+ *   or free may run on it while another thread uses it.
+ * - Results that the caller allocates (bottle_exec_result, bottle_names)
+ *   never change size or layout: a program compiled against this header
+ *   keeps working with every later library of the same soname. New data
+ *   (a duration, an out-of-memory flag, ...) arrives through new
+ *   functions that fill new structs; such a new struct starts with a
+ *   `size_t` holding its size, set by the caller, so that it can grow at
+ *   its end from then on. Structs the library allocates and hands to a
+ *   callback (bottle_progress) may grow at their end: read only the fields
+ *   you know.
  */
 
 #ifndef BOTTLE_H
@@ -84,10 +105,16 @@ typedef struct bottle bottle;
 // setters; may be used by several calls at once, not changed during one.
 typedef struct bottle_call_options bottle_call_options;
 
-// A cancel token (opaque): attach it to exec options with
-// `bottle_exec_options_set_cancel`, then trip it from any thread to stop
-// every running and future call that uses it. Tripping is permanent: make
-// a new token for new work.
+// A cancel token (opaque): attach it to options with one of the
+// `*_set_cancel` setters, then trip it from any thread to stop every
+// running and future call that uses it. Tripping is permanent: make a new
+// token for new work.
+//
+// The token is reference-counted inside the library: the setters take a
+// `const bottle_cancel *`, since attaching a token does not change it
+// (the options keep their own reference, as copying a const shared
+// pointer would), while `bottle_cancel_trip`, which does, takes a
+// non-const one.
 typedef struct bottle_cancel bottle_cancel;
 
 // Options for `bottle_cp_in_with` and `bottle_cp_out_with` (opaque); a
@@ -118,6 +145,10 @@ typedef struct bottle_launch_options bottle_launch_options;
 // used directly as a C string. After a successful `bottle_exec` both
 // pointers are non-NULL, even for empty output; after a failure, and after
 // `bottle_exec_result_free`, the struct is all zeros.
+//
+// The caller allocates it, so its size and fields are fixed for good: new
+// data about a run comes through new functions (see the top of this
+// header).
 typedef struct bottle_exec_result {
     // The guest command's exit status: 0 to 255, where 128+N means the
     // command was killed by signal N.
@@ -132,9 +163,19 @@ typedef struct bottle_exec_result {
     size_t stderr_len;
 } bottle_exec_result;
 
+// Receives output of `bottle_exec_with` as it arrives: `len` bytes at
+// `data`, valid only during the call. Return 0 to go on; any other value
+// stops the command, and `bottle_exec_with` returns `BOTTLE_ERR_CANCELLED`.
+// Called on the thread that called `bottle_exec_with`, one chunk at a
+// time, in order; options shared by calls on several threads call it from
+// each of them at once. It must return normally (no longjmp, no C++
+// exception).
+typedef int (*bottle_output_fn)(void *user_data, const uint8_t *data, size_t len);
+
 // How far a copy has got: files and bytes done out of the totals, which
-// are known before the first file is copied. Read only the fields you
-// know: later versions may add fields at the end.
+// are known before the first file is copied. The library allocates it and
+// passes it to the callback, so later versions may add fields at its end:
+// read only the fields you know.
 typedef struct bottle_progress {
     uint64_t files_done;
     uint64_t files_total;
@@ -146,17 +187,9 @@ typedef struct bottle_progress {
 // copied, on the calling thread. `progress` is valid only during the call.
 typedef void (*bottle_progress_fn)(void *user_data, const struct bottle_progress *progress);
 
-// Receives output of `bottle_exec_with` as it arrives: `len` bytes at
-// `data`, valid only during the call. Return 0 to go on; any other value
-// stops the command, and `bottle_exec_with` returns `BOTTLE_ERR_CANCELLED`.
-// Called on the thread that called `bottle_exec_with`, one chunk at a
-// time, in order; options shared by calls on several threads call it from
-// each of them at once. It must return normally (no longjmp, no C++
-// exception).
-typedef int (*bottle_output_fn)(void *user_data, const uint8_t *data, size_t len);
-
 // A list of machine names, owned by the library: free it with
-// `bottle_names_free`.
+// `bottle_names_free`. The caller allocates the struct itself, so its
+// size and fields are fixed for good (see the top of this header).
 typedef struct bottle_names {
     // `count` NUL-terminated UTF-8 names.
     char **names;
@@ -166,6 +199,26 @@ typedef struct bottle_names {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// This thread's message for its last failed libbottle call, or NULL if no
+// call has failed on this thread yet.
+//
+// The message is UTF-8 and names what went wrong (for a bad argument, the
+// argument's name comes first, as in `user: must not be empty`). The
+// string belongs to the library: do not free it. It stays valid until the
+// next libbottle call on the same thread; copy it to keep it longer.
+// Successful calls do not clear it, so read it only after a call returned
+// a status other than `BOTTLE_OK`. Each thread has its own message.
+const char *bottle_last_error(void);
+
+// A short, static description of a status code, such as
+// `"smolvm failed"`. Never NULL: unknown codes give `"unknown status"`.
+// The string is static: do not free it. Thread-safe.
+const char *bottle_status_str(bottle_status status);
+
+// The library's version, such as `"0.1.0"`. The string is static: do not
+// free it. Thread-safe.
+const char *bottle_version(void);
 
 // Opens a handle on the smolvm machine named `machine_name`.
 //
@@ -194,6 +247,14 @@ extern "C" {
 enum bottle_status bottle_open(const char *machine_name,
                                const char *prompt_path,
                                struct bottle **out);
+
+// The name of the bottle's machine (for a launched bottle, the generated
+// one unless a name was set). The string belongs to the bottle and lives as
+// long as it; NULL for a NULL bottle. Thread-safe.
+//
+// # Safety
+// `b` is NULL or an open bottle.
+const char *bottle_machine_name(const struct bottle *b);
 
 // Runs `script` in the machine as `user` and captures what it did.
 //
@@ -262,8 +323,7 @@ enum bottle_status bottle_open(const char *machine_name,
 //
 // # Safety
 // `b` is NULL or a bottle from `bottle_open` or `bottle_launch`, not yet
-// closed; strings are
-// NULL or NUL-terminated; `out` is NULL or writable.
+// closed; strings are NULL or NUL-terminated; `out` is NULL or writable.
 enum bottle_status bottle_exec(const struct bottle *b,
                                const char *script,
                                const char *user,
@@ -295,6 +355,159 @@ enum bottle_status bottle_exec_with(const struct bottle *b,
                                     const struct bottle_exec_options *opts,
                                     struct bottle_exec_result *out);
 
+// Makes options with the defaults in `*out` (NULL on failure): user `node`,
+// no extra environment, the user's home as working directory, no timeout,
+// empty stdin, both outputs captured, no cancel token.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `out`.
+// Thread-safe.
+//
+// # Safety
+// `out` is NULL or writable.
+enum bottle_status bottle_exec_options_new(struct bottle_exec_options **out);
+
+// Frees options; NULL is ignored. Calls that used them are unaffected.
+//
+// Not while a call or another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or from `bottle_exec_options_new`, not yet freed, and not
+// in use by a running call.
+void bottle_exec_options_free(struct bottle_exec_options *opts);
+
+// The guest user the script runs as; NULL goes back to `node`. Same rules
+// as `user` of `bottle_exec`.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+// or a `user` that breaks those rules; a refused value leaves the options
+// as they were. Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `user` is NULL or NUL-terminated.
+enum bottle_status bottle_exec_options_set_user(struct bottle_exec_options *opts, const char *user);
+
+// Adds the environment variable `name=value` for the script. `name`: an
+// ASCII letter or `_`, then letters, digits, `_`. `value`: UTF-8, may be
+// empty; `name=value` at most 131071 bytes, the value at most 131031. The
+// variable reaches the guest under a neutral name that the user's shell
+// renames, so no variable (`PATH`, `LD_PRELOAD`, ...) reaches the root
+// `runuser` by its own name. Those carrier names — `BOTTLE_ENV_N`,
+// `BOTTLE_SECRET_N`, `BOTTLE_MACHINE_ENV_N` for a number N — are refused
+// as `name`, as is `_` (the shell sets it itself): either would be lost.
+// The value travels on smolvm's command line (`-e`), where every local
+// user can read it while the command runs: use
+// `bottle_exec_options_add_secret_env` for secrets.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+// or a `name` or `value` that is NULL, not UTF-8 or refused; a refused
+// value leaves the options as they were. Not while another thread uses
+// `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; strings are NULL or NUL-terminated.
+enum bottle_status bottle_exec_options_add_env(struct bottle_exec_options *opts,
+                                               const char *name,
+                                               const char *value);
+
+// Adds the environment variable `name=value` for the script, keeping the
+// value out of every process's command line on the host: smolvm is given
+// `--secret-env` and reads the value from its own environment. Same rules
+// as `bottle_exec_options_add_env`.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+// or a `name` or `value` that is NULL, not UTF-8 or refused; a refused
+// value leaves the options as they were. Not while another thread uses
+// `opts`.
+//
+// # Safety
+// As for `bottle_exec_options_add_env`.
+enum bottle_status bottle_exec_options_add_secret_env(struct bottle_exec_options *opts,
+                                                      const char *name,
+                                                      const char *value);
+
+// The guest directory the script starts in (absolute, UTF-8); NULL goes
+// back to the user's home. If it does not exist, the script does not run:
+// it exits 1 with the shell's `cd` message on stderr.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+// or a `dir` that is not an absolute UTF-8 path; a refused value leaves
+// the options as they were. Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `dir` is NULL or NUL-terminated.
+enum bottle_status bottle_exec_options_set_workdir(struct bottle_exec_options *opts,
+                                                   const char *dir);
+
+// How long the script may run, in milliseconds; 0 means no limit. The
+// library keeps the time itself (smolvm gets no `--timeout`): when it is
+// up, it stops smolvm, the guest kills the script and everything it
+// started, and the call returns `BOTTLE_ERR_TIMEOUT` with no smolvm
+// process left behind.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+// Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_exec_options_set_timeout_ms(struct bottle_exec_options *opts,
+                                                      uint64_t timeout_ms);
+
+// Bytes for the script's stdin: `len` bytes at `data`, copied (the caller
+// may free them at once). `data` may be NULL only when `len` is 0, which
+// gives an empty stdin, as the default does. smolvm passes the bytes on as
+// the script reads them, then their end. A script that exits without
+// reading all of it is not an error, and never raises SIGPIPE in the
+// calling process.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+// or NULL `data` with a non-zero `len`; a refused value leaves the options
+// as they were. Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `data` is NULL or `len` readable bytes.
+enum bottle_status bottle_exec_options_set_stdin(struct bottle_exec_options *opts,
+                                                 const uint8_t *data,
+                                                 size_t len);
+
+// Hands stdout to `callback` as it arrives (smolvm streams it), with
+// `user_data` as its first argument. With `capture` true the bytes are also
+// kept in the result; with false the result's stdout is empty. A NULL
+// callback goes back to plain capture.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+// Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `callback`, if set, is safe to call with
+// `user_data` for as long as the options are used.
+enum bottle_status bottle_exec_options_set_stdout_fn(struct bottle_exec_options *opts,
+                                                     bottle_output_fn callback,
+                                                     void *user_data,
+                                                     bool capture);
+
+// As `bottle_exec_options_set_stdout_fn`, for stderr.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+// Not while another thread uses `opts`.
+//
+// # Safety
+// As for `bottle_exec_options_set_stdout_fn`.
+enum bottle_status bottle_exec_options_set_stderr_fn(struct bottle_exec_options *opts,
+                                                     bottle_output_fn callback,
+                                                     void *user_data,
+                                                     bool capture);
+
+// Attaches a cancel token (NULL detaches). The options keep their own
+// reference, so the token may be freed before them.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+// Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `cancel` is NULL or a live token.
+enum bottle_status bottle_exec_options_set_cancel(struct bottle_exec_options *opts,
+                                                  const struct bottle_cancel *cancel);
+
 // Runs claude-code in the machine, interactively, with exactly the
 // arguments given.
 //
@@ -311,8 +524,9 @@ enum bottle_status bottle_exec_with(const struct bottle *b,
 // under `bottle_exec`'s guard, so nothing it started outlives the call.
 // With `tty` true the guest terminal stays claude's controlling terminal;
 // if smolvm goes away, the guest hangs that terminal up (SIGHUP to
-// claude). The call blocks until claude exits. claude writes to the caller's descriptors
-// directly, so flush stdio buffers (`fflush(NULL)`) before calling.
+// claude). The call blocks until claude exits. claude writes to the
+// caller's descriptors directly, so flush stdio buffers (`fflush(NULL)`)
+// before calling.
 //
 // - `b`: required, an open bottle.
 // - `argv`: `argc` UTF-8 strings, each non-NULL (may be empty); NULL is
@@ -419,9 +633,8 @@ enum bottle_status bottle_cp_in_with(const struct bottle *b,
 //   directory and renamed over `host_path` only once smolvm has succeeded,
 //   so an existing file is replaced whole or left untouched; it keeps its
 //   0777 permission bits (not setuid, setgid or sticky, not its owner or
-//   other hard links). A symbolic link
-//   at `host_path` is replaced, not followed. A new file gets mode 0666
-//   less the umask. Anything else there — a directory (or a link to one),
+//   other hard links). A symbolic link at `host_path` is replaced, not
+//   followed. A new file gets mode 0666 less the umask. Anything else there — a directory (or a link to one),
 //   a device node, a FIFO, a socket — is `BOTTLE_ERR_INVALID_ARGUMENT`
 //   and left untouched.
 //
@@ -449,13 +662,282 @@ enum bottle_status bottle_cp_out_with(const struct bottle *b,
                                       const char *host_path,
                                       const struct bottle_copy_options *opts);
 
-// The name of the bottle's machine (for a launched bottle, the generated
-// one unless a name was set). The string belongs to the bottle and lives as
-// long as it; NULL for a NULL bottle. Thread-safe.
+// Makes copy options with the defaults in `*out` (NULL on failure): mode
+// 0644 for a single file (in a directory, each file's host permission
+// bits, without setuid, setgid and sticky), owned by root, no progress
+// callback, no timeout, no cancel token.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `out`.
+// Thread-safe.
 //
 // # Safety
-// `b` is NULL or an open bottle.
-const char *bottle_machine_name(const struct bottle *b);
+// `out` is NULL or writable.
+enum bottle_status bottle_copy_options_new(struct bottle_copy_options **out);
+
+// Frees copy options; NULL is ignored.
+//
+// Not while a call or another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or from `bottle_copy_options_new`, not yet freed, and not
+// in use by a running call.
+void bottle_copy_options_free(struct bottle_copy_options *opts);
+
+// Permission bits (at most 07777) for every file copied, as in `chmod`.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+// or a `mode` beyond 07777; a refused value leaves the options as they
+// were. Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_copy_options_set_mode(struct bottle_copy_options *opts, uint32_t mode);
+
+// Gives everything copied to numeric `uid` and `gid` in the guest. Neither
+// may be `(uid_t)-1`, which chown reads as "leave unchanged".
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+// or `(uid_t)-1` as either id; a refused value leaves the options as they
+// were. Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_copy_options_set_owner_ids(struct bottle_copy_options *opts,
+                                                     uint32_t uid,
+                                                     uint32_t gid);
+
+// Gives everything copied to the guest user `user` and its primary group,
+// looked up in the guest at copy time (one `exec` as root); pass `"node"`
+// so the agent can write what it was given. A user the guest does not
+// know makes the copy fail with `BOTTLE_ERR_INVALID_ARGUMENT` before any
+// file is copied. NULL goes back to root.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+// or a `user` that breaks `bottle_exec`'s rules for it; a refused value
+// leaves the options as they were. Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `user` is NULL or NUL-terminated.
+enum bottle_status bottle_copy_options_set_owner_user(struct bottle_copy_options *opts,
+                                                      const char *user);
+
+// Reports progress to `callback` with `user_data`; NULL removes it.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+// Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `callback`, if set, is safe to call with
+// `user_data` for as long as the options are used.
+enum bottle_status bottle_copy_options_set_progress_fn(struct bottle_copy_options *opts,
+                                                       bottle_progress_fn callback,
+                                                       void *user_data);
+
+// How long the whole copy may take, in milliseconds; 0 means no limit.
+// When it is up, the smolvm process running then, and every process in
+// its process group, is stopped (SIGTERM, SIGKILL half a second later)
+// and reaped, and the copy returns `BOTTLE_ERR_TIMEOUT`. A copy out leaves
+// the host file untouched. A copy in leaves in the guest what was copied
+// before, the directories it created (root's, not yet given to the
+// owner), and the file being copied as smolvm left it: possibly missing
+// or partly written.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+// Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_copy_options_set_timeout_ms(struct bottle_copy_options *opts,
+                                                      uint64_t timeout_ms);
+
+// Attaches a cancel token (NULL detaches): tripped, it stops the copy as
+// the timeout does, with `BOTTLE_ERR_CANCELLED`. The options keep their
+// own reference, so the token may be freed before them.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+// Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `cancel` is NULL or a live token.
+enum bottle_status bottle_copy_options_set_cancel(struct bottle_copy_options *opts,
+                                                  const struct bottle_cancel *cancel);
+
+// Makes launch options with the defaults in `*out` (NULL on failure): a
+// generated unique name, smolvm's default image, CPUs and memory, no
+// network, no volumes, no environment, no prompt file.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `out`.
+// Thread-safe.
+//
+// # Safety
+// `out` is NULL or writable.
+enum bottle_status bottle_launch_options_new(struct bottle_launch_options **out);
+
+// Frees launch options; NULL is ignored.
+//
+// Not while a call or another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or from `bottle_launch_options_new` and not yet freed.
+void bottle_launch_options_free(struct bottle_launch_options *opts);
+
+// The machine's name (smolvm's rules, as for `bottle_open`); NULL goes
+// back to a generated one, `bottle-PID-N-HEX`.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+// or a name that breaks smolvm's rule; a refused value leaves the options
+// as they were. Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `machine_name` is NULL or NUL-terminated.
+enum bottle_status bottle_launch_options_set_name(struct bottle_launch_options *opts,
+                                                  const char *machine_name);
+
+// The image to boot (an OCI reference such as the agent image: printable
+// ASCII, no spaces, not starting with `-`); NULL is smolvm's default.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+// or an `image` that is not an image reference; a refused value leaves the
+// options as they were. Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `image` is NULL or NUL-terminated.
+enum bottle_status bottle_launch_options_set_image(struct bottle_launch_options *opts,
+                                                   const char *image);
+
+// Virtual CPUs; 0 goes back to smolvm's default.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+// Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_launch_options_set_cpus(struct bottle_launch_options *opts,
+                                                  uint32_t cpus);
+
+// Memory in MiB; 0 goes back to smolvm's default.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+// Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_launch_options_set_memory_mib(struct bottle_launch_options *opts,
+                                                        uint32_t mib);
+
+// Outbound network for the guest (smolvm's `--net`); off by default.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+// Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_launch_options_set_network(struct bottle_launch_options *opts,
+                                                     bool enabled);
+
+// Shares the host directory `host_path` into the guest at `guest_path`,
+// read-only if `read_only`. Both absolute, UTF-8, without `:` (smolvm's
+// `-v HOST:GUEST[:ro]` is split at `:`).
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+// or a path that is NULL, not absolute UTF-8, or holds `:`; a refused
+// value leaves the options as they were. Not while another thread uses
+// `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; strings are NULL or NUL-terminated.
+enum bottle_status bottle_launch_options_add_volume(struct bottle_launch_options *opts,
+                                                    const char *host_path,
+                                                    const char *guest_path,
+                                                    bool read_only);
+
+// Adds `name=value` to the environment of every command in the machine.
+// Same rules as `bottle_exec_options_add_env`, and likewise visible on
+// smolvm's command line while `create` runs: no secrets here.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+// or a `name` or `value` that is NULL, not UTF-8 or refused; a refused
+// value leaves the options as they were. Not while another thread uses
+// `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; strings are NULL or NUL-terminated.
+enum bottle_status bottle_launch_options_add_env(struct bottle_launch_options *opts,
+                                                 const char *name,
+                                                 const char *value);
+
+// The in-guest system-prompt file for `bottle_exec_claude`, as
+// `prompt_path` of `bottle_open`; NULL for none.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+// or a `path` that is not an absolute UTF-8 path; a refused value leaves
+// the options as they were. Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `path` is NULL or NUL-terminated.
+enum bottle_status bottle_launch_options_set_prompt_path(struct bottle_launch_options *opts,
+                                                         const char *path);
+
+// How long the launch (create and start together) may take, in
+// milliseconds; 0 means no limit. When it is up, the smolvm process
+// running then, and every process in its process group, is stopped
+// (SIGTERM, SIGKILL half a second later) and reaped, the machine if it was
+// created is deleted again, and `bottle_launch` returns
+// `BOTTLE_ERR_TIMEOUT`. That deletion (as after a failed start of a launch
+// with a timeout or a cancel token) gets 5 seconds of its own; a machine
+// smolvm has not deleted by then stays, labelled as this process's, for
+// `bottle_reap` once the process has exited.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+// Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_launch_options_set_timeout_ms(struct bottle_launch_options *opts,
+                                                        uint64_t timeout_ms);
+
+// Attaches a cancel token (NULL detaches): tripped, it stops the launch as
+// the timeout does, with `BOTTLE_ERR_CANCELLED`. The options keep their
+// own reference, so the token may be freed before them.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+// Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `cancel` is NULL or a live token.
+enum bottle_status bottle_launch_options_set_cancel(struct bottle_launch_options *opts,
+                                                    const struct bottle_cancel *cancel);
+
+// Creates a machine as `opts` says (NULL: all defaults), starts it, and
+// returns in `*out` a bottle that owns it: `bottle_close` stops and deletes
+// the machine. The machine carries smolvm labels marking it as libbottle's
+// and naming this process (pid, start time, boot id), so that
+// `bottle_reap` can find it should this process die without closing it.
+// `bottle_machine_name` tells the name.
+//
+// If the machine is created but fails to start, it is deleted again and the
+// start's error returned (`BOTTLE_ERR_SMOLVM`, smolvm's message). Other
+// codes: `BOTTLE_ERR_INVALID_ARGUMENT`, `BOTTLE_ERR_SMOLVM_NOT_FOUND`,
+// `BOTTLE_ERR_IO`; with a timeout or cancel token set,
+// `BOTTLE_ERR_TIMEOUT` or `BOTTLE_ERR_CANCELLED`. Blocks until the machine
+// runs. Thread-safe.
+//
+// # Safety
+// `opts` is NULL or live options; `out` is NULL or writable.
+enum bottle_status bottle_launch(const struct bottle_launch_options *opts, struct bottle **out);
+
+// Releases a bottle. NULL is ignored. A bottle from `bottle_open` leaves
+// its machine as it is: its lifecycle belongs to whoever started it. A
+// bottle from `bottle_launch` stops and deletes its machine; a failure to
+// do so is not reported (use `bottle_close_checked` to see it), and the
+// machine then stays behind, labelled as this process's, for `bottle_reap`
+// to delete once this process has exited. No other thread may be using the
+// bottle, and it must not be used afterwards.
+//
+// # Safety
+// `b` is NULL or a bottle from `bottle_open` or `bottle_launch`, not yet
+// closed.
+void bottle_close(struct bottle *b);
 
 // Releases a bottle and reports what happened to its machine: for a bottle
 // from `bottle_launch`, the machine is stopped and deleted, and a failure
@@ -480,402 +962,6 @@ enum bottle_status bottle_close_checked(struct bottle *b);
 // `b` is NULL or an open bottle, used by no other thread; `opts` is NULL
 // or live options.
 enum bottle_status bottle_close_with(struct bottle *b, const struct bottle_call_options *opts);
-
-// Releases a bottle. NULL is ignored. A bottle from `bottle_open` leaves
-// its machine as it is: its lifecycle belongs to whoever started it. A
-// bottle from `bottle_launch` stops and deletes its machine; a failure to
-// do so is not reported (use `bottle_close_checked` to see it), and the
-// machine then stays behind, labelled as this process's, for `bottle_reap`
-// to delete once this process has exited. No other thread may be using the
-// bottle, and it must not be used afterwards.
-//
-// # Safety
-// `b` is NULL or a bottle from `bottle_open` or `bottle_launch`, not yet
-// closed.
-void bottle_close(struct bottle *b);
-
-// Makes call options with the defaults in `*out` (NULL on failure): no
-// timeout, no cancel token.
-//
-// # Safety
-// `out` is NULL or writable.
-enum bottle_status bottle_call_options_new(struct bottle_call_options **out);
-
-// Frees call options; NULL is ignored.
-//
-// # Safety
-// `opts` is NULL or from `bottle_call_options_new`, not yet freed, and not
-// in use by a running call.
-void bottle_call_options_free(struct bottle_call_options *opts);
-
-// How long the whole call may take, in milliseconds; 0 means no limit.
-// When it is up, the smolvm process running then, and every process in
-// its process group, is stopped (SIGTERM, SIGKILL half a second later)
-// and reaped, and the call returns `BOTTLE_ERR_TIMEOUT`.
-//
-// # Safety
-// `opts` is NULL or live options.
-enum bottle_status bottle_call_options_set_timeout_ms(struct bottle_call_options *opts,
-                                                      uint64_t timeout_ms);
-
-// Attaches a cancel token (NULL detaches): tripped, it stops the call as
-// a timeout does, with `BOTTLE_ERR_CANCELLED`. The options keep their own
-// reference, so the token may be freed before them.
-//
-// # Safety
-// `opts` is NULL or live options; `cancel` is NULL or a live token.
-enum bottle_status bottle_call_options_set_cancel(struct bottle_call_options *opts,
-                                                  const struct bottle_cancel *cancel);
-
-// Makes a new, untripped token in `*out` (NULL on failure). Free it with
-// `bottle_cancel_free`; options it was attached to keep their own
-// reference, so freeing it early is safe.
-//
-// # Safety
-// `out` is NULL or writable.
-enum bottle_status bottle_cancel_new(struct bottle_cancel **out);
-
-// Trips the token: every call using it stops its smolvm process (SIGTERM,
-// then SIGKILL after half a second), reaps it, and returns
-// `BOTTLE_ERR_CANCELLED`; calls started later fail the same way at once.
-// Idempotent. Safe from any thread, and from a signal handler (it only
-// stores a flag and writes to an eventfd). NULL is ignored.
-//
-// # Safety
-// `cancel` is NULL or a live token.
-void bottle_cancel_trip(const struct bottle_cancel *cancel);
-
-// Whether the token has been tripped. NULL gives false. Thread-safe.
-//
-// # Safety
-// `cancel` is NULL or a live token.
-bool bottle_cancel_is_tripped(const struct bottle_cancel *cancel);
-
-// Frees the caller's reference to the token. NULL is ignored.
-//
-// # Safety
-// `cancel` is NULL or a token from `bottle_cancel_new` not yet freed.
-void bottle_cancel_free(struct bottle_cancel *cancel);
-
-// Makes copy options with the defaults in `*out` (NULL on failure): mode
-// 0644 for a single file (in a directory, each file's host permission
-// bits, without setuid, setgid and sticky), owned by root, no progress
-// callback, no timeout, no cancel token.
-//
-// # Safety
-// `out` is NULL or writable.
-enum bottle_status bottle_copy_options_new(struct bottle_copy_options **out);
-
-// Frees copy options; NULL is ignored.
-//
-// # Safety
-// `opts` is NULL or from `bottle_copy_options_new`, not yet freed, and not
-// in use by a running call.
-void bottle_copy_options_free(struct bottle_copy_options *opts);
-
-// Permission bits (at most 07777) for every file copied, as in `chmod`.
-//
-// # Safety
-// `opts` is NULL or live options.
-enum bottle_status bottle_copy_options_set_mode(struct bottle_copy_options *opts, uint32_t mode);
-
-// Gives everything copied to numeric `uid` and `gid` in the guest. Neither
-// may be `(uid_t)-1`, which chown reads as "leave unchanged".
-//
-// # Safety
-// `opts` is NULL or live options.
-enum bottle_status bottle_copy_options_set_owner_ids(struct bottle_copy_options *opts,
-                                                     uint32_t uid,
-                                                     uint32_t gid);
-
-// Gives everything copied to the guest user `user` and its primary group,
-// looked up in the guest at copy time (one `exec` as root); pass `"node"`
-// so the agent can write what it was given. A user the guest does not
-// know makes the copy fail with `BOTTLE_ERR_INVALID_ARGUMENT` before any
-// file is copied. NULL goes back to root.
-//
-// # Safety
-// `opts` is NULL or live options; `user` is NULL or NUL-terminated.
-enum bottle_status bottle_copy_options_set_owner_user(struct bottle_copy_options *opts,
-                                                      const char *user);
-
-// Reports progress to `callback` with `user_data`; NULL removes it.
-//
-// # Safety
-// `opts` is NULL or live options; `callback`, if set, is safe to call with
-// `user_data` for as long as the options are used.
-enum bottle_status bottle_copy_options_set_progress_fn(struct bottle_copy_options *opts,
-                                                       bottle_progress_fn callback,
-                                                       void *user_data);
-
-// How long the whole copy may take, in milliseconds; 0 means no limit.
-// When it is up, the smolvm process running then, and every process in
-// its process group, is stopped (SIGTERM, SIGKILL half a second later)
-// and reaped, and the copy returns `BOTTLE_ERR_TIMEOUT`. A copy out leaves
-// the host file untouched. A copy in leaves in the guest what was copied
-// before, the directories it created (root's, not yet given to the
-// owner), and the file being copied as smolvm left it: possibly missing
-// or partly written.
-//
-// # Safety
-// `opts` is NULL or live options.
-enum bottle_status bottle_copy_options_set_timeout_ms(struct bottle_copy_options *opts,
-                                                      uint64_t timeout_ms);
-
-// Attaches a cancel token (NULL detaches): tripped, it stops the copy as
-// the timeout does, with `BOTTLE_ERR_CANCELLED`. The options keep their
-// own reference, so the token may be freed before them.
-//
-// # Safety
-// `opts` is NULL or live options; `cancel` is NULL or a live token.
-enum bottle_status bottle_copy_options_set_cancel(struct bottle_copy_options *opts,
-                                                  const struct bottle_cancel *cancel);
-
-// Makes options with the defaults in `*out` (NULL on failure): user `node`,
-// no extra environment, the user's home as working directory, no timeout,
-// empty stdin, both outputs captured, no cancel token.
-//
-// # Safety
-// `out` is NULL or writable.
-enum bottle_status bottle_exec_options_new(struct bottle_exec_options **out);
-
-// Frees options; NULL is ignored. Calls that used them are unaffected.
-//
-// # Safety
-// `opts` is NULL or from `bottle_exec_options_new`, not yet freed, and not
-// in use by a running call.
-void bottle_exec_options_free(struct bottle_exec_options *opts);
-
-// The guest user the script runs as; NULL goes back to `node`. Same rules
-// as `user` of `bottle_exec`.
-//
-// # Safety
-// `opts` is NULL or live options; `user` is NULL or NUL-terminated.
-enum bottle_status bottle_exec_options_set_user(struct bottle_exec_options *opts, const char *user);
-
-// Adds the environment variable `name=value` for the script. `name`: an
-// ASCII letter or `_`, then letters, digits, `_`. `value`: UTF-8, may be
-// empty; `name=value` at most 131071 bytes, the value at most 131031.
-// The variable reaches the guest under a neutral name that the user's
-// shell renames, so no variable (`PATH`, `LD_PRELOAD`, ...) reaches the
-// root `runuser` by its own name. Those carrier names — `BOTTLE_ENV_N`,
-// `BOTTLE_SECRET_N`, `BOTTLE_MACHINE_ENV_N` for a number N — are refused
-// as `name`, as is `_` (the shell sets it itself): either would be lost. The value travels on smolvm's command
-// line (`-e`), where every local user can read it while the command runs:
-// use `bottle_exec_options_add_secret_env` for secrets.
-//
-// # Safety
-// `opts` is NULL or live options; strings are NULL or NUL-terminated.
-enum bottle_status bottle_exec_options_add_env(struct bottle_exec_options *opts,
-                                               const char *name,
-                                               const char *value);
-
-// Adds the environment variable `name=value` for the script, keeping the
-// value out of every process's command line on the host: smolvm is given
-// `--secret-env` and reads the value from its own environment. Same rules
-// as `bottle_exec_options_add_env`.
-//
-// # Safety
-// As for `bottle_exec_options_add_env`.
-enum bottle_status bottle_exec_options_add_secret_env(struct bottle_exec_options *opts,
-                                                      const char *name,
-                                                      const char *value);
-
-// The guest directory the script starts in (absolute, UTF-8); NULL goes
-// back to the user's home. If it does not exist, the script does not run:
-// it exits 1 with the shell's `cd` message on stderr.
-//
-// # Safety
-// `opts` is NULL or live options; `dir` is NULL or NUL-terminated.
-enum bottle_status bottle_exec_options_set_workdir(struct bottle_exec_options *opts,
-                                                   const char *dir);
-
-// How long the script may run, in milliseconds; 0 means no limit. The
-// library keeps the time itself (smolvm gets no `--timeout`): when it is
-// up, it stops smolvm, the guest kills the script and everything it
-// started, and the call returns `BOTTLE_ERR_TIMEOUT` with no smolvm
-// process left behind. Returns `BOTTLE_ERR_INVALID_ARGUMENT` for NULL
-// `opts`.
-//
-// # Safety
-// `opts` is NULL or live options.
-enum bottle_status bottle_exec_options_set_timeout_ms(struct bottle_exec_options *opts,
-                                                      uint64_t timeout_ms);
-
-// Bytes for the script's stdin: `len` bytes at `data`, copied (the caller
-// may free them at once). `data` may be NULL only when `len` is 0, which
-// gives an empty stdin, as the default does. smolvm passes the bytes on
-// as the script reads them, then their end. A script that exits without reading all of it is not an error, and never
-// raises SIGPIPE in the calling process.
-//
-// # Safety
-// `opts` is NULL or live options; `data` is NULL or `len` readable bytes.
-enum bottle_status bottle_exec_options_set_stdin(struct bottle_exec_options *opts,
-                                                 const uint8_t *data,
-                                                 size_t len);
-
-// Hands stdout to `callback` as it arrives (smolvm streams it), with
-// `user_data` as its first argument. With `capture` true the bytes are also
-// kept in the result; with false the result's stdout is empty. A NULL
-// callback goes back to plain capture.
-//
-// # Safety
-// `opts` is NULL or live options; `callback`, if set, is safe to call with
-// `user_data` for as long as the options are used.
-enum bottle_status bottle_exec_options_set_stdout_fn(struct bottle_exec_options *opts,
-                                                     bottle_output_fn callback,
-                                                     void *user_data,
-                                                     bool capture);
-
-// As `bottle_exec_options_set_stdout_fn`, for stderr.
-//
-// # Safety
-// As for `bottle_exec_options_set_stdout_fn`.
-enum bottle_status bottle_exec_options_set_stderr_fn(struct bottle_exec_options *opts,
-                                                     bottle_output_fn callback,
-                                                     void *user_data,
-                                                     bool capture);
-
-// Attaches a cancel token (NULL detaches). The options keep their own
-// reference, so the token may be freed before them.
-//
-// # Safety
-// `opts` is NULL or live options; `cancel` is NULL or a live token.
-enum bottle_status bottle_exec_options_set_cancel(struct bottle_exec_options *opts,
-                                                  const struct bottle_cancel *cancel);
-
-// Frees the buffers of a result filled by `bottle_exec` and sets the whole
-// struct to zeros. NULL-safe, and safe to call twice on the same struct or
-// on a zero-initialised one. Do not call it on a struct that was never
-// initialised, or on a copy of a result whose original was already freed.
-// Thread-safe for distinct results.
-//
-// # Safety
-// `result` is NULL or points to a `bottle_exec_result` that is all zeros or
-// was filled by `bottle_exec` and not freed since.
-void bottle_exec_result_free(struct bottle_exec_result *result);
-
-// Makes launch options with the defaults in `*out` (NULL on failure): a
-// generated unique name, smolvm's default image, CPUs and memory, no
-// network, no volumes, no environment, no prompt file.
-//
-// # Safety
-// `out` is NULL or writable.
-enum bottle_status bottle_launch_options_new(struct bottle_launch_options **out);
-
-// Frees launch options; NULL is ignored.
-//
-// # Safety
-// `opts` is NULL or from `bottle_launch_options_new` and not yet freed.
-void bottle_launch_options_free(struct bottle_launch_options *opts);
-
-// The machine's name (smolvm's rules, as for `bottle_open`); NULL goes
-// back to a generated one, `bottle-PID-N-HEX`.
-//
-// # Safety
-// `opts` is NULL or live options; `machine_name` is NULL or NUL-terminated.
-enum bottle_status bottle_launch_options_set_name(struct bottle_launch_options *opts,
-                                                  const char *machine_name);
-
-// The image to boot (an OCI reference such as the agent image: printable
-// ASCII, no spaces, not starting with `-`); NULL is smolvm's default.
-//
-// # Safety
-// `opts` is NULL or live options; `image` is NULL or NUL-terminated.
-enum bottle_status bottle_launch_options_set_image(struct bottle_launch_options *opts,
-                                                   const char *image);
-
-// Virtual CPUs; 0 goes back to smolvm's default.
-//
-// # Safety
-// `opts` is NULL or live options.
-enum bottle_status bottle_launch_options_set_cpus(struct bottle_launch_options *opts,
-                                                  uint32_t cpus);
-
-// Memory in MiB; 0 goes back to smolvm's default.
-//
-// # Safety
-// `opts` is NULL or live options.
-enum bottle_status bottle_launch_options_set_memory_mib(struct bottle_launch_options *opts,
-                                                        uint32_t mib);
-
-// Outbound network for the guest (smolvm's `--net`); off by default.
-//
-// # Safety
-// `opts` is NULL or live options.
-enum bottle_status bottle_launch_options_set_network(struct bottle_launch_options *opts,
-                                                     bool enabled);
-
-// Shares the host directory `host_path` into the guest at `guest_path`,
-// read-only if `read_only`. Both absolute, UTF-8, without `:` (smolvm's
-// `-v HOST:GUEST[:ro]` is split at `:`).
-//
-// # Safety
-// `opts` is NULL or live options; strings are NULL or NUL-terminated.
-enum bottle_status bottle_launch_options_add_volume(struct bottle_launch_options *opts,
-                                                    const char *host_path,
-                                                    const char *guest_path,
-                                                    bool read_only);
-
-// Adds `name=value` to the environment of every command in the machine.
-// Same rules as `bottle_exec_options_add_env`, and likewise visible on
-// smolvm's command line while `create` runs: no secrets here.
-//
-// # Safety
-// `opts` is NULL or live options; strings are NULL or NUL-terminated.
-enum bottle_status bottle_launch_options_add_env(struct bottle_launch_options *opts,
-                                                 const char *name,
-                                                 const char *value);
-
-// The in-guest system-prompt file for `bottle_exec_claude`, as
-// `prompt_path` of `bottle_open`; NULL for none.
-//
-// # Safety
-// `opts` is NULL or live options; `path` is NULL or NUL-terminated.
-enum bottle_status bottle_launch_options_set_prompt_path(struct bottle_launch_options *opts,
-                                                         const char *path);
-
-// How long the launch (create and start together) may take, in
-// milliseconds; 0 means no limit. When it is up, the smolvm process
-// running then, and every process in its process group, is stopped
-// (SIGTERM, SIGKILL half a second later) and reaped, the machine if it was
-// created is deleted again, and `bottle_launch` returns
-// `BOTTLE_ERR_TIMEOUT`. That deletion (as after a failed start of a launch
-// with a timeout or a cancel token) gets 5 seconds of its own; a machine
-// smolvm has not deleted by then stays, labelled as this process's, for
-// `bottle_reap` once the process has exited.
-//
-// # Safety
-// `opts` is NULL or live options.
-enum bottle_status bottle_launch_options_set_timeout_ms(struct bottle_launch_options *opts,
-                                                        uint64_t timeout_ms);
-
-// Attaches a cancel token (NULL detaches): tripped, it stops the launch as
-// the timeout does, with `BOTTLE_ERR_CANCELLED`. The options keep their
-// own reference, so the token may be freed before them.
-//
-// # Safety
-// `opts` is NULL or live options; `cancel` is NULL or a live token.
-enum bottle_status bottle_launch_options_set_cancel(struct bottle_launch_options *opts,
-                                                    const struct bottle_cancel *cancel);
-
-// Creates a machine as `opts` says (NULL: all defaults), starts it, and
-// returns in `*out` a bottle that owns it: `bottle_close` stops and deletes
-// the machine. The machine carries smolvm labels marking it as libbottle's
-// and naming this process (pid, start time, boot id), so that
-// `bottle_reap` can find it should this process die without closing it.
-// `bottle_machine_name` tells the name.
-//
-// If the machine is created but fails to start, it is deleted again and the
-// start's error returned (`BOTTLE_ERR_SMOLVM`, smolvm's message). Other
-// codes: `BOTTLE_ERR_INVALID_ARGUMENT`, `BOTTLE_ERR_SMOLVM_NOT_FOUND`,
-// `BOTTLE_ERR_IO`; with a timeout or cancel token set,
-// `BOTTLE_ERR_TIMEOUT` or `BOTTLE_ERR_CANCELLED`. Blocks until the machine
-// runs. Thread-safe.
-//
-// # Safety
-// `opts` is NULL or live options; `out` is NULL or writable.
-enum bottle_status bottle_launch(const struct bottle_launch_options *opts, struct bottle **out);
 
 // Deletes every machine that libbottle launched and whose owning process
 // is gone (exited, or from before a reboot), such as those of a process
@@ -913,25 +999,98 @@ enum bottle_status bottle_reap_with(const struct bottle_call_options *opts,
 // `names` is NULL or a list filled by libbottle (or all zeros).
 void bottle_names_free(struct bottle_names *names);
 
-// This thread's message for its last failed libbottle call, or NULL if no
-// call has failed on this thread yet.
+// Makes a new, untripped token in `*out` (NULL on failure). Free it with
+// `bottle_cancel_free`; options it was attached to keep their own
+// reference, so freeing it early is safe.
 //
-// The message is UTF-8 and names what went wrong (for a bad argument, the
-// argument's name comes first, as in `user: must not be empty`). The
-// string belongs to the library: do not free it. It stays valid until the
-// next libbottle call on the same thread; copy it to keep it longer.
-// Successful calls do not clear it, so read it only after a call returned
-// a status other than `BOTTLE_OK`. Each thread has its own message.
-const char *bottle_last_error(void);
+// Returns `BOTTLE_OK`, `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `out`, or
+// `BOTTLE_ERR_IO` if the process is out of descriptors. Thread-safe.
+//
+// # Safety
+// `out` is NULL or writable.
+enum bottle_status bottle_cancel_new(struct bottle_cancel **out);
 
-// A short, static description of a status code, such as
-// `"smolvm failed"`. Never NULL: unknown codes give `"unknown status"`.
-// The string is static: do not free it. Thread-safe.
-const char *bottle_status_str(bottle_status status);
+// Trips the token: every call using it stops its smolvm process (SIGTERM,
+// then SIGKILL after half a second), reaps it, and returns
+// `BOTTLE_ERR_CANCELLED`; calls started later fail the same way at once.
+// Idempotent. Safe from any thread, and from a signal handler (it only
+// stores a flag and writes to an eventfd). NULL is ignored.
+//
+// The pointer is not `const`, because tripping changes the token for
+// every holder of it. It used to be declared `const`: the ABI is the same,
+// and a caller passing the `bottle_cancel *` of `bottle_cancel_new` needs
+// no change.
+//
+// # Safety
+// `cancel` is NULL or a live token.
+void bottle_cancel_trip(struct bottle_cancel *cancel);
 
-// The library's version, such as `"0.1.0"`. The string is static: do not
-// free it. Thread-safe.
-const char *bottle_version(void);
+// Whether the token has been tripped. NULL gives false. Thread-safe.
+//
+// # Safety
+// `cancel` is NULL or a live token.
+bool bottle_cancel_is_tripped(const struct bottle_cancel *cancel);
+
+// Frees the caller's reference to the token. NULL is ignored.
+//
+// # Safety
+// `cancel` is NULL or a token from `bottle_cancel_new` not yet freed.
+void bottle_cancel_free(struct bottle_cancel *cancel);
+
+// Makes call options with the defaults in `*out` (NULL on failure): no
+// timeout, no cancel token.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `out`.
+// Thread-safe.
+//
+// # Safety
+// `out` is NULL or writable.
+enum bottle_status bottle_call_options_new(struct bottle_call_options **out);
+
+// Frees call options; NULL is ignored.
+//
+// Not while a call or another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or from `bottle_call_options_new`, not yet freed, and not
+// in use by a running call.
+void bottle_call_options_free(struct bottle_call_options *opts);
+
+// How long the whole call may take, in milliseconds; 0 means no limit.
+// When it is up, the smolvm process running then, and every process in
+// its process group, is stopped (SIGTERM, SIGKILL half a second later)
+// and reaped, and the call returns `BOTTLE_ERR_TIMEOUT`.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+// Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options.
+enum bottle_status bottle_call_options_set_timeout_ms(struct bottle_call_options *opts,
+                                                      uint64_t timeout_ms);
+
+// Attaches a cancel token (NULL detaches): tripped, it stops the call as
+// a timeout does, with `BOTTLE_ERR_CANCELLED`. The options keep their own
+// reference, so the token may be freed before them.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+// Not while another thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `cancel` is NULL or a live token.
+enum bottle_status bottle_call_options_set_cancel(struct bottle_call_options *opts,
+                                                  const struct bottle_cancel *cancel);
+
+// Frees the buffers of a result filled by `bottle_exec` and sets the whole
+// struct to zeros. NULL-safe, and safe to call twice on the same struct or
+// on a zero-initialised one. Do not call it on a struct that was never
+// initialised, or on a copy of a result whose original was already freed.
+// Thread-safe for distinct results.
+//
+// # Safety
+// `result` is NULL or points to a `bottle_exec_result` that is all zeros or
+// was filled by `bottle_exec` and not freed since.
+void bottle_exec_result_free(struct bottle_exec_result *result);
 
 #ifdef __cplusplus
 }  // extern "C"

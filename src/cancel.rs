@@ -2,7 +2,7 @@
 //! watches it; and the limits (timeout, token) any operation can be given.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ pub struct Limits {
 
 impl Limits {
     /// The bounds of an operation starting now.
-    pub fn start(&self) -> Bounds {
+    pub(crate) fn start(&self) -> Bounds {
         Bounds {
             deadline: self.timeout.map(|t| Instant::now() + t),
             timeout: self.timeout,
@@ -31,29 +31,20 @@ impl Limits {
 /// The limits of one operation under way: its deadline fixed when it
 /// started, shared by every smolvm process it runs.
 #[derive(Debug, Clone, Default)]
-pub struct Bounds {
-    pub deadline: Option<Instant>,
+pub(crate) struct Bounds {
+    pub(crate) deadline: Option<Instant>,
     /// The timeout the deadline came from, for messages.
-    pub timeout: Option<Duration>,
-    pub cancel: Option<Arc<Cancel>>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) cancel: Option<Arc<Cancel>>,
 }
 
 impl Bounds {
-    pub fn cancel(&self) -> Option<&Cancel> {
+    pub(crate) fn cancel(&self) -> Option<&Cancel> {
         self.cancel.as_deref()
     }
 
-    /// A run's stdio left at its defaults, under these bounds.
-    pub fn io(&self) -> crate::capture::Io<'_> {
-        crate::capture::Io {
-            deadline: self.deadline,
-            cancel: self.cancel(),
-            ..Default::default()
-        }
-    }
-
     /// A stop of `what` described for the caller; other errors unchanged.
-    pub fn explain(&self, what: &str, e: Error) -> Error {
+    pub(crate) fn explain(&self, what: &str, e: Error) -> Error {
         match e {
             Error::Timeout(_) => Error::Timeout(match self.timeout {
                 Some(t) => format!(
@@ -78,37 +69,37 @@ pub struct Cancel {
 }
 
 impl Cancel {
+    /// An untripped token.
     pub fn new() -> io::Result<Self> {
-        // SAFETY: eventfd has no memory arguments.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        use rustix::event::{eventfd, EventfdFlags};
         Ok(Cancel {
             tripped: AtomicBool::new(false),
-            // SAFETY: `fd` is a new descriptor owned by nothing else.
-            event: unsafe { OwnedFd::from_raw_fd(fd) },
+            event: eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?,
         })
     }
 
-    /// Trips the token. Idempotent; only an atomic store and a write(2), so
-    /// it is safe from any thread and from a signal handler.
+    /// Trips the token. Idempotent; only an atomic store and a write(2) (a
+    /// raw system call through rustix), so it is safe from any thread and
+    /// from a signal handler.
     pub fn trip(&self) {
         if !self.tripped.swap(true, Ordering::SeqCst) {
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a live u64. It cannot fail short
-            // of a closed descriptor, which `self` keeps open.
-            unsafe { libc::write(self.event.as_raw_fd(), (&one as *const u64).cast(), 8) };
+            // It cannot fail short of a closed descriptor, which `self`
+            // keeps open.
+            let _ = rustix::io::write(&self.event, &1u64.to_ne_bytes());
         }
     }
 
+    /// Whether the token has been tripped.
     pub fn is_tripped(&self) -> bool {
         self.tripped.load(Ordering::SeqCst)
     }
+}
 
-    /// Readable once the token is tripped.
-    pub fn fd(&self) -> RawFd {
-        self.event.as_raw_fd()
+impl AsFd for Cancel {
+    /// A descriptor that becomes readable once the token is tripped, and
+    /// stays so, for a poll loop to wait on.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.event.as_fd()
     }
 }
 
@@ -120,13 +111,12 @@ mod tests {
     fn tripping_makes_the_fd_readable_for_good() {
         let c = Cancel::new().unwrap();
         let readable = |c: &Cancel| {
-            let mut p = libc::pollfd {
-                fd: c.fd(),
-                events: libc::POLLIN,
-                revents: 0,
+            let mut p = [rustix::event::PollFd::new(c, rustix::event::PollFlags::IN)];
+            let now = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
             };
-            // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&mut p, 1, 0) == 1 }
+            rustix::event::poll(&mut p, Some(&now)).unwrap() == 1
         };
         assert!(!c.is_tripped() && !readable(&c));
         c.trip();

@@ -13,13 +13,16 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::cancel::Cancel;
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+
+use crate::cancel::{Bounds, Cancel};
 use crate::spawn::{self, Plan, SpawnError};
 
 /// The smallest free space a buffer has before a read; the kernel hands over
@@ -35,7 +38,7 @@ const EXIT_CHECK: Duration = Duration::from_millis(20);
 
 /// What a finished child left behind.
 #[derive(Debug)]
-pub struct Captured {
+pub(crate) struct Captured {
     pub status: ExitStatus,
     /// stdout, if captured.
     pub stdout: Vec<u8>,
@@ -51,20 +54,20 @@ pub struct Captured {
 
 impl Captured {
     /// All of stderr, if it was short enough to be kept whole.
-    pub fn whole_stderr(&self) -> Option<&[u8]> {
+    pub(crate) fn whole_stderr(&self) -> Option<&[u8]> {
         (self.stderr_total == self.stderr_tail.len() as u64).then_some(&self.stderr_tail)
     }
 }
 
 /// Which output stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
+pub(crate) enum Stream {
     Stdout,
     Stderr,
 }
 
 impl Stream {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
@@ -94,7 +97,7 @@ impl Default for Sink<'_> {
 
 /// Everything about a run beyond the command itself.
 #[derive(Default)]
-pub struct Io<'a> {
+pub(crate) struct Io<'a> {
     /// Bytes for the child's stdin; `None` gives it /dev/null.
     pub stdin: Option<&'a [u8]>,
     pub stdout: Sink<'a>,
@@ -106,18 +109,29 @@ pub struct Io<'a> {
     pub pass_fd: Option<RawFd>,
 }
 
+impl<'a> Io<'a> {
+    /// A run's stdio left at its defaults, under `bounds`.
+    pub(crate) fn within(bounds: &'a Bounds) -> Self {
+        Io {
+            deadline: bounds.deadline,
+            cancel: bounds.cancel(),
+            ..Io::default()
+        }
+    }
+}
+
 /// Why a run ended without the child finishing on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
+pub(crate) enum Stopped {
     DeadlinePassed,
     Cancelled,
-    CallbackStopped(Stream),
+    Callback(Stream),
 }
 
 /// A run that did not finish. Except for `Spawn`, the child has been
 /// stopped and reaped.
 #[derive(Debug)]
-pub enum RunError {
+pub(crate) enum RunError {
     /// The child could not be started.
     Spawn(io::Error),
     /// Its command line and environment exceed what the kernel passes to a
@@ -140,7 +154,7 @@ pub enum RunError {
 /// Once the child has exited, what is already in the pipes is read and the
 /// run ends: a process it left behind holding the pipes neither holds up
 /// the caller nor adds to the result.
-pub fn run_with(cmd: &mut Command, io: Io<'_>) -> Result<Captured, RunError> {
+pub(crate) fn run_with(cmd: &mut Command, io: Io<'_>) -> Result<Captured, RunError> {
     if io.cancel.is_some_and(Cancel::is_tripped) {
         return Err(RunError::Stopped(Stopped::Cancelled));
     }
@@ -220,7 +234,7 @@ pub fn run_with(cmd: &mut Command, io: Io<'_>) -> Result<Captured, RunError> {
 /// of its own, which a child that must read the caller's terminal cannot
 /// have (it would be stopped by SIGTTIN); without one, a stop reaches the
 /// child alone.
-pub fn run_inheriting(
+pub(crate) fn run_inheriting(
     cmd: &mut Command,
     own_group: bool,
     empty_stdin: bool,
@@ -234,18 +248,13 @@ pub fn run_inheriting(
     // the spawn has copied them into place.
     let stdio = if empty_stdin {
         let above = |fd: OwnedFd| above_stdio(fd).map_err(RunError::Spawn);
-        let borrowed = |fd: RawFd| {
-            // SAFETY: 1 and 2 are the caller's open stdout and stderr.
-            unsafe { BorrowedFd::borrow_raw(fd) }
-                .try_clone_to_owned()
-                .map_err(RunError::Spawn)
-        };
+        let copy = |fd: BorrowedFd<'_>| fd.try_clone_to_owned().map_err(RunError::Spawn);
         Some([
             above(OwnedFd::from(
                 File::open("/dev/null").map_err(RunError::Spawn)?,
             ))?,
-            above(borrowed(1)?)?,
-            above(borrowed(2)?)?,
+            above(copy(io::stdout().as_fd())?)?,
+            above(copy(io::stderr().as_fd())?)?,
         ])
     } else {
         None
@@ -280,10 +289,10 @@ pub fn run_inheriting(
         }
         let mut fds = Vec::with_capacity(2);
         if let Some(fd) = &exited {
-            fds.push(pollin(fd.as_raw_fd()));
+            fds.push(PollFd::new(fd, PollFlags::IN));
         }
         if let Some(cancel) = cancel {
-            fds.push(pollin(cancel.fd()));
+            fds.push(PollFd::new(cancel, PollFlags::IN));
         }
         let wait = if exited.is_some() {
             None
@@ -291,52 +300,37 @@ pub fn run_inheriting(
             Some(EXIT_CHECK)
         };
         let until = deadline.map(|d| d - now).into_iter().chain(wait).min();
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfd.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, poll_ms(until)) };
+        // Whatever woke it (or an EINTR), the loop looks again.
+        let _ = rustix::event::poll(&mut fds, poll_timeout(until).as_ref());
     }
 }
 
-fn pollin(fd: RawFd) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    }
-}
-
-/// A poll timeout in milliseconds, rounded up so the loop never spins on 0.
-fn poll_ms(until: Option<Duration>) -> i32 {
-    match until {
-        None => -1,
-        Some(d) => d.as_millis().saturating_add(1).min(i32::MAX as u128) as i32,
-    }
+/// A poll timeout, rounded up to the next whole millisecond and then some,
+/// so that a loop waiting for a deadline never wakes just short of it and
+/// spins.
+fn poll_timeout(until: Option<Duration>) -> Option<Timespec> {
+    until.map(|d| {
+        let ms = d.as_millis().saturating_add(1);
+        Timespec {
+            tv_sec: i64::try_from(ms / 1000).unwrap_or(i64::MAX),
+            tv_nsec: (ms % 1000 * 1_000_000) as _,
+        }
+    })
 }
 
 /// A pipe, both ends close-on-exec: (read, write).
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two descriptors into `fds`.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: two fresh descriptors that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
 }
 
 /// `fd`, moved above 2 if it is one of the standard descriptors (a host
 /// that closed its stdin gets 0 back from pipe), so that placing the
 /// child's stdio never overwrites a descriptor still to be placed.
-pub fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+pub(crate) fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
     }
-    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
-    let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-    if dup < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
+    Ok(rustix::io::fcntl_dupfd_cloexec(fd, 3)?)
 }
 
 /// A descriptor that becomes readable when the child exits, so the poll loop
@@ -349,17 +343,16 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     if UNSUPPORTED.load(Ordering::Relaxed) {
         return None;
     }
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor,
-    // close-on-exec, or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        if io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
-            UNSUPPORTED.store(true, Ordering::Relaxed);
+    let pid = rustix::process::Pid::from_raw(pid.try_into().ok()?)?;
+    match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            if e == Errno::NOSYS {
+                UNSUPPORTED.store(true, Ordering::Relaxed);
+            }
+            None
         }
-        return None;
     }
-    // SAFETY: a fresh descriptor that nothing else owns.
-    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// The state of one run's descriptors.
@@ -387,38 +380,11 @@ enum Slot {
 
 impl Session<'_> {
     fn serve(&mut self) -> Result<(), RunError> {
-        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(5);
-        let mut slots: Vec<Slot> = Vec::with_capacity(5);
+        let mut ready: Vec<Slot> = Vec::with_capacity(5);
         loop {
             if self.cancel.is_some_and(Cancel::is_tripped) {
                 return Err(RunError::Stopped(Stopped::Cancelled));
             }
-            fds.clear();
-            slots.clear();
-            let mut watch = |fd: RawFd, events: libc::c_short, slot: Slot| {
-                fds.push(libc::pollfd {
-                    fd,
-                    events,
-                    revents: 0,
-                });
-                slots.push(slot);
-            };
-            if let Some(fd) = &self.stdout.fd {
-                watch(fd.as_raw_fd(), libc::POLLIN, Slot::Stdout);
-            }
-            if let Some(fd) = &self.stderr.fd {
-                watch(fd.as_raw_fd(), libc::POLLIN, Slot::Stderr);
-            }
-            if let Some(socket) = self.stdin.as_ref().and_then(|w| w.socket.as_ref()) {
-                watch(socket.as_raw_fd(), libc::POLLOUT, Slot::Stdin);
-            }
-            if let Some(fd) = &self.exited {
-                watch(fd.as_raw_fd(), libc::POLLIN, Slot::Exit);
-            }
-            if let Some(cancel) = self.cancel {
-                watch(cancel.fd(), libc::POLLIN, Slot::Cancel);
-            }
-
             let now = Instant::now();
             if self.deadline.is_some_and(|d| d <= now) {
                 return Err(RunError::Stopped(Stopped::DeadlinePassed));
@@ -427,26 +393,15 @@ impl Session<'_> {
                 return self.drain();
             }
             let check = self.exited.is_none().then_some(EXIT_CHECK);
-            let timeout = poll_ms(
+            let timeout = poll_timeout(
                 self.deadline
                     .map(|d| d - now)
                     .into_iter()
                     .chain(check)
                     .min(),
             );
-            // SAFETY: `fds` is a valid array of `fds.len()` pollfd.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(RunError::Io(e));
-            }
-            for (p, slot) in fds.iter().zip(&slots) {
-                if p.revents == 0 {
-                    continue;
-                }
+            self.poll(timeout, &mut ready)?;
+            for slot in &ready {
                 match slot {
                     Slot::Stdout => self.stdout.on_ready()?,
                     Slot::Stderr => self.stderr.on_ready()?,
@@ -461,6 +416,44 @@ impl Session<'_> {
 }
 
 impl Session<'_> {
+    /// Waits until a descriptor is ready or `timeout` passes, and puts the
+    /// slots that are ready in `ready` (none after a timeout or EINTR).
+    fn poll(&self, timeout: Option<Timespec>, ready: &mut Vec<Slot>) -> Result<(), RunError> {
+        let mut watched: Vec<(BorrowedFd<'_>, PollFlags, Slot)> = Vec::with_capacity(5);
+        if let Some(fd) = &self.stdout.fd {
+            watched.push((fd.as_fd(), PollFlags::IN, Slot::Stdout));
+        }
+        if let Some(fd) = &self.stderr.fd {
+            watched.push((fd.as_fd(), PollFlags::IN, Slot::Stderr));
+        }
+        if let Some(socket) = self.stdin.as_ref().and_then(|w| w.socket.as_ref()) {
+            watched.push((socket.as_fd(), PollFlags::OUT, Slot::Stdin));
+        }
+        if let Some(fd) = &self.exited {
+            watched.push((fd.as_fd(), PollFlags::IN, Slot::Exit));
+        }
+        if let Some(cancel) = self.cancel {
+            watched.push((cancel.as_fd(), PollFlags::IN, Slot::Cancel));
+        }
+        let mut fds: Vec<PollFd<'_>> = watched
+            .iter()
+            .map(|&(fd, events, _)| PollFd::from_borrowed_fd(fd, events))
+            .collect();
+        ready.clear();
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(_) => {}
+            Err(Errno::INTR) => return Ok(()),
+            Err(e) => return Err(RunError::Io(e.into())),
+        }
+        ready.extend(
+            fds.iter()
+                .zip(&watched)
+                .filter(|(fd, _)| !fd.revents().is_empty())
+                .map(|(_, &(_, _, slot))| slot),
+        );
+        Ok(())
+    }
+
     /// Once the child has exited: reads what the pipes hold now, which is
     /// everything the child wrote, and ends the run. Whoever else still
     /// holds the pipes is not the child; what they write is not part of
@@ -514,12 +507,8 @@ impl<'a> Reader<'a> {
     /// Reads what the pipe holds right now and closes it.
     fn drain(&mut self) -> Result<(), RunError> {
         let Some(fd) = &self.fd else { return Ok(()) };
-        let mut pending: libc::c_int = 0;
-        // SAFETY: FIONREAD writes one int.
-        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut pending) } != 0 {
-            return Err(RunError::Io(io::Error::last_os_error()));
-        }
-        let mut left = pending.max(0) as usize;
+        let pending = rustix::io::ioctl_fionread(fd).map_err(|e| RunError::Io(e.into()))?;
+        let mut left = usize::try_from(pending).unwrap_or(usize::MAX);
         while left > 0 && self.fd.is_some() {
             let before = self.total;
             self.on_ready_at_most(left)?;
@@ -540,13 +529,13 @@ impl<'a> Reader<'a> {
     fn on_ready_at_most(&mut self, limit: usize) -> Result<(), RunError> {
         let Some(fd) = &self.fd else { return Ok(()) };
         let start = self.buf.len();
-        if read_some(fd.as_raw_fd(), &mut self.buf, limit).map_err(RunError::Io)? == 0 {
+        if read_some(fd.as_fd(), &mut self.buf, limit).map_err(RunError::Io)? == 0 {
             self.fd = None;
             return Ok(());
         }
         if let Some(on_chunk) = self.sink.on_chunk.as_mut() {
             if !on_chunk(&self.buf[start..]) {
-                return Err(RunError::Stopped(Stopped::CallbackStopped(self.stream)));
+                return Err(RunError::Stopped(Stopped::Callback(self.stream)));
             }
         }
         self.total += (self.buf.len() - start) as u64;
@@ -573,29 +562,19 @@ impl Writer<'_> {
             return Ok(());
         };
         if !self.data.is_empty() {
-            // SAFETY: sends from a live slice of `data.len()` bytes.
-            let n = unsafe {
-                libc::send(
-                    socket.as_raw_fd(),
-                    self.data.as_ptr().cast(),
-                    self.data.len(),
-                    libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-                )
+            let flags = rustix::net::SendFlags::NOSIGNAL | rustix::net::SendFlags::DONTWAIT;
+            let n = match rustix::net::send(socket, self.data, flags) {
+                Ok(n) => n,
+                Err(Errno::AGAIN | Errno::INTR) => return Ok(()),
+                // The child stopped reading: what it did not read is its
+                // business, not an error of the run.
+                Err(Errno::PIPE | Errno::CONNRESET) => {
+                    self.socket = None;
+                    return Ok(());
+                }
+                Err(e) => return Err(RunError::Io(e.into())),
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                return match e.raw_os_error() {
-                    Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(()),
-                    // The child stopped reading: what it did not read is
-                    // its business, not an error of the run.
-                    Some(libc::EPIPE) | Some(libc::ECONNRESET) => {
-                        self.socket = None;
-                        Ok(())
-                    }
-                    _ => Err(RunError::Io(e)),
-                };
-            }
-            self.data = &self.data[n as usize..];
+            self.data = &self.data[n..];
         }
         if self.data.is_empty() {
             // Closing our end is the child's end of input.
@@ -607,27 +586,25 @@ impl Writer<'_> {
 
 /// One read of at most `limit` bytes from a ready pipe into the buffer's
 /// spare capacity; 0 at EOF.
-fn read_some(fd: RawFd, buf: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
+fn read_some(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
     if buf.capacity() - buf.len() < READ_CHUNK {
         // Output can outgrow memory; that must be an error, not an abort.
         buf.try_reserve(READ_CHUNK.max(buf.len()))
             .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
     }
     loop {
-        let spare = buf.spare_capacity_mut();
-        let len = spare.len().min(limit);
-        // SAFETY: `spare` is writable memory of at least `len` bytes owned
-        // by `buf`; read writes at most that many.
-        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), len) };
-        if n >= 0 {
-            let n = n as usize;
-            // SAFETY: read initialised the first `n` spare bytes.
-            unsafe { buf.set_len(buf.len() + n) };
-            return Ok(n);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        let read = if limit >= buf.capacity() - buf.len() {
+            rustix::io::read(fd, rustix::buffer::spare_capacity(buf))
+        } else {
+            // Only a drain reads less than there is room for: at most what
+            // the pipe held when the child exited.
+            let mut part = vec![0; limit.min(READ_CHUNK)];
+            rustix::io::read(fd, &mut part[..]).inspect(|&n| buf.extend_from_slice(&part[..n]))
+        };
+        match read {
+            Ok(n) => return Ok(n),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -761,10 +738,7 @@ mod tests {
         };
         let e = run_with(&mut sh("echo x >&2; exec sleep 30"), io).unwrap_err();
         assert!(
-            matches!(
-                e,
-                RunError::Stopped(Stopped::CallbackStopped(Stream::Stderr))
-            ),
+            matches!(e, RunError::Stopped(Stopped::Callback(Stream::Stderr))),
             "{e:?}"
         );
     }

@@ -14,11 +14,13 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::bottle::Bottle;
+use tempfile::TempPath;
+
 use crate::cancel::{Bounds, Limits};
 use crate::capture::Io;
 use crate::error::{Error, Result};
 use crate::exec_options::ExecOptions;
+use crate::machine::Machine;
 use crate::smolvm;
 use crate::validate;
 
@@ -35,7 +37,7 @@ pub enum Owner {
     User(String),
 }
 
-/// Options for [`Bottle::cp_in_with`].
+/// Options for [`Bottle::cp_in_with`](crate::Bottle::cp_in_with).
 #[derive(Debug, Clone, Default)]
 pub struct CopyOptions {
     /// Permission bits for copied files. `None`: 0644 for a single file;
@@ -66,341 +68,319 @@ struct Tree {
     files: Vec<(PathBuf, String, u64, u32)>,
 }
 
-impl Bottle {
-    /// Copies the regular file `host_path` to `guest_path` in the machine,
-    /// owned by root with mode 0644.
-    pub fn cp_in(&self, host_path: &Path, guest_path: &str) -> Result<()> {
-        check_host_path(host_path)?;
+/// [`Bottle::cp_in`](crate::Bottle::cp_in).
+pub(crate) fn cp_in(m: &Machine, host_path: &Path, guest_path: &str) -> Result<()> {
+    check_host_path(host_path)?;
+    let file = open_regular_file(host_path, Links::Follow)?;
+    validate::cp_guest_path(guest_path)?;
+    copy_file_in(m, &file, guest_path, Some(0o644), None, &Bounds::default())
+}
+
+/// [`Bottle::cp_in_with`](crate::Bottle::cp_in_with). A directory's
+/// directories are created in one `exec` as root (`mkdir -p`, then `chown`
+/// to the owner), then each file is copied with `machine cp`.
+pub(crate) fn cp_in_with(
+    m: &Machine,
+    host_path: &Path,
+    guest_path: &str,
+    opts: &CopyOptions,
+    progress: Option<OnProgress<'_>>,
+) -> Result<()> {
+    let bounds = opts.limits.start();
+    let what = format!("copying into '{}'", m.name());
+    cp_in_bounded(m, host_path, guest_path, opts, progress, &bounds)
+        .map_err(|e| bounds.explain(&what, e))
+}
+
+fn cp_in_bounded(
+    m: &Machine,
+    host_path: &Path,
+    guest_path: &str,
+    opts: &CopyOptions,
+    mut progress: Option<OnProgress<'_>>,
+    bounds: &Bounds,
+) -> Result<()> {
+    if let Some(mode) = opts.mode {
+        validate::mode(mode)?;
+    }
+    validate::cp_guest_path(guest_path)?;
+    check_host_path(host_path)?;
+    // The caller named this path: a link to a directory copies that
+    // directory (links inside a tree are refused by the walk).
+    let meta = fs::metadata(host_path)
+        .map_err(|e| Error::io(format!("host_path {}: cannot stat", host_path.display()), e))?;
+    let owner = owner_ids(m, &opts.owner, bounds)?;
+    let mut report = |p: Progress| {
+        if let Some(progress) = progress.as_mut() {
+            progress(p);
+        }
+    };
+
+    if !meta.is_dir() {
         let file = open_regular_file(host_path, Links::Follow)?;
-        self.copy_file_in(&file, guest_path, Some(0o644), None, &Bounds::default())
-    }
-
-    /// Copies `host_path` into the machine at `guest_path` with `opts`: a
-    /// regular file to that path, or a directory recursively, as a
-    /// directory at that path (created if missing) holding the same tree.
-    ///
-    /// A directory is checked whole before anything is copied: every entry
-    /// must be a regular file or a directory with a UTF-8 name (symbolic
-    /// links, devices and sockets are refused). Its directories are created
-    /// in one `exec` as root (`mkdir -p`, then `chown` to the owner), then
-    /// each file is copied with `machine cp`. `progress` is called before
-    /// the first file and after each one.
-    ///
-    /// `opts.limits` bound the whole copy; stopped, it leaves in the guest
-    /// what was copied before, and the file being copied as smolvm left it.
-    pub fn cp_in_with(
-        &self,
-        host_path: &Path,
-        guest_path: &str,
-        opts: &CopyOptions,
-        progress: Option<OnProgress<'_>>,
-    ) -> Result<()> {
-        let bounds = opts.limits.start();
-        let what = format!("copying into '{}'", self.machine());
-        self.cp_in_bounded(host_path, guest_path, opts, progress, &bounds)
-            .map_err(|e| bounds.explain(&what, e))
-    }
-
-    fn cp_in_bounded(
-        &self,
-        host_path: &Path,
-        guest_path: &str,
-        opts: &CopyOptions,
-        mut progress: Option<OnProgress<'_>>,
-        bounds: &Bounds,
-    ) -> Result<()> {
-        if let Some(mode) = opts.mode {
-            validate::mode(mode)?;
-        }
-        validate::cp_guest_path(guest_path)?;
-        check_host_path(host_path)?;
-        // The caller named this path: a link to a directory copies that
-        // directory (links inside a tree are refused by the walk).
-        let meta = fs::metadata(host_path)
-            .map_err(|e| Error::io(format!("host_path {}: cannot stat", host_path.display()), e))?;
-        let owner = self.owner_ids(&opts.owner, bounds)?;
-        let mut report = |p: Progress| {
-            if let Some(progress) = progress.as_mut() {
-                progress(p);
-            }
-        };
-
-        if !meta.is_dir() {
-            let file = open_regular_file(host_path, Links::Follow)?;
-            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let mut p = Progress {
-                files_done: 0,
-                files_total: 1,
-                bytes_done: 0,
-                bytes_total: size,
-            };
-            report(p);
-            let mode = Some(opts.mode.unwrap_or(0o644));
-            self.copy_file_in(&file, guest_path, mode, owner, bounds)?;
-            p.files_done = 1;
-            p.bytes_done = size;
-            report(p);
-            return Ok(());
-        }
-
-        let tree = walk(host_path, guest_path)?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut p = Progress {
             files_done: 0,
-            files_total: tree.files.len() as u64,
+            files_total: 1,
             bytes_done: 0,
-            bytes_total: tree.files.iter().map(|f| f.2).sum(),
+            bytes_total: size,
         };
         report(p);
-        let created = self.make_guest_dirs(&tree.dirs, bounds)?;
-        for (host, guest, size, host_mode) in &tree.files {
-            // The walk saw a regular file; should it have been swapped for
-            // a link since, the open fails instead of following it.
-            let file = open_regular_file(host, Links::Refuse)?;
-            let mode = Some(opts.mode.unwrap_or(*host_mode));
-            self.copy_file_in(&file, guest, mode, owner, bounds)?;
-            p.files_done += 1;
-            p.bytes_done += size;
-            report(p);
-        }
-        match owner {
-            Some(ids) => self.give_dirs(created, ids, bounds),
+        let mode = Some(opts.mode.unwrap_or(0o644));
+        copy_file_in(m, &file, guest_path, mode, owner, bounds)?;
+        p.files_done = 1;
+        p.bytes_done = size;
+        report(p);
+        return Ok(());
+    }
+
+    let tree = walk(host_path, guest_path)?;
+    let mut p = Progress {
+        files_done: 0,
+        files_total: tree.files.len() as u64,
+        bytes_done: 0,
+        bytes_total: tree.files.iter().map(|f| f.2).sum(),
+    };
+    report(p);
+    let created = make_guest_dirs(m, &tree.dirs, bounds)?;
+    for (host, guest, size, host_mode) in &tree.files {
+        // The walk saw a regular file; should it have been swapped for
+        // a link since, the open fails instead of following it.
+        let file = open_regular_file(host, Links::Refuse)?;
+        let mode = Some(opts.mode.unwrap_or(*host_mode));
+        copy_file_in(m, &file, guest, mode, owner, bounds)?;
+        p.files_done += 1;
+        p.bytes_done += size;
+        report(p);
+    }
+    match owner {
+        Some(ids) => give_dirs(m, created, ids, bounds),
+        None => Ok(()),
+    }
+}
+
+/// [`Bottle::cp_out_within`](crate::Bottle::cp_out_within).
+pub(crate) fn cp_out_within(
+    m: &Machine,
+    guest_path: &str,
+    host_path: &Path,
+    limits: &Limits,
+) -> Result<()> {
+    validate::cp_guest_path(guest_path)?;
+    check_host_path(host_path)?;
+    check_replaceable(host_path)?;
+    let bounds = limits.start();
+    let (temp, temp_path) = create_temp_beside(host_path)?;
+    let copied = run_cp(
+        m,
+        &[],
+        &format!("{}:{guest_path}", m.name()),
+        &fd_path(&temp),
+        temp.as_raw_fd(),
+        &bounds,
+    )
+    .map_err(|e| bounds.explain(&format!("copying out of '{}'", m.name()), e));
+    // Replacing a file keeps its permissions, as writing into it would
+    // (set after smolvm, which may set its own on the file it wrote).
+    let kept_mode = fs::symlink_metadata(host_path)
+        .ok()
+        .filter(|old| old.is_file())
+        // Not setuid, setgid or sticky: the content is the guest's now.
+        .map(|old| fs::Permissions::from_mode(old.mode() & 0o777));
+    let result = copied
+        .and_then(|()| match kept_mode {
+            Some(mode) => temp.set_permissions(mode).map_err(|e| {
+                Error::io(
+                    format!("host_path {}: cannot keep its mode", host_path.display()),
+                    e,
+                )
+            }),
             None => Ok(()),
-        }
-    }
-
-    /// Copies the guest file `guest_path` to `host_path`. The host file is
-    /// written under a temporary name beside it and renamed into place only
-    /// when smolvm has succeeded: an existing file is replaced whole or not
-    /// at all, and keeps its 0777 permission bits (not setuid, setgid or
-    /// sticky, not its owner, nor other hard
-    /// links to it). A symbolic link at `host_path` is replaced, not
-    /// followed. A new file gets mode 0666 less the process umask. Anything
-    /// else at `host_path` (a directory, a device, a FIFO, a socket) is
-    /// refused and left alone.
-    pub fn cp_out(&self, guest_path: &str, host_path: &Path) -> Result<()> {
-        self.cp_out_within(guest_path, host_path, &Limits::default())
-    }
-
-    /// [`Bottle::cp_out`] stopped by `limits`; stopped, it leaves the host
-    /// file as it was.
-    pub fn cp_out_within(&self, guest_path: &str, host_path: &Path, limits: &Limits) -> Result<()> {
-        validate::cp_guest_path(guest_path)?;
-        check_host_path(host_path)?;
-        check_replaceable(host_path)?;
-        let bounds = limits.start();
-        let (temp_path, temp) = create_temp_beside(host_path)?;
-        let copied = self
-            .run_cp(
-                &[],
-                &format!("{}:{guest_path}", self.machine()),
-                &fd_path(&temp),
-                temp.as_raw_fd(),
-                &bounds,
-            )
-            .map_err(|e| bounds.explain(&format!("copying out of '{}'", self.machine()), e));
-        // Replacing a file keeps its permissions, as writing into it would
-        // (set after smolvm, which may set its own on the file it wrote).
-        let kept_mode = fs::symlink_metadata(host_path)
-            .ok()
-            .filter(|old| old.is_file())
-            // Not setuid, setgid or sticky: the content is the guest's now.
-            .map(|old| fs::Permissions::from_mode(old.mode() & 0o777));
-        let result = copied
-            .and_then(|()| match kept_mode {
-                Some(mode) => temp.set_permissions(mode).map_err(|e| {
-                    Error::io(
-                        format!("host_path {}: cannot keep its mode", host_path.display()),
-                        e,
-                    )
-                }),
-                None => Ok(()),
-            })
-            .and_then(|()| {
-                fs::rename(&temp_path, host_path).map_err(|e| {
-                    Error::io(
-                        format!("host_path {}: cannot replace", host_path.display()),
-                        e,
-                    )
-                })
-            });
-        drop(temp);
-        if result.is_err() {
-            // Only our own temporary file: nothing the caller had is lost.
-            let _ = fs::remove_file(&temp_path);
-        }
-        result
-    }
-
-    fn copy_file_in(
-        &self,
-        file: &File,
-        guest_path: &str,
-        mode: Option<u32>,
-        owner: Option<(u32, u32)>,
-        bounds: &Bounds,
-    ) -> Result<()> {
-        validate::cp_guest_path(guest_path)?;
-        let mut flags = Vec::new();
-        if let Some(mode) = mode {
-            flags.extend(["--mode".to_owned(), format!("{mode:o}")]);
-        }
-        if let Some((uid, gid)) = owner {
-            flags.extend([
-                "--uid".to_owned(),
-                uid.to_string(),
-                "--gid".to_owned(),
-                gid.to_string(),
-            ]);
-        }
-        self.run_cp(
-            &flags,
-            &fd_path(file),
-            &format!("{}:{guest_path}", self.machine()),
-            file.as_raw_fd(),
-            bounds,
+        })
+        .map(|()| temp_path);
+    drop(temp);
+    // On any failure, dropping the temporary path removes only our own
+    // file: nothing the caller had is lost.
+    result?.persist(host_path).map_err(|e| {
+        Error::io(
+            format!("host_path {}: cannot replace", host_path.display()),
+            e.error,
         )
-    }
+    })
+}
 
-    /// `machine cp [FLAGS] -- SRC DST`, with `fd` passed on to smolvm: the
-    /// one descriptor it gets beyond its stdio.
-    fn run_cp(
-        &self,
-        flags: &[String],
-        src: &str,
-        dst: &str,
-        fd: RawFd,
-        bounds: &Bounds,
-    ) -> Result<()> {
-        let mut cmd = self.smolvm().command(smolvm::cp_args(flags, src, dst));
-        let io = Io {
-            pass_fd: Some(fd),
-            ..bounds.io()
-        };
-        let out = self.smolvm().capture_with(&mut cmd, io)?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(self.failed("cp", &smolvm::failure_message(&out)))
+/// Copies one open host file to `guest_path`, a path already checked.
+fn copy_file_in(
+    m: &Machine,
+    file: &File,
+    guest_path: &str,
+    mode: Option<u32>,
+    owner: Option<(u32, u32)>,
+    bounds: &Bounds,
+) -> Result<()> {
+    let mut flags = Vec::new();
+    if let Some(mode) = mode {
+        flags.extend(["--mode".to_owned(), format!("{mode:o}")]);
+    }
+    if let Some((uid, gid)) = owner {
+        flags.extend([
+            "--uid".to_owned(),
+            uid.to_string(),
+            "--gid".to_owned(),
+            gid.to_string(),
+        ]);
+    }
+    run_cp(
+        m,
+        &flags,
+        &fd_path(file),
+        &format!("{}:{guest_path}", m.name()),
+        file.as_raw_fd(),
+        bounds,
+    )
+}
+
+/// `machine cp [FLAGS] -- SRC DST`, with `fd` passed on to smolvm: the
+/// one descriptor it gets beyond its stdio.
+fn run_cp(
+    m: &Machine,
+    flags: &[String],
+    src: &str,
+    dst: &str,
+    fd: RawFd,
+    bounds: &Bounds,
+) -> Result<()> {
+    let mut cmd = m.smolvm().command(smolvm::cp_args(flags, src, dst));
+    let io = Io {
+        pass_fd: Some(fd),
+        ..Io::within(bounds)
+    };
+    let out = m.smolvm().capture_with(&mut cmd, io)?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(m.failed("cp", &smolvm::failure_message(&out)))
+    }
+}
+
+/// The numeric ids for `owner`; `None` leaves smolvm's default (root).
+fn owner_ids(m: &Machine, owner: &Owner, bounds: &Bounds) -> Result<Option<(u32, u32)>> {
+    let user = match owner {
+        Owner::Root => return Ok(None),
+        Owner::Ids { uid, gid } => {
+            validate::owner_ids(*uid, *gid)?;
+            return Ok(Some((*uid, *gid)));
         }
+        Owner::User(user) => user,
+    };
+    validate::user(user)?;
+    let root = ExecOptions {
+        user: Some("root".into()),
+        cancel: bounds.cancel.clone(),
+        deadline: bounds.deadline,
+        ..ExecOptions::default()
+    };
+    let out = m.exec_with(
+        &format!("id -u -- {user} && id -g -- {user}"),
+        &root,
+        Default::default(),
+        Default::default(),
+    )?;
+    // The last two lines: root's login profile may print before them.
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut ids = text.lines().rev().map(|l| l.trim().parse::<u32>());
+    match (out.exit_code, ids.next(), ids.next()) {
+        (0, Some(Ok(gid)), Some(Ok(uid))) => Ok(Some((uid, gid))),
+        _ => Err(Error::invalid(
+            "user",
+            format!(
+                "no user {user:?} in the guest: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        )),
     }
+}
 
-    /// The numeric ids for `owner`; `None` leaves smolvm's default (root).
-    fn owner_ids(&self, owner: &Owner, bounds: &Bounds) -> Result<Option<(u32, u32)>> {
-        let user = match owner {
-            Owner::Root => return Ok(None),
-            Owner::Ids { uid, gid } => {
-                validate::owner_ids(*uid, *gid)?;
-                return Ok(Some((*uid, *gid)));
-            }
-            Owner::User(user) => user,
-        };
-        validate::user(user)?;
-        let root = ExecOptions {
-            user: Some("root".into()),
-            cancel: bounds.cancel.clone(),
-            deadline: bounds.deadline,
-            ..ExecOptions::default()
-        };
-        let out = self.exec_with(
-            &format!("id -u -- {user} && id -g -- {user}"),
-            &root,
-            Default::default(),
-            Default::default(),
-        )?;
-        // The last two lines: root's login profile may print before them.
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut ids = text.lines().rev().map(|l| l.trim().parse::<u32>());
-        match (out.exit_code, ids.next(), ids.next()) {
-            (0, Some(Ok(gid)), Some(Ok(uid))) => Ok(Some((uid, gid))),
-            _ => Err(Error::invalid(
-                "user",
-                format!(
-                    "no user {user:?} in the guest: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-            )),
-        }
+/// Creates the tree's directories in the guest as root, `dirs[0]` with
+/// its parents and the others one level at a time, and returns the ones
+/// it created, NUL-separated. A symbolic link where a directory is
+/// expected stops it, so a guest user who can write there cannot point
+/// the root-run `mkdir` elsewhere. The directories stay root's until the
+/// files are in (see [`give_dirs`]). The names go through stdin,
+/// NUL-separated, so none is parsed by a shell and no command line grows
+/// with the tree.
+fn make_guest_dirs(m: &Machine, dirs: &[String], bounds: &Bounds) -> Result<Vec<u8>> {
+    let Some((root, subdirs)) = dirs.split_first() else {
+        return Ok(Vec::new());
+    };
+    let refuse = "{ echo \"refusing to copy through the symbolic link $d\" >&2; exit 1; }";
+    // Double quotes: this also goes inside the single-quoted `sh -c`.
+    let made = r#"printf "%s\0" "$d""#;
+    let script = format!(
+        "d={root}\n\
+         [ -L \"$d\" ] && {refuse}\n\
+         if [ ! -d \"$d\" ]; then mkdir -p -- \"$d\" && {made} || exit 1; fi\n\
+         xargs -0 sh -c 'for d do [ -L \"$d\" ] && {refuse}; \
+         if [ ! -d \"$d\" ]; then mkdir -- \"$d\" && {made} || exit 1; fi; done' sh",
+        root = shell_escape::unix::escape(root.into()),
+    );
+    let out = run_as_root(
+        m,
+        &script,
+        nul_list(subdirs),
+        "creating the guest directories",
+        bounds,
+    )?;
+    Ok(out)
+}
+
+/// Gives the directories a copy created (NUL-separated) to `owner`, once
+/// the files are in: until then they were root's, so no guest user could
+/// swap one for a link while root wrote through it. `chown -h` never
+/// follows a link.
+fn give_dirs(m: &Machine, created: Vec<u8>, (uid, gid): (u32, u32), bounds: &Bounds) -> Result<()> {
+    if created.is_empty() {
+        return Ok(());
     }
+    let script = format!("xargs -0 chown -h -- {uid}:{gid}");
+    run_as_root(
+        m,
+        &script,
+        created,
+        "giving the guest directories to their owner",
+        bounds,
+    )
+    .map(drop)
+}
 
-    /// Creates the tree's directories in the guest as root, `dirs[0]` with
-    /// its parents and the others one level at a time, and returns the ones
-    /// it created, NUL-separated. A symbolic link where a directory is
-    /// expected stops it, so a guest user who can write there cannot point
-    /// the root-run `mkdir` elsewhere. The directories stay root's until the
-    /// files are in (see [`Bottle::give_dirs`]). The names go through stdin,
-    /// NUL-separated, so none is parsed by a shell and no command line grows
-    /// with the tree.
-    fn make_guest_dirs(&self, dirs: &[String], bounds: &Bounds) -> Result<Vec<u8>> {
-        let Some((root, subdirs)) = dirs.split_first() else {
-            return Ok(Vec::new());
-        };
-        let refuse = "{ echo \"refusing to copy through the symbolic link $d\" >&2; exit 1; }";
-        // Double quotes: this also goes inside the single-quoted `sh -c`.
-        let made = r#"printf "%s\0" "$d""#;
-        let script = format!(
-            "d={root}\n\
-             [ -L \"$d\" ] && {refuse}\n\
-             if [ ! -d \"$d\" ]; then mkdir -p -- \"$d\" && {made} || exit 1; fi\n\
-             xargs -0 sh -c 'for d do [ -L \"$d\" ] && {refuse}; \
-             if [ ! -d \"$d\" ]; then mkdir -- \"$d\" && {made} || exit 1; fi; done' sh",
-            root = shell_escape::unix::escape(root.into()),
-        );
-        let out = self.run_as_root(
-            &script,
-            nul_list(subdirs),
-            "creating the guest directories",
-            bounds,
-        )?;
-        Ok(out)
-    }
-
-    /// Gives the directories a copy created (NUL-separated) to `owner`, once
-    /// the files are in: until then they were root's, so no guest user could
-    /// swap one for a link while root wrote through it. `chown -h` never
-    /// follows a link.
-    fn give_dirs(&self, created: Vec<u8>, (uid, gid): (u32, u32), bounds: &Bounds) -> Result<()> {
-        if created.is_empty() {
-            return Ok(());
-        }
-        let script = format!("xargs -0 chown -h -- {uid}:{gid}");
-        self.run_as_root(
-            &script,
-            created,
-            "giving the guest directories to their owner",
-            bounds,
-        )
-        .map(drop)
-    }
-
-    /// Runs `script` as root with `stdin`, returning its stdout; a non-zero
-    /// exit is a failure described as `what`.
-    fn run_as_root(
-        &self,
-        script: &str,
-        stdin: Vec<u8>,
-        what: &str,
-        bounds: &Bounds,
-    ) -> Result<Vec<u8>> {
-        let opts = ExecOptions {
-            user: Some("root".into()),
-            stdin: Some(stdin),
-            cancel: bounds.cancel.clone(),
-            deadline: bounds.deadline,
-            ..ExecOptions::default()
-        };
-        let out = self.exec_with(script, &opts, Default::default(), Default::default())?;
-        if out.exit_code == 0 {
-            Ok(out.stdout)
-        } else {
-            Err(self.failed(
-                "exec",
-                &format!(
-                    "{what} failed (exit status {}): {}",
-                    out.exit_code,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-            ))
-        }
+/// Runs `script` as root with `stdin`, returning its stdout; a non-zero
+/// exit is a failure described as `what`.
+fn run_as_root(
+    m: &Machine,
+    script: &str,
+    stdin: Vec<u8>,
+    what: &str,
+    bounds: &Bounds,
+) -> Result<Vec<u8>> {
+    let opts = ExecOptions {
+        user: Some("root".into()),
+        stdin: Some(stdin),
+        cancel: bounds.cancel.clone(),
+        deadline: bounds.deadline,
+        ..ExecOptions::default()
+    };
+    let out = m.exec_with(script, &opts, Default::default(), Default::default())?;
+    if out.exit_code == 0 {
+        Ok(out.stdout)
+    } else {
+        Err(m.failed(
+            "exec",
+            &format!(
+                "{what} failed (exit status {}): {}",
+                out.exit_code,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ))
     }
 }
 
@@ -566,52 +546,35 @@ fn open_regular_file(path: &Path, links: Links) -> Result<File> {
     above_stdio(file, path)
 }
 
-/// A new file beside `path`, with a name no one else uses, for writing.
-fn create_temp_beside(path: &Path) -> Result<(PathBuf, File)> {
+/// A new file beside `path`, for writing, under a name no one else uses
+/// (`.NAME.bottle-RANDOM`), created with O_EXCL so that nothing already
+/// there, a symbolic link least of all, is opened; its mode is 0666 less
+/// the umask, as a file the caller created would have. The file is removed
+/// when the returned path is dropped, unless it was persisted over `path`.
+fn create_temp_beside(path: &Path) -> Result<(File, TempPath)> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let base = path.file_name().unwrap_or(OsStr::new("file"));
-    loop {
-        let mut name = OsString::from(".");
-        name.push(base);
-        name.push(format!(".bottle-{:016x}", random_u64()));
-        let temp = dir.join(name);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o666)
-            .open(&temp)
-        {
-            Ok(file) => return Ok((temp.clone(), above_stdio(file, &temp)?)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(Error::io(
-                    format!(
-                        "host_path {}: cannot create a file beside it",
-                        path.display()
-                    ),
-                    e,
-                ))
-            }
-        }
-    }
-}
-
-fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    // SAFETY: getrandom writes at most `bytes.len()` bytes into `bytes`.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    if n != bytes.len() as isize {
-        // Uniqueness, not secrecy, is what the name needs; create_new()
-        // catches any collision.
-        return std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id());
-    }
-    u64::from_ne_bytes(bytes)
+    let mut prefix = OsString::from(".");
+    prefix.push(path.file_name().unwrap_or(OsStr::new("file")));
+    prefix.push(".bottle-");
+    let temp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .rand_bytes(16)
+        .permissions(fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| {
+            Error::io(
+                format!(
+                    "host_path {}: cannot create a file beside it",
+                    path.display()
+                ),
+                e,
+            )
+        })?;
+    let (file, temp_path) = temp.into_parts();
+    Ok((above_stdio(file, &temp_path)?, temp_path))
 }
 
 /// The path smolvm opens to reach `file`.

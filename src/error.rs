@@ -6,8 +6,9 @@ use std::io;
 /// Everything that can go wrong in a bottle operation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An argument was rejected before anything ran; `arg` is its name in the
-    /// C API (`machine_name`, `user`, `argv[2]`, ...).
+    /// An argument was rejected before anything ran; `arg` is its name as
+    /// the caller's layer knows it (`machine_name`, `user`, `workdir` in
+    /// Rust, `dir` or `argv[2]` through the C API, ...).
     #[error("{arg}: {reason}")]
     InvalidArgument { arg: String, reason: String },
 

@@ -34,8 +34,10 @@ pub struct ExecOptions {
 }
 
 impl ExecOptions {
-    /// Checks every field; messages name the C argument.
-    pub fn validate(&self) -> Result<()> {
+    /// Checks every field; messages name the field, or the variable's
+    /// `name` or `value`. (The C setters check each value as it is set,
+    /// under the header's names.)
+    pub(crate) fn validate(&self) -> Result<()> {
         if let Some(user) = &self.user {
             validate::user(user)?;
         }
@@ -43,10 +45,10 @@ impl ExecOptions {
             validate::env_pair(name, value)?;
         }
         if let Some(dir) = &self.workdir {
-            validate::guest_path("dir", dir)?;
+            validate::guest_path("workdir", dir)?;
         }
         if self.timeout.is_some_and(|t| t.is_zero()) {
-            return Err(Error::invalid("timeout_ms", "must be greater than 0"));
+            return Err(Error::invalid("timeout", "must be greater than 0"));
         }
         Ok(())
     }

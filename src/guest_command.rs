@@ -8,11 +8,8 @@
 
 use std::borrow::Cow;
 
-use crate::error::Result;
-use crate::validate;
-
 /// The user commands run as when the caller names none.
-pub const DEFAULT_USER: &str = "node";
+pub(crate) const DEFAULT_USER: &str = "node";
 
 /// `runuser -l [-w NAME,...] --session-command -- -- USER SCRIPT` as
 /// separate arguments.
@@ -32,7 +29,7 @@ pub const DEFAULT_USER: &str = "node";
 /// the command by its process group (smolvm's agent on a timeout, the
 /// [`tied_to_call`] guard, a terminal's hangup), and goes on running as an
 /// orphan after runuser is killed.
-pub fn runuser_command(user: &str, keep_env: &[&str], script: &str) -> Vec<String> {
+pub(crate) fn runuser_command(user: &str, keep_env: &[&str], script: &str) -> Vec<String> {
     let mut argv: Vec<String> = vec!["runuser".into(), "-l".into()];
     if !keep_env.is_empty() {
         argv.push("-w".into());
@@ -41,10 +38,6 @@ pub fn runuser_command(user: &str, keep_env: &[&str], script: &str) -> Vec<Strin
     argv.extend(["--session-command", "--", "--", user, script].map(str::to_owned));
     argv
 }
-
-/// The exit status of a guarded command whose guard could not be set up:
-/// nothing of the command ran.
-pub const GUARD_FAILED_EXIT: i32 = 125;
 
 /// The guard: a root `/bin/sh` script that runs its arguments as a command
 /// in a new session and stops that whole session if the guard itself dies
@@ -86,7 +79,7 @@ exit "$s""#;
 /// `command`, run by [`GUARD`]: when the call that started it is stopped,
 /// by a timeout, a cancel or the death of smolvm, the command and
 /// everything it started stop too.
-pub fn tied_to_call(command: Vec<String>) -> Vec<String> {
+pub(crate) fn tied_to_call(command: Vec<String>) -> Vec<String> {
     let mut argv: Vec<String> = ["/bin/sh", "-c", GUARD, "sh"].map(str::to_owned).to_vec();
     argv.extend(command);
     argv
@@ -99,7 +92,7 @@ pub fn tied_to_call(command: Vec<String>) -> Vec<String> {
 /// are validated identifiers and the values are only expanded, never
 /// parsed, so nothing here can become code. Same line, so the script's line
 /// numbers stay its own.
-pub fn with_exports(exports: &[(&str, &str)], script: &str) -> String {
+pub(crate) fn with_exports(exports: &[(&str, &str)], script: &str) -> String {
     if exports.is_empty() {
         return script.to_owned();
     }
@@ -118,7 +111,7 @@ pub fn with_exports(exports: &[(&str, &str)], script: &str) -> String {
 /// `script` run in `dir`. A login shell always starts in the user's home
 /// (smolvm's own `-w` is undone by it), so the script changes directory
 /// itself; on the same line, so the script's line numbers stay its own.
-pub fn in_workdir(dir: &str, script: &str) -> String {
+pub(crate) fn in_workdir(dir: &str, script: &str) -> String {
     format!(
         "cd -- {} || exit 1; {script}",
         shell_escape::unix::escape(Cow::Borrowed(dir))
@@ -129,16 +122,16 @@ pub fn in_workdir(dir: &str, script: &str) -> String {
 /// `exec claude [--append-system-prompt-file PROMPT] ARG...`. Every piece is
 /// single-quoted for the shell, so each element arrives as one argument,
 /// byte for byte, whatever it contains. `exec` replaces the shell, so
-/// claude's exit status is the command's.
-pub fn claude_script(prompt_path: Option<&str>, args: &[&str]) -> Result<String> {
+/// claude's exit status is the command's. Its size is checked where it is
+/// sent, with the variables exported before it.
+pub(crate) fn claude_script(prompt_path: Option<&str>, args: &[&str]) -> String {
     let mut script = String::from("exec claude");
     let prompt = prompt_path.map(|p| ["--append-system-prompt-file", p]);
     for arg in prompt.iter().flatten().chain(args) {
         script.push(' ');
         script.push_str(&shell_escape::unix::escape(Cow::Borrowed(arg)));
     }
-    validate::single_argument("argv", "the quoted claude command line", script.len())?;
-    Ok(script)
+    script
 }
 
 #[cfg(test)]
@@ -258,8 +251,8 @@ mod tests {
             alive(pid),
             "a background process of a finished command was killed"
         );
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let pid = rustix::process::Pid::from_raw(pid).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
     }
 
     #[test]
@@ -284,21 +277,11 @@ mod tests {
 
     #[test]
     fn claude_script_quotes_every_argument() {
-        let s = claude_script(Some("/p/prompt file.md"), &["-p", "it's $HOME", ""]).unwrap();
+        let s = claude_script(Some("/p/prompt file.md"), &["-p", "it's $HOME", ""]);
         assert_eq!(
             s,
             r#"exec claude --append-system-prompt-file '/p/prompt file.md' -p 'it'\''s $HOME' ''"#
         );
-        assert_eq!(claude_script(None, &[]).unwrap(), "exec claude");
-    }
-
-    #[test]
-    fn claude_script_too_long_for_one_argument_is_rejected() {
-        let big = "x".repeat(validate::ARG_MAX_BYTES);
-        let err = claude_script(None, &[&big]).unwrap_err().to_string();
-        assert!(
-            err.starts_with("argv: the quoted claude command line is "),
-            "{err}"
-        );
+        assert_eq!(claude_script(None, &[]), "exec claude");
     }
 }

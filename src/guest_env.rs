@@ -15,7 +15,6 @@
 //! `_`, which every shell sets itself.
 
 use crate::error::{Error, Result};
-use crate::exec_options::ExecOptions;
 
 /// The carrier prefixes, one per way a variable travels.
 const ENV_PREFIX: &str = "BOTTLE_ENV_";
@@ -23,27 +22,27 @@ const SECRET_PREFIX: &str = "BOTTLE_SECRET_";
 const MACHINE_PREFIX: &str = "BOTTLE_MACHINE_ENV_";
 
 /// Longest carrier name, for any index a process can reach.
-pub const CARRIER_MAX: usize = MACHINE_PREFIX.len() + 20;
+pub(crate) const CARRIER_MAX: usize = MACHINE_PREFIX.len() + 20;
 
 /// The carrier of the `i`th variable of `bottle_exec_options_add_env`.
-pub fn env_carrier(i: usize) -> String {
+pub(crate) fn env_carrier(i: usize) -> String {
     format!("{ENV_PREFIX}{i}")
 }
 
 /// The carrier of the `i`th secret: smolvm reads it from its own
 /// environment (`--secret-env NAME=CARRIER`) and sets it in the guest.
-pub fn secret_carrier(i: usize) -> String {
+pub(crate) fn secret_carrier(i: usize) -> String {
     format!("{SECRET_PREFIX}{i}")
 }
 
 /// The name under which a launched machine holds its `i`th variable.
-pub fn machine_carrier(i: usize) -> String {
+pub(crate) fn machine_carrier(i: usize) -> String {
     format!("{MACHINE_PREFIX}{i}")
 }
 
 /// Refuses a caller's variable name that could not arrive intact: a carrier
 /// name, or `_`.
-pub fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     if name == "_" {
         return Err(Error::invalid(
             "name",
@@ -73,7 +72,7 @@ pub fn check_name(name: &str) -> Result<()> {
 /// The variables of one command, as they travel: smolvm sets each carrier
 /// (`-e`, `--secret-env`, or the machine's own), runuser keeps them, and
 /// the user's shell renames them.
-pub struct GuestEnv {
+pub(crate) struct GuestEnv {
     /// (name, carrier) in the order they are exported: later ones win.
     exports: Vec<(String, String)>,
     /// (carrier, value) for `-e`.
@@ -83,19 +82,23 @@ pub struct GuestEnv {
 }
 
 impl GuestEnv {
-    /// The machine's variables (`machine_env`, by name) and `opts`'.
-    pub fn new(machine_env: &[String], opts: &ExecOptions) -> Self {
+    /// The machine's variables (`machine_env`, by name), then the command's
+    /// own: `env` for `-e` and `secret_env` for `--secret-env`.
+    pub(crate) fn new(
+        machine_env: &[String],
+        env: &[(String, String)],
+        secret_env: &[(String, String)],
+    ) -> Self {
         let machine = machine_env
             .iter()
             .enumerate()
             .map(|(i, name)| (name.clone(), machine_carrier(i)));
-        let plain: Vec<(String, String)> = opts
-            .env
+        let plain: Vec<(String, String)> = env
             .iter()
             .enumerate()
             .map(|(i, (_, value))| (env_carrier(i), value.clone()))
             .collect();
-        let secret: Vec<(String, String)> = (0..opts.secret_env.len())
+        let secret: Vec<(String, String)> = (0..secret_env.len())
             .map(secret_carrier)
             .map(|var| (var.clone(), var))
             .collect();
@@ -107,8 +110,8 @@ impl GuestEnv {
                 .collect::<Vec<_>>()
         };
         let exports = machine
-            .chain(named(&opts.env, &plain))
-            .chain(named(&opts.secret_env, &secret))
+            .chain(named(env, &plain))
+            .chain(named(secret_env, &secret))
             .collect();
         GuestEnv {
             exports,
@@ -118,15 +121,28 @@ impl GuestEnv {
     }
 
     /// (name, carrier) in the order they are exported.
-    pub fn exports(&self) -> Vec<(&str, &str)> {
+    pub(crate) fn exports(&self) -> Vec<(&str, &str)> {
         self.exports
             .iter()
             .map(|(n, c)| (n.as_str(), c.as_str()))
             .collect()
     }
 
+    /// The variables of smolvm's own environment that hold the secrets
+    /// (the `secret_env` this was made with): each secret reaches smolvm
+    /// only there, never on a command line.
+    pub(crate) fn secret_values<'a>(
+        &'a self,
+        secret_env: &'a [(String, String)],
+    ) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.secret
+            .iter()
+            .zip(secret_env)
+            .map(|((_, carrier), (_, value))| (carrier.as_str(), value.as_str()))
+    }
+
     /// Every carrier, for runuser to keep.
-    pub fn carriers(&self) -> Vec<&str> {
+    pub(crate) fn carriers(&self) -> Vec<&str> {
         self.exports.iter().map(|(_, c)| c.as_str()).collect()
     }
 }
@@ -162,12 +178,8 @@ mod tests {
 
     #[test]
     fn exports_follow_machine_then_plain_then_secret() {
-        let opts = ExecOptions {
-            env: vec![("A".into(), "1".into())],
-            secret_env: vec![("T".into(), "s".into())],
-            ..ExecOptions::default()
-        };
-        let env = GuestEnv::new(&["M".to_owned()], &opts);
+        let secret = [("T".into(), "s".into())];
+        let env = GuestEnv::new(&["M".to_owned()], &[("A".into(), "1".into())], &secret);
         assert_eq!(
             env.exports(),
             [
@@ -180,6 +192,10 @@ mod tests {
         assert_eq!(
             env.secret,
             [("BOTTLE_SECRET_0".into(), "BOTTLE_SECRET_0".into())]
+        );
+        assert_eq!(
+            env.secret_values(&secret).collect::<Vec<_>>(),
+            [("BOTTLE_SECRET_0", "s")]
         );
     }
 }

@@ -7,19 +7,22 @@
 //! from before a reboot) and the pid namespace (a pid means nothing in
 //! another one, so a reaper there leaves the machine alone).
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::bottle::Bottle;
+use serde::Deserialize;
+
 use crate::cancel::{Bounds, Limits};
 use crate::error::{Error, Result};
 use crate::guest_env;
+use crate::machine::Machine;
 use crate::smolvm::{self, Smolvm};
 use crate::validate;
 
 /// The label that marks a machine as libbottle's.
-pub const LABEL: &str = "libbottle";
+const LABEL: &str = "libbottle";
 const LABEL_PID: &str = "libbottle.pid";
 const LABEL_START: &str = "libbottle.start";
 const LABEL_BOOT: &str = "libbottle.boot";
@@ -50,15 +53,17 @@ pub struct LaunchOptions {
     /// (`BOTTLE_MACHINE_ENV_N`), so they reach no root process by their
     /// own names.
     pub env: Vec<(String, String)>,
-    /// The in-guest system-prompt file for claude, as in [`Bottle::open`].
+    /// The in-guest system-prompt file for claude, as in
+    /// [`Bottle::open`](crate::Bottle::open).
     pub prompt_path: Option<String>,
     /// What may stop the launch (create and start together).
     pub limits: Limits,
 }
 
 impl LaunchOptions {
-    /// Checks every field; messages name the C argument.
-    pub fn validate(&self) -> Result<()> {
+    /// Checks every field; messages name the field. (The C setters check
+    /// each value as it is set, under the header's names.)
+    pub(crate) fn validate(&self) -> Result<()> {
         if let Some(name) = &self.name {
             validate::machine_name(name)?;
         }
@@ -69,10 +74,10 @@ impl LaunchOptions {
             return Err(Error::invalid("cpus", "must be at least 1"));
         }
         if self.memory_mib == Some(0) {
-            return Err(Error::invalid("mib", "must be at least 1"));
+            return Err(Error::invalid("memory_mib", "must be at least 1"));
         }
         for v in &self.volumes {
-            validate::volume(&v.host, &v.guest)?;
+            validate::volume(&v.host, &v.guest, ("volumes.host", "volumes.guest"))?;
         }
         for (name, value) in &self.env {
             validate::env_pair(name, value)?;
@@ -198,72 +203,63 @@ fn boot_id() -> Result<String> {
 
 /// How long a launch with limits gives the deletion of a machine it made
 /// but could not finish starting.
-pub const CLEANUP_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const CLEANUP_GRACE: Duration = Duration::from_secs(5);
 
-impl Bottle {
-    /// Creates a machine as `opts` says, starts it, and returns a bottle that
-    /// owns it: closing or dropping the bottle stops and deletes it. If the
-    /// start fails, the machine just created is deleted and the start error
-    /// returned.
-    ///
-    /// A launch stopped by its limits during `create` or `start` deletes
-    /// what it created, as a failed start does. With limits, that deletion
-    /// gets [`CLEANUP_GRACE`] of its own (not the spent limits, so that it
-    /// can run at all) and is then given up: the call returns soon after
-    /// its deadline, and a machine left behind stays labelled as this
-    /// process's, for [`reap`] once the process has exited.
-    pub fn launch(opts: &LaunchOptions) -> Result<Bottle> {
-        opts.validate()?;
-        let bounds = opts.limits.start();
-        let smolvm = Smolvm::locate()?;
-        let owner = ProcessId::current()?;
-        let name = opts
-            .name
-            .clone()
-            .unwrap_or_else(|| generated_name(owner.pid));
-        let limited = bounds.deadline.is_some() || bounds.cancel.is_some();
-        let delete = || {
-            let cleanup = Bounds {
-                deadline: limited.then(|| Instant::now() + CLEANUP_GRACE),
-                timeout: limited.then_some(CLEANUP_GRACE),
-                cancel: None,
-            };
-            smolvm.run_checked_within(smolvm::delete_args(&name), "delete", &name, &cleanup)
+/// Creates a machine as `opts` says and starts it: the work of
+/// [`Bottle::launch`](crate::Bottle::launch), which owns what this returns.
+///
+/// A launch stopped by its limits during `create` or `start` deletes what
+/// it created, as a failed start does. With limits, that deletion gets
+/// [`CLEANUP_GRACE`] of its own (not the spent limits, so that it can run
+/// at all) and is then given up: the call returns soon after its deadline,
+/// and a machine left behind stays labelled as this process's, for reap
+/// once the process has exited.
+pub(crate) fn launch(opts: &LaunchOptions) -> Result<Machine> {
+    opts.validate()?;
+    let bounds = opts.limits.start();
+    let smolvm = Smolvm::locate()?;
+    let owner = ProcessId::current()?;
+    let name = opts
+        .name
+        .clone()
+        .unwrap_or_else(|| generated_name(owner.pid));
+    let limited = bounds.deadline.is_some() || bounds.cancel.is_some();
+    let delete = || {
+        let cleanup = Bounds {
+            deadline: limited.then(|| Instant::now() + CLEANUP_GRACE),
+            timeout: limited.then_some(CLEANUP_GRACE),
+            cancel: None,
         };
-        let created =
-            smolvm.run_checked_within(opts.create_args(&name, &owner), "create", &name, &bounds);
-        if let Err(create) = created {
-            // A create that failed made nothing (and the name may be another
-            // machine's); one that was stopped may have made the machine.
-            if matches!(create, Error::Timeout(_) | Error::Cancelled(_)) {
-                let _ = delete();
-            }
-            return Err(create);
+        smolvm.run_checked_within(smolvm::delete_args(&name), "delete", &name, &cleanup)
+    };
+    let created =
+        smolvm.run_checked_within(opts.create_args(&name, &owner), "create", &name, &bounds);
+    if let Err(create) = created {
+        // A create that failed made nothing (and the name may be another
+        // machine's); one that was stopped may have made the machine.
+        if matches!(create, Error::Timeout(_) | Error::Cancelled(_)) {
+            let _ = delete();
         }
-        let started = smolvm.run_checked_within(smolvm::start_args(&name), "start", &name, &bounds);
-        if let Err(start) = started {
-            return Err(match delete() {
-                Ok(()) => start,
-                Err(delete) => Error::Smolvm(format!(
-                    "{start}; deleting the machine afterwards failed too: {delete}"
-                )),
-            });
-        }
-        let machine_env = opts.env.iter().map(|(k, _)| k.clone()).collect();
-        Ok(Bottle::new(
-            name,
-            opts.prompt_path.clone(),
-            smolvm,
-            true,
-            machine_env,
-        ))
+        return Err(create);
     }
+    let started = smolvm.run_checked_within(smolvm::start_args(&name), "start", &name, &bounds);
+    if let Err(start) = started {
+        return Err(match delete() {
+            Ok(()) => start,
+            Err(delete) => Error::Smolvm(format!(
+                "{start}; deleting the machine afterwards failed too: {delete}"
+            )),
+        });
+    }
+    let env = opts.env.iter().map(|(k, _)| k.clone()).collect();
+    Ok(Machine::new(name, smolvm, opts.prompt_path.clone(), env))
 }
 
 /// Stops and deletes `machine`. Deletion is tried even when the stop fails,
 /// and the first failure is returned; a teardown stopped by `bounds` goes
 /// no further.
-pub fn teardown(smolvm: &Smolvm, machine: &str, bounds: &Bounds) -> Result<()> {
+pub(crate) fn teardown(machine: &Machine, bounds: &Bounds) -> Result<()> {
+    let (smolvm, machine) = (machine.smolvm(), machine.name());
     let stopped = smolvm.run_checked_within(smolvm::stop_args(machine), "stop", machine, bounds);
     if let Err(e @ (Error::Timeout(_) | Error::Cancelled(_))) = stopped {
         return Err(e);
@@ -274,16 +270,8 @@ pub fn teardown(smolvm: &Smolvm, machine: &str, bounds: &Bounds) -> Result<()> {
 }
 
 /// Deletes every machine launched by this library whose owning process is
-/// gone, and returns their names. A machine that cannot be deleted is
-/// reported in the error after the others have been tried; `removed` then
-/// still lists what was deleted. A machine that another reaper deleted
-/// first is neither listed nor an error.
-pub fn reap(removed: &mut Vec<String>) -> Result<()> {
-    reap_within(removed, &Limits::default())
-}
-
-/// [`reap`] stopped by `limits`; `removed` lists what was deleted before.
-pub fn reap_within(removed: &mut Vec<String>, limits: &Limits) -> Result<()> {
+/// gone: the work of [`Bottle::reap_within`](crate::Bottle::reap_within).
+pub(crate) fn reap_within(removed: &mut Vec<String>, limits: &Limits) -> Result<()> {
     let bounds = limits.start();
     let smolvm = Smolvm::locate()?;
     let list = machines(&smolvm, &bounds)?;
@@ -291,14 +279,11 @@ pub fn reap_within(removed: &mut Vec<String>, limits: &Limits) -> Result<()> {
     let mut failures = Vec::new();
     for machine in &list {
         // Only names smolvm itself would accept are acted on.
-        let Some(name) = machine
-            .get("name")
-            .and_then(|n| n.as_str())
-            .filter(|n| validate::machine_name(n).is_ok())
-        else {
+        let name = machine.name.as_str();
+        if validate::machine_name(name).is_err() {
             continue;
-        };
-        let Some(owner) = owner_of(machine) else {
+        }
+        let Some(owner) = machine.owner() else {
             continue;
         };
         if !owner.is_gone(&here) {
@@ -316,10 +301,7 @@ pub fn reap_within(removed: &mut Vec<String>, limits: &Limits) -> Result<()> {
     // Another reaper may have deleted some first: a machine that is gone
     // has been reaped, whoever did it.
     let left = machines(&smolvm, &bounds)?;
-    let still_there = |name: &str| {
-        left.iter()
-            .any(|m| m.get("name").and_then(|n| n.as_str()) == Some(name))
-    };
+    let still_there = |name: &str| left.iter().any(|m| m.name == name);
     let failures: Vec<String> = failures
         .into_iter()
         .filter(|(name, _)| still_there(name))
@@ -332,8 +314,33 @@ pub fn reap_within(removed: &mut Vec<String>, limits: &Limits) -> Result<()> {
     }
 }
 
+/// One machine of `smolvm machine ls --json`, as far as reaping needs it;
+/// smolvm's other fields are ignored.
+#[derive(Debug, Deserialize)]
+struct Listed {
+    name: String,
+    #[serde(default)]
+    labels: HashMap<String, String>,
+}
+
+impl Listed {
+    /// The owner recorded in the machine's labels, if it is libbottle's.
+    fn owner(&self) -> Option<ProcessId> {
+        let label = |k: &str| self.labels.get(k).map(String::as_str);
+        if label(LABEL) != Some("1") {
+            return None;
+        }
+        Some(ProcessId {
+            pid: label(LABEL_PID)?.parse().ok()?,
+            start: label(LABEL_START)?.to_owned(),
+            boot: label(LABEL_BOOT)?.to_owned(),
+            pidns: label(LABEL_PIDNS)?.to_owned(),
+        })
+    }
+}
+
 /// `smolvm machine ls --json`: every machine, as smolvm describes it.
-fn machines(smolvm: &Smolvm, bounds: &Bounds) -> Result<Vec<serde_json::Value>> {
+fn machines(smolvm: &Smolvm, bounds: &Bounds) -> Result<Vec<Listed>> {
     let out = smolvm
         .capture_bookkeeping(smolvm::ls_args(), bounds)
         .map_err(|e| bounds.explain("smolvm machine ls", e))?;
@@ -343,23 +350,10 @@ fn machines(smolvm: &Smolvm, bounds: &Bounds) -> Result<Vec<serde_json::Value>> 
             smolvm::failure_message(&out)
         )));
     }
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| Error::Smolvm(format!("smolvm machine ls printed no JSON: {e}")))?;
-    Ok(list.as_array().cloned().unwrap_or_default())
-}
-
-/// The owner recorded in a machine's labels, if it is libbottle's.
-fn owner_of(machine: &serde_json::Value) -> Option<ProcessId> {
-    let labels = machine.get("labels")?;
-    let label = |k: &str| labels.get(k).and_then(|v| v.as_str());
-    if label(LABEL) != Some("1") {
-        return None;
-    }
-    Some(ProcessId {
-        pid: label(LABEL_PID)?.parse().ok()?,
-        start: label(LABEL_START)?.to_owned(),
-        boot: label(LABEL_BOOT)?.to_owned(),
-        pidns: label(LABEL_PIDNS)?.to_owned(),
+    serde_json::from_slice(&out.stdout).map_err(|e| {
+        Error::Smolvm(format!(
+            "smolvm machine ls printed no JSON list of machines: {e}"
+        ))
     })
 }
 
@@ -367,9 +361,9 @@ fn generated_name(pid: u32) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let mut bytes = [0u8; 4];
-    // SAFETY: getrandom writes at most 4 bytes into `bytes`. Should it fail,
-    // the pid and counter alone still make the name unique in this process.
-    unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    // Should it fail, the pid and counter alone still make the name unique
+    // in this process.
+    let _ = rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty());
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("bottle-{pid}-{n}-{:08x}", u32::from_ne_bytes(bytes))
 }
@@ -402,15 +396,14 @@ mod tests {
     #[test]
     fn owners_are_read_back_from_labels() {
         let me = ProcessId::current().unwrap();
-        let labels: serde_json::Map<String, serde_json::Value> = me
-            .labels()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.into()))
-            .collect();
-        let machine = serde_json::json!({ "name": "m", "labels": labels });
-        assert_eq!(owner_of(&machine), Some(me));
-        let foreign = serde_json::json!({ "name": "m", "labels": { "app": "x" } });
-        assert_eq!(owner_of(&foreign), None);
+        let labels: HashMap<&str, String> = me.labels().into_iter().collect();
+        let read = |v: serde_json::Value| serde_json::from_value::<Listed>(v).unwrap();
+        let machine = read(serde_json::json!({ "name": "m", "labels": labels }));
+        assert_eq!(machine.owner(), Some(me));
+        let foreign = read(serde_json::json!({ "name": "m", "labels": { "app": "x" } }));
+        assert_eq!(foreign.owner(), None);
+        let unlabelled = read(serde_json::json!({ "name": "m", "state": "running" }));
+        assert_eq!(unlabelled.owner(), None);
     }
 
     #[test]
@@ -511,21 +504,28 @@ mod tests {
                 volumes: vec![vol("rel", "/g")],
                 ..Default::default()
             },
-            "host_path",
+            "volumes.host",
         );
         bad(
             LaunchOptions {
                 volumes: vec![vol("/a:b", "/g")],
                 ..Default::default()
             },
-            "host_path",
+            "volumes.host",
         );
         bad(
             LaunchOptions {
                 volumes: vec![vol("/a", "/g:ro")],
                 ..Default::default()
             },
-            "guest_path",
+            "volumes.guest",
+        );
+        bad(
+            LaunchOptions {
+                memory_mib: Some(0),
+                ..Default::default()
+            },
+            "memory_mib",
         );
         bad(
             LaunchOptions {

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+
 use crate::cancel::{Bounds, Cancel};
 use crate::capture::{self, Captured, Io, RunError, Stopped};
 use crate::error::{Error, Result};
@@ -40,13 +42,13 @@ fn jitter(pause: Duration) -> Duration {
 
 /// A located smolvm executable.
 #[derive(Debug, Clone)]
-pub struct Smolvm {
+pub(crate) struct Smolvm {
     path: PathBuf,
 }
 
 /// What `smolvm machine status` says of a machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MachineState {
+pub(crate) enum MachineState {
     /// The machine exists and reports this state (`running`, `stopped`, ...).
     Known(String),
     /// smolvm failed to report on it; its `Error:` message (`vm not found: N`).
@@ -57,7 +59,7 @@ impl Smolvm {
     /// Finds smolvm through `$BOTTLE_SMOLVM`, else `smolvm` on PATH. The
     /// result is an absolute path, so later calls do not depend on the
     /// working directory or PATH.
-    pub fn locate() -> Result<Self> {
+    pub(crate) fn locate() -> Result<Self> {
         match env::var_os(SMOLVM_VAR).filter(|v| !v.is_empty()) {
             Some(name) => Self::resolve(&name, env::var_os("PATH"))
                 .map_err(|why| Error::SmolvmNotFound(format!("{SMOLVM_VAR}={name:?}: {why}"))),
@@ -92,7 +94,7 @@ impl Smolvm {
     }
 
     /// A `Command` for smolvm with `args`; stdio is the caller's to set.
-    pub fn command<I, S>(&self, args: I) -> Command
+    pub(crate) fn command<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -105,15 +107,10 @@ impl Smolvm {
         cmd
     }
 
-    /// Runs `cmd` (built by [`Smolvm::command`]) with output captured.
-    pub fn capture(&self, cmd: &mut Command) -> Result<Captured> {
-        self.capture_with(cmd, Io::default())
-    }
-
     /// Runs `cmd` with stdin, output, deadline and cancel token as `io`
     /// says. A run stopped early is `Error::Timeout` or `Error::Cancelled`,
     /// smolvm having been stopped and reaped.
-    pub fn capture_with(&self, cmd: &mut Command, io: Io<'_>) -> Result<Captured> {
+    pub(crate) fn capture_with(&self, cmd: &mut Command, io: Io<'_>) -> Result<Captured> {
         capture::run_with(cmd, io).map_err(|e| self.run_error(e))
     }
 
@@ -135,7 +132,7 @@ impl Smolvm {
                 Error::Timeout("smolvm did not finish in time and was stopped".into())
             }
             RunError::Stopped(Stopped::Cancelled) => Error::Cancelled("cancelled".into()),
-            RunError::Stopped(Stopped::CallbackStopped(stream)) => {
+            RunError::Stopped(Stopped::Callback(stream)) => {
                 Error::Cancelled(format!("the {} callback asked to stop", stream.name()))
             }
         }
@@ -144,7 +141,7 @@ impl Smolvm {
     /// Runs `cmd` with the caller's stdin (or with `empty_stdin`,
     /// /dev/null), stdout and stderr, stopped by `limits`; `own_group` as
     /// for [`capture::run_inheriting`].
-    pub fn run_inheriting(
+    pub(crate) fn run_inheriting(
         &self,
         cmd: &mut Command,
         own_group: bool,
@@ -183,14 +180,14 @@ impl Smolvm {
     /// work before such a failure.
     /// A try again is never started past `bounds`' deadline or after its
     /// token was tripped.
-    pub fn capture_bookkeeping<I, S>(&self, args: I, bounds: &Bounds) -> Result<Captured>
+    pub(crate) fn capture_bookkeeping<I, S>(&self, args: I, bounds: &Bounds) -> Result<Captured>
     where
         I: IntoIterator<Item = S> + Clone,
         S: AsRef<OsStr>,
     {
         let mut pause = Duration::from_millis(10);
         for _ in 0..DATABASE_LOCKED_RETRIES {
-            let out = self.capture_with(&mut self.command(args.clone()), bounds.io())?;
+            let out = self.capture_with(&mut self.command(args.clone()), Io::within(bounds))?;
             if out.status.success() || !failure_message(&out).contains(DATABASE_LOCKED) {
                 return Ok(out);
             }
@@ -204,17 +201,13 @@ impl Smolvm {
             std::thread::sleep(pause_with_jitter);
             pause = (pause * 2).min(Duration::from_millis(500));
         }
-        self.capture_with(&mut self.command(args), bounds.io())
+        self.capture_with(&mut self.command(args), Io::within(bounds))
     }
 
     /// Runs a subcommand that prints nothing worth keeping (create, start,
-    /// stop, delete); its failure carries smolvm's message.
-    pub fn run_checked(&self, args: Vec<String>, subcommand: &str, machine: &str) -> Result<()> {
-        self.run_checked_within(args, subcommand, machine, &Bounds::default())
-    }
-
-    /// [`Smolvm::run_checked`] stopped by `bounds`.
-    pub fn run_checked_within(
+    /// stop, delete), stopped by `bounds`; its failure carries smolvm's
+    /// message.
+    pub(crate) fn run_checked_within(
         &self,
         args: Vec<String>,
         subcommand: &str,
@@ -231,40 +224,41 @@ impl Smolvm {
         }
     }
 
-    /// `smolvm machine status --name N --json`, read into a state.
-    pub fn machine_state(&self, machine: &str) -> Result<MachineState> {
-        self.machine_state_within(machine, &Bounds::default())
-    }
-
-    /// [`Smolvm::machine_state`] stopped by `bounds`.
-    pub fn machine_state_within(&self, machine: &str, bounds: &Bounds) -> Result<MachineState> {
+    /// `smolvm machine status --name N --json`, read into a state, stopped
+    /// by `bounds`.
+    pub(crate) fn machine_state_within(
+        &self,
+        machine: &str,
+        bounds: &Bounds,
+    ) -> Result<MachineState> {
         let out = self
             .capture_bookkeeping(status_args(machine), bounds)
             .map_err(|e| bounds.explain(&format!("smolvm machine status on '{machine}'"), e))?;
         if !out.status.success() {
             return Ok(MachineState::Unknown(failure_message(&out)));
         }
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        /// What the library reads of `machine status --json`.
+        #[derive(Deserialize)]
+        struct Status {
+            state: String,
+        }
+        let status: Status = serde_json::from_slice(&out.stdout).map_err(|e| {
             Error::Smolvm(format!(
-                "smolvm machine status printed no JSON object for '{machine}': {e}"
+                "smolvm machine status printed no JSON object with a \"state\" for \
+                 '{machine}': {e}"
             ))
         })?;
-        match json.get("state").and_then(|s| s.as_str()) {
-            Some(state) => Ok(MachineState::Known(state.to_owned())),
-            None => Err(Error::Smolvm(format!(
-                "smolvm machine status for '{machine}' has no \"state\" field"
-            ))),
-        }
+        Ok(MachineState::Known(status.state))
     }
 }
 
 impl MachineState {
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         matches!(self, MachineState::Known(s) if s == "running")
     }
 
     /// Why the machine cannot run commands, in words for an error message.
-    pub fn why_not_running(&self, machine: &str) -> String {
+    pub(crate) fn why_not_running(&self, machine: &str) -> String {
         match self {
             MachineState::Known(state) => {
                 format!("machine '{machine}' is not running (state: {state})")
@@ -279,18 +273,12 @@ fn executable_file(path: &Path) -> io::Result<()> {
     if !meta.is_file() {
         return Err(io::Error::other("not a regular file"));
     }
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::other("path contains a NUL byte"))?;
-    // SAFETY: `c_path` is a valid NUL-terminated string for the call.
-    if unsafe { libc::access(c_path.as_ptr(), libc::X_OK) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(rustix::fs::access(path, rustix::fs::Access::EXEC_OK)?)
 }
 
 /// The options of one `machine exec`.
 #[derive(Debug, Default)]
-pub struct ExecFlags<'a> {
+pub(crate) struct ExecFlags<'a> {
     /// `-i`: keep stdin open for the guest command.
     pub stdin: bool,
     /// `-t`: allocate a guest terminal.
@@ -305,7 +293,7 @@ pub struct ExecFlags<'a> {
 }
 
 /// `machine exec --name N [OPTIONS] -- GUEST...`
-pub fn exec_args(machine: &str, flags: &ExecFlags<'_>, guest: &[String]) -> Vec<String> {
+pub(crate) fn exec_args(machine: &str, flags: &ExecFlags<'_>, guest: &[String]) -> Vec<String> {
     let mut args: Vec<String> = ["machine", "exec", "--name", machine]
         .into_iter()
         .map(str::to_owned)
@@ -333,7 +321,7 @@ pub fn exec_args(machine: &str, flags: &ExecFlags<'_>, guest: &[String]) -> Vec<
 }
 
 /// `machine cp [FLAGS] -- SRC DST`
-pub fn cp_args(flags: &[String], src: &str, dst: &str) -> Vec<String> {
+pub(crate) fn cp_args(flags: &[String], src: &str, dst: &str) -> Vec<String> {
     let mut args = vec!["machine".to_owned(), "cp".to_owned()];
     args.extend_from_slice(flags);
     args.extend(["--", src, dst].map(str::to_owned));
@@ -341,46 +329,46 @@ pub fn cp_args(flags: &[String], src: &str, dst: &str) -> Vec<String> {
 }
 
 /// `machine start --name N`
-pub fn start_args(machine: &str) -> Vec<String> {
+pub(crate) fn start_args(machine: &str) -> Vec<String> {
     ["machine", "start", "--name", machine]
         .map(str::to_owned)
         .to_vec()
 }
 
 /// `machine stop --name N`
-pub fn stop_args(machine: &str) -> Vec<String> {
+pub(crate) fn stop_args(machine: &str) -> Vec<String> {
     ["machine", "stop", "--name", machine]
         .map(str::to_owned)
         .to_vec()
 }
 
 /// `machine delete --name N -f`
-pub fn delete_args(machine: &str) -> Vec<String> {
+pub(crate) fn delete_args(machine: &str) -> Vec<String> {
     ["machine", "delete", "--name", machine, "-f"]
         .map(str::to_owned)
         .to_vec()
 }
 
 /// `machine ls --json`
-pub fn ls_args() -> [&'static str; 3] {
+pub(crate) fn ls_args() -> [&'static str; 3] {
     ["machine", "ls", "--json"]
 }
 
 /// smolvm's failure of `subcommand` on `machine`, in its own words.
-pub fn failed(subcommand: &str, machine: &str, message: &str) -> Error {
+pub(crate) fn failed(subcommand: &str, machine: &str, message: &str) -> Error {
     Error::Smolvm(format!(
         "smolvm machine {subcommand} on '{machine}' failed: {message}"
     ))
 }
 
 /// `machine status --name N --json`
-pub fn status_args(machine: &str) -> [String; 5] {
+pub(crate) fn status_args(machine: &str) -> [String; 5] {
     ["machine", "status", "--name", machine, "--json"].map(str::to_owned)
 }
 
 /// smolvm's own account of a failure: the text after `Error: ` on its last
 /// such line, else the exit status and whatever stderr said.
-pub fn failure_message(out: &Captured) -> String {
+pub(crate) fn failure_message(out: &Captured) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr_tail);
     if let Some(msg) = stderr.lines().rev().find_map(|l| l.strip_prefix("Error: ")) {
         return msg.trim_end().to_owned();
@@ -397,7 +385,7 @@ pub fn failure_message(out: &Captured) -> String {
 /// If `out` is exactly what smolvm prints when it fails itself (one
 /// `Error: ...` line on stderr, nothing on stdout, exit 1), the message.
 /// A guest command can print the same, so this alone decides nothing.
-pub fn lone_error_line(out: &Captured) -> Option<&str> {
+pub(crate) fn lone_error_line(out: &Captured) -> Option<&str> {
     if out.status.code() != Some(1) || out.stdout_total != 0 {
         return None;
     }
@@ -414,7 +402,7 @@ pub fn lone_error_line(out: &Captured) -> Option<&str> {
 /// closing hint. Returns the first line. A guest tool's usage error names
 /// that tool, not smolvm; only a guest command that prints smolvm's usage
 /// error word for word is mistaken for one.
-pub fn usage_error(out: &Captured) -> Option<&str> {
+pub(crate) fn usage_error(out: &Captured) -> Option<&str> {
     if out.status.code() != Some(2) || out.stdout_total != 0 {
         return None;
     }
@@ -460,7 +448,7 @@ const OWN_ERROR_KINDS: &[&str] = &[
 /// wrote, so the output before it does not matter. Returns the message.
 /// A script that ends its stderr with such a line itself and exits 1 is
 /// taken for smolvm's failure; nothing else is.
-pub fn own_failure(out: &Captured) -> Option<&str> {
+pub(crate) fn own_failure(out: &Captured) -> Option<&str> {
     if out.status.code() != Some(1) {
         return None;
     }
@@ -480,13 +468,13 @@ pub fn own_failure(out: &Captured) -> Option<&str> {
 }
 
 /// Whether smolvm's `message` says the machine is missing or not running.
-pub fn speaks_of_machine_state(message: &str) -> bool {
+pub(crate) fn speaks_of_machine_state(message: &str) -> bool {
     message.starts_with("vm not found: ")
         || (message.starts_with("agent operation failed: connect: ")
             && message.contains(" is not running"))
 }
 
-pub fn describe_status(status: ExitStatus) -> String {
+pub(crate) fn describe_status(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit status {code}"),
         (None, Some(sig)) => format!("killed by signal {sig}"),

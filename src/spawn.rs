@@ -24,6 +24,16 @@
 //! has exec'd. The child makes raw system calls only, on data prepared
 //! before the clone, with every signal blocked so no handler of the host
 //! runs in it.
+//!
+//! That is why this file, alone in the core, still calls `libc` in
+//! `unsafe` blocks: the clone itself, the signal mask around it (the raw
+//! `rt_sigprocmask` reaches glibc's internal signals, which neither
+//! `sigprocmask` nor a safe wrapper will touch), and the child's code. In
+//! the child every call is one from POSIX's list of async-signal-safe
+//! functions or a raw `syscall`, so what it may do can be checked call by
+//! call; a safe wrapper crate would hide whether a call goes through libc,
+//! allocates or touches state the parent owns. The parent's side (pids,
+//! limits, waiting, signalling) uses rustix's safe calls.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -34,9 +44,12 @@ use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
+use rustix::io::Errno;
+use rustix::process::{Pid, Signal, WaitIdOptions, WaitOptions};
+
 /// smolvm names itself after argv[0] in its usage errors, which the library
 /// recognises by `Usage: smolvm`; every child is smolvm.
-pub const ARGV0: &str = "smolvm";
+pub(crate) const ARGV0: &str = "smolvm";
 
 /// The signal a child gets when the thread that started it dies.
 const DEATH_SIGNAL: libc::c_int = libc::SIGTERM;
@@ -46,10 +59,10 @@ const CHILD_STACK: usize = 64 * 1024;
 
 /// How long a child that is being stopped gets after SIGTERM (smolvm uses
 /// it to stop the guest command) before SIGKILL.
-pub const TERM_GRACE: Duration = Duration::from_millis(500);
+pub(crate) const TERM_GRACE: Duration = Duration::from_millis(500);
 
 /// What the child gets besides its command line.
-pub struct Plan {
+pub(crate) struct Plan {
     /// The child's descriptors 0, 1 and 2, each above 2; `None` keeps the
     /// caller's own stdio.
     pub stdio: Option<[RawFd; 3]>,
@@ -61,7 +74,7 @@ pub struct Plan {
 
 /// Why a child was not started.
 #[derive(Debug)]
-pub enum SpawnError {
+pub(crate) enum SpawnError {
     Io(io::Error),
     /// The command line and environment together exceed what the kernel
     /// passes to a new program.
@@ -73,7 +86,7 @@ pub enum SpawnError {
 
 /// A started child, not yet reaped.
 #[derive(Debug)]
-pub struct Process {
+pub(crate) struct Process {
     pid: libc::pid_t,
     own_group: bool,
     status: Option<ExitStatus>,
@@ -104,7 +117,7 @@ struct Strings {
 /// Starts `cmd` (program, arguments and environment changes; nothing else
 /// of it is used) as `plan` says. The program is a path, not looked up on
 /// PATH: smolvm's was made absolute when it was found.
-pub fn spawn(cmd: &Command, plan: &Plan) -> Result<Process, SpawnError> {
+pub(crate) fn spawn(cmd: &Command, plan: &Plan) -> Result<Process, SpawnError> {
     let strings = strings(cmd).map_err(SpawnError::Io)?;
     let path = cstring(cmd.get_program()).map_err(SpawnError::Io)?;
     check_size(&path, &strings)?;
@@ -115,8 +128,7 @@ pub fn spawn(cmd: &Command, plan: &Plan) -> Result<Process, SpawnError> {
         stdio: plan.stdio.unwrap_or([-1; 3]),
         pass_fd: plan.pass_fd.unwrap_or(-1),
         own_group: plan.own_group,
-        // SAFETY: getpid has no preconditions.
-        parent: unsafe { libc::getpid() },
+        parent: rustix::process::getpid().as_raw_pid(),
         fd_limit: fd_limit(),
         error: AtomicI32::new(0),
     };
@@ -128,7 +140,9 @@ pub fn spawn(cmd: &Command, plan: &Plan) -> Result<Process, SpawnError> {
     let blocked = block_all_signals();
     // SAFETY: `child_main` only makes async-signal-safe system calls on
     // `data`, which outlives the child's use of it: with CLONE_VFORK the
-    // parent resumes only once the child has exec'd or exited.
+    // parent resumes only once the child has exec'd or exited. `top` is
+    // the aligned end of `stack`, which lives until after the clone
+    // returns, and nothing else uses that memory.
     let pid = unsafe {
         libc::clone(
             child_main,
@@ -222,7 +236,7 @@ fn check_size(path: &CString, strings: &Strings) -> Result<(), SpawnError> {
 
 /// What [`spawn`] would hand execve for `cmd`, counted as the kernel counts
 /// it, without preparing anything.
-pub fn command_size(cmd: &Command) -> usize {
+pub(crate) fn command_size(cmd: &Command) -> usize {
     let ptr = std::mem::size_of::<*const libc::c_char>();
     let arg = |s: &OsStr| s.len() + 1 + ptr;
     let env = environment(cmd);
@@ -237,19 +251,12 @@ pub fn command_size(cmd: &Command) -> usize {
 }
 
 /// The kernel's limit on argv and environment together (bprm_stack_limits).
-pub fn exec_size_limit() -> usize {
+pub(crate) fn exec_size_limit() -> usize {
     const MIN: usize = 128 * 1024;
     const MAX: usize = 6 * 1024 * 1024;
-    let mut stack = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit.
-    let quarter = if unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut stack) } == 0 {
-        usize::try_from(stack.rlim_cur / 4).unwrap_or(usize::MAX)
-    } else {
-        MIN
-    };
+    // No limit (None) is RLIM_INFINITY, which the kernel divides as well.
+    let stack = rustix::process::getrlimit(rustix::process::Resource::Stack).current;
+    let quarter = usize::try_from(stack.unwrap_or(u64::MAX) / 4).unwrap_or(usize::MAX);
     quarter.clamp(MIN, MAX)
 }
 
@@ -258,15 +265,10 @@ pub fn exec_size_limit() -> usize {
 /// descriptor of the process lies unless the limit was lowered after it
 /// was opened.
 fn fd_limit() -> libc::c_int {
-    let mut nofile = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut nofile) } != 0 {
-        return 1024;
-    }
-    libc::c_int::try_from(nofile.rlim_cur).unwrap_or(libc::c_int::MAX)
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    nofile.map_or(libc::c_int::MAX, |n| {
+        libc::c_int::try_from(n).unwrap_or(libc::c_int::MAX)
+    })
 }
 
 /// The kernel's signal mask, as rt_sigprocmask takes it.
@@ -277,7 +279,8 @@ type KernelSigset = u64;
 fn block_all_signals() -> KernelSigset {
     let all: KernelSigset = !0;
     let mut old: KernelSigset = 0;
-    // SAFETY: rt_sigprocmask reads and writes one kernel sigset each.
+    // SAFETY: rt_sigprocmask reads one kernel sigset from `all` and writes
+    // one to `old`, both live locals of the size passed.
     unsafe {
         libc::syscall(
             libc::SYS_rt_sigprocmask,
@@ -291,7 +294,8 @@ fn block_all_signals() -> KernelSigset {
 }
 
 fn restore_signals(old: &KernelSigset) {
-    // SAFETY: as in block_all_signals.
+    // SAFETY: rt_sigprocmask reads one kernel sigset from `old`, a live
+    // reference of the size passed, and writes nothing (NULL).
     unsafe {
         libc::syscall(
             libc::SYS_rt_sigprocmask,
@@ -306,7 +310,8 @@ fn restore_signals(old: &KernelSigset) {
 /// The child, between clone and exec. System calls only: it shares the
 /// parent's memory, and the parent thread may hold any lock.
 extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the parent's ChildData, alive until this exec's.
+    // SAFETY: `arg` is the parent's ChildData, alive until this exec's
+    // (CLONE_VFORK), and only read here; its `error` is atomic.
     let data = unsafe { &*(arg as *const ChildData) };
     let fail = |data: &ChildData| -> libc::c_int {
         let errno = io::Error::last_os_error()
@@ -396,105 +401,98 @@ unsafe fn close_other_fds(keep: RawFd, fd_limit: libc::c_int) {
 }
 
 impl Process {
-    pub fn id(&self) -> u32 {
+    pub(crate) fn id(&self) -> u32 {
         self.pid as u32
     }
 
     /// The exit status if the child has exited, without waiting; reaps it.
-    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        self.waitpid(libc::WNOHANG)
+    pub(crate) fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.waitpid(WaitOptions::NOHANG)
     }
 
     /// Waits for the child to exit and reaps it.
-    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+    pub(crate) fn wait(&mut self) -> io::Result<ExitStatus> {
         loop {
-            if let Some(status) = self.waitpid(0)? {
+            if let Some(status) = self.waitpid(WaitOptions::empty())? {
                 return Ok(status);
             }
         }
     }
 
-    fn waitpid(&mut self, flags: libc::c_int) -> io::Result<Option<ExitStatus>> {
+    fn waitpid(&mut self, flags: WaitOptions) -> io::Result<Option<ExitStatus>> {
         if let Some(status) = self.status {
             return Ok(Some(status));
         }
-        let mut raw = 0;
-        // SAFETY: waitpid writes one int.
-        match unsafe { libc::waitpid(self.pid, &mut raw, flags) } {
-            0 => Ok(None),
-            pid if pid == self.pid => {
-                let status = ExitStatus::from_raw(raw);
+        match rustix::process::waitpid(Some(self.pid()), flags) {
+            Ok(None) | Err(Errno::INTR) => Ok(None),
+            Ok(Some((_, raw))) => {
+                let status = ExitStatus::from_raw(raw.as_raw());
                 self.status = Some(status);
                 Ok(Some(status))
             }
-            _ => {
-                let e = io::Error::last_os_error();
-                match e.raw_os_error() {
-                    Some(libc::EINTR) => Ok(None),
-                    Some(libc::ECHILD) => {
-                        // Nothing can be done about it now: the exit status
-                        // is lost.
-                        self.status = Some(ExitStatus::from_raw(0x7f00));
-                        Err(io::Error::new(
-                            e.kind(),
-                            "the exit status of smolvm is lost (No child processes): \
-                             the process must not ignore SIGCHLD or reap children it \
-                             did not start",
-                        ))
-                    }
-                    _ => Err(e),
-                }
+            Err(Errno::CHILD) => {
+                // Nothing can be done about it now: the exit status is lost.
+                self.status = Some(ExitStatus::from_raw(0x7f00));
+                Err(io::Error::new(
+                    io::Error::from(Errno::CHILD).kind(),
+                    "the exit status of smolvm is lost (No child processes): \
+                     the process must not ignore SIGCHLD or reap children it \
+                     did not start",
+                ))
             }
+            Err(e) => Err(e.into()),
         }
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.pid).expect("clone returned a positive pid")
     }
 
     /// Whether the child has exited, without reaping it: while it is a
     /// zombie its pid, and so its process group id, cannot be reused.
-    pub fn has_exited(&self) -> bool {
+    pub(crate) fn has_exited(&self) -> bool {
         self.status.is_some() || has_exited(self.pid as u32)
     }
 
     /// Sends `sig` to the child's process group, or to the child alone if it
     /// has none of its own. Only before the child is reaped.
-    fn signal(&self, sig: libc::c_int) {
+    fn signal(&self, sig: Signal) {
+        // An unreaped child's pid, and so its group's id, cannot have been
+        // reused.
         if self.status.is_some() {
             return;
         }
-        let target = if self.own_group { -self.pid } else { self.pid };
-        // SAFETY: a pid (or group) of our unreaped child, which cannot have
-        // been reused.
-        unsafe { libc::kill(target, sig) };
+        let _ = if self.own_group {
+            rustix::process::kill_process_group(self.pid(), sig)
+        } else {
+            rustix::process::kill_process(self.pid(), sig)
+        };
     }
 
     /// Stops the child and everything in its process group: SIGTERM, up to
     /// [`TERM_GRACE`] for the child to exit, then SIGKILL to whatever of the
     /// group is left, while the exited child still holds the group's id.
     /// Always reaps the child.
-    pub fn stop(&mut self) -> io::Result<ExitStatus> {
-        self.signal(libc::SIGTERM);
+    pub(crate) fn stop(&mut self) -> io::Result<ExitStatus> {
+        self.signal(Signal::TERM);
         let give_up = Instant::now() + TERM_GRACE;
         while Instant::now() < give_up && !self.has_exited() {
             std::thread::sleep(Duration::from_millis(5));
         }
-        self.signal(libc::SIGKILL);
+        self.signal(Signal::KILL);
         self.wait()
     }
 }
 
 /// Whether our child `pid` has exited (or cannot be waited for), without
 /// reaping it.
-pub fn has_exited(pid: u32) -> bool {
-    // SAFETY: waitid writes one siginfo_t.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let r = libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        );
-        r != 0 || info.si_pid() != 0
-    }
+pub(crate) fn has_exited(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return true;
+    };
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    let id = rustix::process::WaitId::Pid(pid);
+    !matches!(rustix::process::waitid(id, options), Ok(None))
 }
 
 impl Drop for Process {

@@ -1,7 +1,10 @@
 //! Checks on every string that ends up in a smolvm or runuser command line.
 //!
 //! Each check runs before anything is spawned, so a rejected argument never
-//! reaches smolvm. Messages name the C argument and say what is wrong.
+//! reaches smolvm. Messages start with the argument's name, which the
+//! caller passes in where one rule serves arguments of several names: each
+//! layer names arguments as its own callers know them (the Rust API by its
+//! fields and parameters, the C boundary by the header's parameters).
 
 use std::path::Path;
 
@@ -18,7 +21,7 @@ const USER_MAX: usize = 32;
 /// (MAX_ARG_STRLEN, 32 pages, including the terminating NUL). The script and
 /// the claude command line each travel as one argument of smolvm and then of
 /// `runuser` in the guest, so a longer one could never run.
-pub const ARG_MAX_BYTES: usize = 32 * 4096 - 1;
+pub(crate) const ARG_MAX_BYTES: usize = 32 * 4096 - 1;
 
 /// Longest environment variable name: far beyond any real one, and short
 /// enough that a long `NAME=VALUE` is always the value's doing.
@@ -27,11 +30,12 @@ const ENV_NAME_MAX: usize = 4096;
 /// Longest path a guest path may be (PATH_MAX without the NUL).
 const PATH_MAX_BYTES: usize = 4095;
 
-/// smolvm's machine-name rule: 1 to 128 ASCII letters, digits, `-` and `_`;
-/// the first a letter or digit; no trailing `-`; no `--` anywhere. The rule
-/// also guarantees a name can never be read as an option or contain the `:`
-/// that `machine cp` splits on.
-pub fn machine_name(name: &str) -> Result<()> {
+/// smolvm's machine-name rule, as docs/SMOLVM-CLI.md records it and the
+/// checks below spell it out; `bottle_open`'s doc states it for C callers,
+/// and every other doc points there. The rule also guarantees a name can
+/// never be read as an option or contain the `:` that `machine cp` splits
+/// on.
+pub(crate) fn machine_name(name: &str) -> Result<()> {
     let bad = |reason: String| Err(Error::invalid("machine_name", reason));
     if name.is_empty() {
         return bad("must not be empty".into());
@@ -67,7 +71,7 @@ pub fn machine_name(name: &str) -> Result<()> {
 /// letters, digits, `_`, `.` and `-`, starting with a letter or `_`. Starting
 /// with a letter or `_` is what keeps it from being read as an option of
 /// runuser (`-c`, `--session-command`, ...).
-pub fn user(user: &str) -> Result<()> {
+pub(crate) fn user(user: &str) -> Result<()> {
     let bad = |reason: String| Err(Error::invalid("user", reason));
     if user.is_empty() {
         return bad("must not be empty".into());
@@ -95,7 +99,7 @@ pub fn user(user: &str) -> Result<()> {
 }
 
 /// An absolute path inside the guest.
-pub fn guest_path(arg: &str, path: &str) -> Result<()> {
+pub(crate) fn guest_path(arg: &str, path: &str) -> Result<()> {
     if !path.starts_with('/') {
         return Err(Error::invalid(
             arg,
@@ -115,7 +119,7 @@ pub fn guest_path(arg: &str, path: &str) -> Result<()> {
 }
 
 /// One argument that a new program will receive must fit the kernel's limit.
-pub fn single_argument(arg: &str, what: &str, len: usize) -> Result<()> {
+pub(crate) fn single_argument(arg: &str, what: &str, len: usize) -> Result<()> {
     if len > ARG_MAX_BYTES {
         return Err(Error::invalid(
             arg,
@@ -130,7 +134,7 @@ pub fn single_argument(arg: &str, what: &str, len: usize) -> Result<()> {
 /// An environment variable name: an ASCII letter or `_`, then letters,
 /// digits and `_`. Anything else could not be exported by the guest shell,
 /// and `=` would split `-e K=V` in the wrong place.
-pub fn env_name(arg: &str, name: &str) -> Result<()> {
+pub(crate) fn env_name(arg: &str, name: &str) -> Result<()> {
     let valid = name
         .bytes()
         .next()
@@ -151,7 +155,7 @@ pub fn env_name(arg: &str, name: &str) -> Result<()> {
 /// value that fits one argument both as `NAME=VALUE` in the user's shell
 /// and under its carrier name (`BOTTLE_SECRET_N=VALUE`, ...) on its way
 /// there.
-pub fn env_pair(name: &str, value: &str) -> Result<()> {
+pub(crate) fn env_pair(name: &str, value: &str) -> Result<()> {
     env_name("name", name)?;
     guest_env::check_name(name)?;
     if name.len() > ENV_NAME_MAX {
@@ -175,7 +179,7 @@ pub fn env_pair(name: &str, value: &str) -> Result<()> {
 /// (`bytes`) exceed what the kernel passes to a new program (`limit`),
 /// naming the largest of the caller's `parts`: (argument, what it is,
 /// bytes).
-pub fn too_large(parts: &[(&str, &str, usize)], bytes: usize, limit: usize) -> Error {
+pub(crate) fn too_large(parts: &[(&str, &str, usize)], bytes: usize, limit: usize) -> Error {
     let (arg, what, size) =
         parts
             .iter()
@@ -193,7 +197,7 @@ pub fn too_large(parts: &[(&str, &str, usize)], bytes: usize, limit: usize) -> E
 
 /// Owner ids for a copy. `(uid_t)-1` means "leave unchanged" to chown, so
 /// it would silently leave root as the owner.
-pub fn owner_ids(uid: u32, gid: u32) -> Result<()> {
+pub(crate) fn owner_ids(uid: u32, gid: u32) -> Result<()> {
     for (arg, id) in [("uid", uid), ("gid", gid)] {
         if id == u32::MAX {
             return Err(Error::invalid(
@@ -206,7 +210,7 @@ pub fn owner_ids(uid: u32, gid: u32) -> Result<()> {
 }
 
 /// Permission bits as `chmod` takes them.
-pub fn mode(mode: u32) -> Result<()> {
+pub(crate) fn mode(mode: u32) -> Result<()> {
     if mode > 0o7777 {
         return Err(Error::invalid(
             "mode",
@@ -219,7 +223,7 @@ pub fn mode(mode: u32) -> Result<()> {
 /// A guest path smolvm's cp can take: absolute, without the `:` that cp
 /// reads as the machine separator, and without a `..` component, which
 /// smolvm's agent refuses (`parent traversal is not allowed`).
-pub fn cp_guest_path(guest_path: &str) -> Result<()> {
+pub(crate) fn cp_guest_path(guest_path: &str) -> Result<()> {
     self::guest_path("guest_path", guest_path)?;
     if guest_path.contains(':') {
         return Err(Error::invalid(
@@ -238,7 +242,7 @@ pub fn cp_guest_path(guest_path: &str) -> Result<()> {
 
 /// An image reference: non-empty, printable ASCII, no spaces, and not
 /// starting with `-`.
-pub fn image(image: &str) -> Result<()> {
+pub(crate) fn image(image: &str) -> Result<()> {
     let printable = image.bytes().all(|b| b.is_ascii_graphic());
     if image.is_empty() || !printable || image.starts_with('-') {
         return Err(Error::invalid(
@@ -254,21 +258,23 @@ pub fn image(image: &str) -> Result<()> {
 
 /// A volume, `-v HOST:GUEST[:ro]`: split at `:`, so neither side may hold
 /// one; the host side is absolute, so it cannot be read as an option.
-pub fn volume(host: &Path, guest: &str) -> Result<()> {
+/// `names` are the names of the host and the guest side in messages.
+pub(crate) fn volume(host: &Path, guest: &str, names: (&str, &str)) -> Result<()> {
+    let (host_arg, guest_arg) = names;
     let shown = host.display();
     let host = host
         .to_str()
-        .ok_or_else(|| Error::invalid("host_path", format!("{shown} is not UTF-8")))?;
+        .ok_or_else(|| Error::invalid(host_arg, format!("{shown} is not UTF-8")))?;
     if !host.starts_with('/') || host.contains(':') {
         return Err(Error::invalid(
-            "host_path",
+            host_arg,
             format!("{host:?} must be an absolute path without ':'"),
         ));
     }
-    guest_path("guest_path", guest)?;
+    guest_path(guest_arg, guest)?;
     if guest.contains(':') {
         return Err(Error::invalid(
-            "guest_path",
+            guest_arg,
             format!("{guest:?} must not contain ':'"),
         ));
     }

@@ -1024,7 +1024,7 @@ fn run(fx: &Fixture, row: &Row) -> Result<Seen, Failure> {
             check(unsafe { bottle_cancel_new(null_mut()) }).map(|()| Seen::Done)
         }
         ("bottle_cancel_trip", _) => {
-            unsafe { bottle_cancel_trip(null()) };
+            unsafe { bottle_cancel_trip(null_mut()) };
             Ok(Seen::Done)
         }
         ("bottle_cancel_is_tripped", _) => {

@@ -4,7 +4,7 @@
 mod common;
 
 use ::bottle::ffi::status::bottle_status::*;
-use common::{assert_fails, Bottle, Machine, TRICKY};
+use common::{assert_fails, tricky, Bottle, Machine};
 
 fn bytes(args: &[&str]) -> Vec<Vec<u8>> {
     args.iter().map(|a| a.as_bytes().to_vec()).collect()
@@ -14,11 +14,11 @@ fn bytes(args: &[&str]) -> Vec<Vec<u8>> {
 fn claude_receives_exactly_its_argv() {
     let m = Machine::new("argv");
     let b = m.open();
-    assert_eq!(b.exec_claude(TRICKY, false).unwrap(), 0);
-    assert_eq!(b.claude_argv(), bytes(TRICKY));
+    assert_eq!(b.exec_claude(tricky(), false).unwrap(), 0);
+    assert_eq!(b.claude_argv(), bytes(tricky()));
     // One argument at a time too, so a quoting slip cannot hide between
     // neighbours.
-    for arg in TRICKY {
+    for arg in tricky() {
         assert_eq!(b.exec_claude(&[arg], false).unwrap(), 0);
         assert_eq!(b.claude_argv(), bytes(&[arg]), "{arg:?}");
     }

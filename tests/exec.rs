@@ -4,7 +4,7 @@
 mod common;
 
 use ::bottle::ffi::status::bottle_status::*;
-use common::{assert_fails, Bottle, Machine, TRICKY};
+use common::{assert_fails, tricky, Bottle, Machine};
 
 #[test]
 fn runs_as_node_in_a_login_shell() {
@@ -82,7 +82,7 @@ fn a_script_that_looks_like_a_smolvm_failure_is_still_the_scripts() {
 fn script_text_reaches_the_guest_shell_unchanged() {
     let m = Machine::new("script");
     let b = m.open();
-    for s in TRICKY {
+    for s in tricky() {
         // A quoted here-document prints its body without any expansion, so
         // the output is the script's text as the guest shell received it.
         let script = format!("cat <<'BOTTLE_END'\n{s}\nBOTTLE_END");

@@ -195,7 +195,7 @@ fn a_cancelled_script_leaves_nothing_running_in_the_guest() {
     std::thread::scope(|s| {
         s.spawn(move || {
             std::thread::sleep(Duration::from_millis(700));
-            unsafe { bottle_cancel_trip(token as *const bottle_cancel) };
+            unsafe { bottle_cancel_trip(token as *mut bottle_cancel) };
         });
         assert_fails(
             b.exec_with("sleep 3581 & sleep 3582", &o),
@@ -299,7 +299,7 @@ fn a_cancel_from_another_thread_stops_the_command() {
     std::thread::scope(|s| {
         s.spawn(move || {
             std::thread::sleep(Duration::from_millis(300));
-            unsafe { bottle_cancel_trip(token as *const bottle_cancel) };
+            unsafe { bottle_cancel_trip(token as *mut bottle_cancel) };
         });
         assert_fails(
             b.exec_with("sleep 60", &o),
@@ -462,7 +462,7 @@ fn bad_options_are_refused_by_their_setters() {
         bottle_exec_options_free(none);
         bottle_exec_options_free(std::ptr::null_mut());
         bottle_cancel_free(std::ptr::null_mut());
-        bottle_cancel_trip(std::ptr::null());
+        bottle_cancel_trip(std::ptr::null_mut());
         assert!(!bottle_cancel_is_tripped(std::ptr::null()));
     }
 }

@@ -546,7 +546,7 @@ fn copies_stop_at_their_deadline_and_leave_the_host_file_whole() {
     let token_addr = token as usize;
     let tripper = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(100));
-        unsafe { bottle_cancel_trip(token_addr as *const _) };
+        unsafe { bottle_cancel_trip(token_addr as *mut _) };
     });
     let status = unsafe { bottle_cp_out_with(b.0, g.as_ptr(), h.as_ptr(), opts.0) };
     tripper.join().unwrap();
@@ -618,7 +618,7 @@ fn launch_close_reap_and_claude_stop_at_their_deadline() {
     let token_addr = token as usize;
     let tripper = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(100));
-        unsafe { bottle_cancel_trip(token_addr as *const _) };
+        unsafe { bottle_cancel_trip(token_addr as *mut _) };
     });
     let status = unsafe { bottle_exec_claude_with(b.0, null_mut(), 0, false, call.0, &mut code) };
     tripper.join().unwrap();

@@ -17,7 +17,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 
-use common::{Bottle, Machine, TRICKY};
+use common::{tricky, Bottle, Machine};
 
 /// The longest script, and the longest quoted claude command line, that
 /// bottle.h allows: the kernel's limit for one argument.
@@ -105,7 +105,7 @@ fn failed(f: common::Failure) -> TestCaseError {
 const ECHO_SCRIPT_PROFILE: &str = "printf %s \"$BASH_EXECUTION_STRING\"; exit 0\n";
 
 fn script_seeds() -> Vec<String> {
-    let mut seeds: Vec<String> = TRICKY.iter().map(|s| s.to_string()).collect();
+    let mut seeds: Vec<String> = tricky().iter().map(|s| s.to_string()).collect();
     seeds.extend(
         [
             "-x",
@@ -157,7 +157,7 @@ fn the_login_shell_receives_any_script_unchanged() {
 type ClaudeCall = (Option<String>, Vec<String>);
 
 fn argv_seeds() -> Vec<ClaudeCall> {
-    let tricky: Vec<String> = TRICKY.iter().map(|s| s.to_string()).collect();
+    let tricky: Vec<String> = tricky().iter().map(|s| s.to_string()).collect();
     // The longest arguments that fit `exec claude ARG` into one argument:
     // letters travel unquoted, and each `'` is quoted as the 4 bytes `'\''`.
     let longest = "a".repeat(ARG_MAX_BYTES - "exec claude ".len());

@@ -1,25 +1,20 @@
-//! The helpers every entry point uses: panic catching, the per-thread last
-//! error, and turning C pointers into Rust references and strings.
+//! The helpers every entry point uses: panic catching, and turning C
+//! pointers into Rust references and strings.
 
 use std::any::Any;
-use std::cell::RefCell;
-use std::ffi::{c_char, CStr, CString, OsStr};
+use std::ffi::{c_char, CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::ptr::NonNull;
+use std::time::Duration;
 
-use super::status::bottle_status;
+use super::status::{bottle_status, set_last_error};
 use crate::error::Error;
-
-thread_local! {
-    /// The message of this thread's last failed call.
-    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
-}
 
 /// Runs an entry point's body: `Ok` is `BOTTLE_OK`; an error or a panic
 /// becomes its status, with its message stored for `bottle_last_error`.
-pub fn guard(body: impl FnOnce() -> Result<(), Error>) -> bottle_status {
+pub(super) fn guard(body: impl FnOnce() -> Result<(), Error>) -> bottle_status {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => bottle_status::BOTTLE_OK,
         Ok(Err(e)) => {
@@ -38,7 +33,7 @@ pub fn guard(body: impl FnOnce() -> Result<(), Error>) -> bottle_status {
 
 /// For entry points that return nothing (`bottle_close`, frees): a panic is
 /// caught and recorded, never unwound into C.
-pub fn guard_void(body: impl FnOnce()) {
+pub(super) fn guard_void(body: impl FnOnce()) {
     let _status = guard(|| {
         body();
         Ok(())
@@ -53,26 +48,11 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
         .unwrap_or("panic with a non-string payload")
 }
 
-fn set_last_error(message: &str) {
-    // A message from smolvm could hold a NUL; C would cut it short there.
-    let message = CString::new(message.replace('\0', "\\0")).expect("NULs were replaced");
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = Some(message));
-}
-
-/// The pointer to this thread's last message, or NULL.
-pub fn last_error() -> *const c_char {
-    LAST_ERROR.with(|slot| {
-        slot.borrow()
-            .as_ref()
-            .map_or(std::ptr::null(), |m| m.as_ptr())
-    })
-}
-
 /// A required C string argument as UTF-8.
 ///
 /// # Safety
 /// `ptr` is NULL or points to a NUL-terminated string that outlives `'a`.
-pub unsafe fn str_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Error> {
+pub(super) unsafe fn str_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Error> {
     let bytes = bytes_arg(ptr, name)?;
     std::str::from_utf8(bytes).map_err(|e| {
         Error::invalid(
@@ -89,7 +69,10 @@ pub unsafe fn str_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, Err
 ///
 /// # Safety
 /// As for [`str_arg`].
-pub unsafe fn opt_str_arg<'a>(ptr: *const c_char, name: &str) -> Result<Option<&'a str>, Error> {
+pub(super) unsafe fn opt_str_arg<'a>(
+    ptr: *const c_char,
+    name: &str,
+) -> Result<Option<&'a str>, Error> {
     if ptr.is_null() {
         Ok(None)
     } else {
@@ -113,7 +96,7 @@ unsafe fn bytes_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a [u8], Erro
 ///
 /// # Safety
 /// As for [`str_arg`].
-pub unsafe fn path_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a Path, Error> {
+pub(super) unsafe fn path_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a Path, Error> {
     bytes_arg(ptr, name).map(|b| Path::new(OsStr::from_bytes(b)))
 }
 
@@ -121,7 +104,7 @@ pub unsafe fn path_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a Path, E
 ///
 /// # Safety
 /// `ptr` is NULL or points to a valid `T` that outlives `'a`.
-pub unsafe fn ref_arg<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Error> {
+pub(super) unsafe fn ref_arg<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Error> {
     ptr.as_ref()
         .ok_or_else(|| Error::invalid(name, "must not be NULL"))
 }
@@ -131,14 +114,22 @@ pub unsafe fn ref_arg<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Error> 
 /// # Safety
 /// `ptr` is NULL or points to a valid `T`, used by no one else during the
 /// call, that outlives `'a`.
-pub unsafe fn mut_arg<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, Error> {
+pub(super) unsafe fn mut_arg<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, Error> {
     ptr.as_mut()
         .ok_or_else(|| Error::invalid(name, "must not be NULL"))
 }
 
+/// A timeout in milliseconds as the setters take it: 0 is none.
+pub(super) fn timeout_arg(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
 /// Stores `value` in a new heap object and hands it to C through `out`
 /// (NULL first, so a failure leaves NULL behind).
-pub fn box_out<T>(out: *mut *mut T, value: impl FnOnce() -> Result<T, Error>) -> Result<(), Error> {
+pub(super) fn box_out<T>(
+    out: *mut *mut T,
+    value: impl FnOnce() -> Result<T, Error>,
+) -> Result<(), Error> {
     let out = out_arg(out, "out")?;
     // SAFETY: `out` is non-NULL and writable per every caller's contract.
     unsafe { out.as_ptr().write(std::ptr::null_mut()) };
@@ -152,7 +143,7 @@ pub fn box_out<T>(out: *mut *mut T, value: impl FnOnce() -> Result<T, Error>) ->
 ///
 /// # Safety
 /// `ptr` is NULL or came from [`box_out`] and has not been freed.
-pub unsafe fn free_boxed<T>(ptr: *mut T) {
+pub(super) unsafe fn free_boxed<T>(ptr: *mut T) {
     if !ptr.is_null() {
         drop(Box::from_raw(ptr));
     }
@@ -160,7 +151,7 @@ pub unsafe fn free_boxed<T>(ptr: *mut T) {
 
 /// A required out-parameter. It is only ever written with `ptr::write`,
 /// never read or dropped, as the caller's memory may be uninitialised.
-pub fn out_arg<T>(ptr: *mut T, name: &str) -> Result<NonNull<T>, Error> {
+pub(super) fn out_arg<T>(ptr: *mut T, name: &str) -> Result<NonNull<T>, Error> {
     NonNull::new(ptr).ok_or_else(|| Error::invalid(name, "must not be NULL"))
 }
 
@@ -169,8 +160,8 @@ mod tests {
     use super::*;
 
     fn last_message() -> String {
-        // SAFETY: non-NULL pointers from last_error are valid C strings.
-        unsafe { CStr::from_ptr(last_error()) }
+        // SAFETY: non-NULL pointers from bottle_last_error are C strings.
+        unsafe { CStr::from_ptr(super::super::status::bottle_last_error()) }
             .to_str()
             .unwrap()
             .to_owned()

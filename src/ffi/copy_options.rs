@@ -2,16 +2,16 @@
 
 use std::ffi::{c_char, c_void};
 
-use super::boundary::{self, box_out, free_boxed, mut_arg, opt_str_arg};
-use super::call_options::{cancel_arg, timeout};
-use super::cancel::bottle_cancel;
+use super::boundary::{self, box_out, free_boxed, mut_arg, opt_str_arg, timeout_arg};
+use super::cancel::{bottle_cancel, cancel_arg};
 use super::status::bottle_status;
 use crate::copy::{CopyOptions, Owner, Progress};
 use crate::validate;
 
 /// How far a copy has got: files and bytes done out of the totals, which
-/// are known before the first file is copied. Read only the fields you
-/// know: later versions may add fields at the end.
+/// are known before the first file is copied. The library allocates it and
+/// passes it to the callback, so later versions may add fields at its end:
+/// read only the fields you know.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct bottle_progress {
@@ -57,6 +57,9 @@ impl bottle_copy_options {
 /// bits, without setuid, setgid and sticky), owned by root, no progress
 /// callback, no timeout, no cancel token.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `out`.
+/// Thread-safe.
+///
 /// # Safety
 /// `out` is NULL or writable.
 #[no_mangle]
@@ -76,15 +79,22 @@ pub unsafe extern "C" fn bottle_copy_options_new(
 
 /// Frees copy options; NULL is ignored.
 ///
+/// Not while a call or another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or from `bottle_copy_options_new`, not yet freed, and not
 /// in use by a running call.
 #[no_mangle]
 pub unsafe extern "C" fn bottle_copy_options_free(opts: *mut bottle_copy_options) {
+    // SAFETY: `opts` is NULL or from its constructor, not yet freed (the contract).
     boundary::guard_void(|| unsafe { free_boxed(opts) });
 }
 
 /// Permission bits (at most 07777) for every file copied, as in `chmod`.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a `mode` beyond 07777; a refused value leaves the options as they
+/// were. Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options.
@@ -94,6 +104,8 @@ pub unsafe extern "C" fn bottle_copy_options_set_mode(
     mode: u32,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         validate::mode(mode)?;
         opts.inner.mode = Some(mode);
@@ -104,6 +116,10 @@ pub unsafe extern "C" fn bottle_copy_options_set_mode(
 /// Gives everything copied to numeric `uid` and `gid` in the guest. Neither
 /// may be `(uid_t)-1`, which chown reads as "leave unchanged".
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or `(uid_t)-1` as either id; a refused value leaves the options as they
+/// were. Not while another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options.
 #[no_mangle]
@@ -113,6 +129,8 @@ pub unsafe extern "C" fn bottle_copy_options_set_owner_ids(
     gid: u32,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         validate::owner_ids(uid, gid)?;
         opts.inner.owner = Owner::Ids { uid, gid };
@@ -126,6 +144,10 @@ pub unsafe extern "C" fn bottle_copy_options_set_owner_ids(
 /// know makes the copy fail with `BOTTLE_ERR_INVALID_ARGUMENT` before any
 /// file is copied. NULL goes back to root.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a `user` that breaks `bottle_exec`'s rules for it; a refused value
+/// leaves the options as they were. Not while another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options; `user` is NULL or NUL-terminated.
 #[no_mangle]
@@ -134,7 +156,10 @@ pub unsafe extern "C" fn bottle_copy_options_set_owner_user(
     user: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `user` is NULL or NUL-terminated (the contract).
         let user = unsafe { opt_str_arg(user, "user") }?;
         opts.inner.owner = match user {
             Some(u) => {
@@ -149,6 +174,9 @@ pub unsafe extern "C" fn bottle_copy_options_set_owner_user(
 
 /// Reports progress to `callback` with `user_data`; NULL removes it.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options; `callback`, if set, is safe to call with
 /// `user_data` for as long as the options are used.
@@ -159,6 +187,8 @@ pub unsafe extern "C" fn bottle_copy_options_set_progress_fn(
     user_data: *mut c_void,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         opts.progress = callback;
         opts.progress_data = user_data;
@@ -175,6 +205,9 @@ pub unsafe extern "C" fn bottle_copy_options_set_progress_fn(
 /// owner), and the file being copied as smolvm left it: possibly missing
 /// or partly written.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options.
 #[no_mangle]
@@ -183,8 +216,10 @@ pub unsafe extern "C" fn bottle_copy_options_set_timeout_ms(
     timeout_ms: u64,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
-        opts.inner.limits.timeout = timeout(timeout_ms);
+        opts.inner.limits.timeout = timeout_arg(timeout_ms);
         Ok(())
     })
 }
@@ -192,6 +227,9 @@ pub unsafe extern "C" fn bottle_copy_options_set_timeout_ms(
 /// Attaches a cancel token (NULL detaches): tripped, it stops the copy as
 /// the timeout does, with `BOTTLE_ERR_CANCELLED`. The options keep their
 /// own reference, so the token may be freed before them.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `cancel` is NULL or a live token.
@@ -201,7 +239,10 @@ pub unsafe extern "C" fn bottle_copy_options_set_cancel(
     cancel: *const bottle_cancel,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `cancel` is NULL or a live token (the contract).
         opts.inner.limits.cancel = unsafe { cancel_arg(cancel) };
         Ok(())
     })

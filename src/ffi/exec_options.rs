@@ -1,10 +1,9 @@
 //! Options for `bottle_exec_with`.
 
 use std::ffi::{c_char, c_int, c_void};
-use std::time::Duration;
 
-use super::boundary::{self, box_out, free_boxed, mut_arg, opt_str_arg, str_arg};
-use super::cancel::bottle_cancel;
+use super::boundary::{self, box_out, free_boxed, mut_arg, opt_str_arg, str_arg, timeout_arg};
+use super::cancel::{bottle_cancel, cancel_arg};
 use super::status::bottle_status;
 use crate::capture::Sink;
 use crate::error::Error;
@@ -73,6 +72,9 @@ impl Output {
 /// no extra environment, the user's home as working directory, no timeout,
 /// empty stdin, both outputs captured, no cancel token.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `out`.
+/// Thread-safe.
+///
 /// # Safety
 /// `out` is NULL or writable.
 #[no_mangle]
@@ -92,16 +94,23 @@ pub unsafe extern "C" fn bottle_exec_options_new(
 
 /// Frees options; NULL is ignored. Calls that used them are unaffected.
 ///
+/// Not while a call or another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or from `bottle_exec_options_new`, not yet freed, and not
 /// in use by a running call.
 #[no_mangle]
 pub unsafe extern "C" fn bottle_exec_options_free(opts: *mut bottle_exec_options) {
+    // SAFETY: `opts` is NULL or from its constructor, not yet freed (the contract).
     boundary::guard_void(|| unsafe { free_boxed(opts) });
 }
 
 /// The guest user the script runs as; NULL goes back to `node`. Same rules
 /// as `user` of `bottle_exec`.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a `user` that breaks those rules; a refused value leaves the options
+/// as they were. Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `user` is NULL or NUL-terminated.
@@ -111,7 +120,10 @@ pub unsafe extern "C" fn bottle_exec_options_set_user(
     user: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `user` is NULL or NUL-terminated (the contract).
         let user = unsafe { opt_str_arg(user, "user") }?;
         if let Some(u) = user {
             validate::user(u)?;
@@ -123,14 +135,20 @@ pub unsafe extern "C" fn bottle_exec_options_set_user(
 
 /// Adds the environment variable `name=value` for the script. `name`: an
 /// ASCII letter or `_`, then letters, digits, `_`. `value`: UTF-8, may be
-/// empty; `name=value` at most 131071 bytes, the value at most 131031.
-/// The variable reaches the guest under a neutral name that the user's
-/// shell renames, so no variable (`PATH`, `LD_PRELOAD`, ...) reaches the
-/// root `runuser` by its own name. Those carrier names — `BOTTLE_ENV_N`,
+/// empty; `name=value` at most 131071 bytes, the value at most 131031. The
+/// variable reaches the guest under a neutral name that the user's shell
+/// renames, so no variable (`PATH`, `LD_PRELOAD`, ...) reaches the root
+/// `runuser` by its own name. Those carrier names — `BOTTLE_ENV_N`,
 /// `BOTTLE_SECRET_N`, `BOTTLE_MACHINE_ENV_N` for a number N — are refused
-/// as `name`, as is `_` (the shell sets it itself): either would be lost. The value travels on smolvm's command
-/// line (`-e`), where every local user can read it while the command runs:
-/// use `bottle_exec_options_add_secret_env` for secrets.
+/// as `name`, as is `_` (the shell sets it itself): either would be lost.
+/// The value travels on smolvm's command line (`-e`), where every local
+/// user can read it while the command runs: use
+/// `bottle_exec_options_add_secret_env` for secrets.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a `name` or `value` that is NULL, not UTF-8 or refused; a refused
+/// value leaves the options as they were. Not while another thread uses
+/// `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; strings are NULL or NUL-terminated.
@@ -140,6 +158,7 @@ pub unsafe extern "C" fn bottle_exec_options_add_env(
     name: *const c_char,
     value: *const c_char,
 ) -> bottle_status {
+    // SAFETY: the arguments go on under this function's own contract.
     unsafe { add_pair(opts, name, value, |o| &mut o.env) }
 }
 
@@ -147,6 +166,11 @@ pub unsafe extern "C" fn bottle_exec_options_add_env(
 /// value out of every process's command line on the host: smolvm is given
 /// `--secret-env` and reads the value from its own environment. Same rules
 /// as `bottle_exec_options_add_env`.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a `name` or `value` that is NULL, not UTF-8 or refused; a refused
+/// value leaves the options as they were. Not while another thread uses
+/// `opts`.
 ///
 /// # Safety
 /// As for `bottle_exec_options_add_env`.
@@ -156,12 +180,17 @@ pub unsafe extern "C" fn bottle_exec_options_add_secret_env(
     name: *const c_char,
     value: *const c_char,
 ) -> bottle_status {
+    // SAFETY: the arguments go on under this function's own contract.
     unsafe { add_pair(opts, name, value, |o| &mut o.secret_env) }
 }
 
 /// The guest directory the script starts in (absolute, UTF-8); NULL goes
 /// back to the user's home. If it does not exist, the script does not run:
 /// it exits 1 with the shell's `cd` message on stderr.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a `dir` that is not an absolute UTF-8 path; a refused value leaves
+/// the options as they were. Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `dir` is NULL or NUL-terminated.
@@ -171,7 +200,10 @@ pub unsafe extern "C" fn bottle_exec_options_set_workdir(
     dir: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `dir` is NULL or NUL-terminated (the contract).
         let dir = unsafe { opt_str_arg(dir, "dir") }?;
         if let Some(d) = dir {
             validate::guest_path("dir", d)?;
@@ -185,8 +217,10 @@ pub unsafe extern "C" fn bottle_exec_options_set_workdir(
 /// library keeps the time itself (smolvm gets no `--timeout`): when it is
 /// up, it stops smolvm, the guest kills the script and everything it
 /// started, and the call returns `BOTTLE_ERR_TIMEOUT` with no smolvm
-/// process left behind. Returns `BOTTLE_ERR_INVALID_ARGUMENT` for NULL
-/// `opts`.
+/// process left behind.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options.
@@ -196,17 +230,24 @@ pub unsafe extern "C" fn bottle_exec_options_set_timeout_ms(
     timeout_ms: u64,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
-        opts.inner.timeout = (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms));
+        opts.inner.timeout = timeout_arg(timeout_ms);
         Ok(())
     })
 }
 
 /// Bytes for the script's stdin: `len` bytes at `data`, copied (the caller
 /// may free them at once). `data` may be NULL only when `len` is 0, which
-/// gives an empty stdin, as the default does. smolvm passes the bytes on
-/// as the script reads them, then their end. A script that exits without reading all of it is not an error, and never
-/// raises SIGPIPE in the calling process.
+/// gives an empty stdin, as the default does. smolvm passes the bytes on as
+/// the script reads them, then their end. A script that exits without
+/// reading all of it is not an error, and never raises SIGPIPE in the
+/// calling process.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or NULL `data` with a non-zero `len`; a refused value leaves the options
+/// as they were. Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `data` is NULL or `len` readable bytes.
@@ -217,6 +258,8 @@ pub unsafe extern "C" fn bottle_exec_options_set_stdin(
     len: usize,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         let bytes = match (data.is_null(), len) {
             (_, 0) => Vec::new(),
@@ -239,6 +282,9 @@ pub unsafe extern "C" fn bottle_exec_options_set_stdin(
 /// kept in the result; with false the result's stdout is empty. A NULL
 /// callback goes back to plain capture.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options; `callback`, if set, is safe to call with
 /// `user_data` for as long as the options are used.
@@ -249,14 +295,14 @@ pub unsafe extern "C" fn bottle_exec_options_set_stdout_fn(
     user_data: *mut c_void,
     capture: bool,
 ) -> bottle_status {
-    boundary::guard(|| {
-        let opts = unsafe { mut_arg(opts, "opts") }?;
-        opts.stdout = output(callback, user_data, capture);
-        Ok(())
-    })
+    // SAFETY: `opts` goes on under this function's own contract.
+    unsafe { set_output(opts, |o| &mut o.stdout, callback, user_data, capture) }
 }
 
 /// As `bottle_exec_options_set_stdout_fn`, for stderr.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
 ///
 /// # Safety
 /// As for `bottle_exec_options_set_stdout_fn`.
@@ -267,15 +313,15 @@ pub unsafe extern "C" fn bottle_exec_options_set_stderr_fn(
     user_data: *mut c_void,
     capture: bool,
 ) -> bottle_status {
-    boundary::guard(|| {
-        let opts = unsafe { mut_arg(opts, "opts") }?;
-        opts.stderr = output(callback, user_data, capture);
-        Ok(())
-    })
+    // SAFETY: `opts` goes on under this function's own contract.
+    unsafe { set_output(opts, |o| &mut o.stderr, callback, user_data, capture) }
 }
 
 /// Attaches a cancel token (NULL detaches). The options keep their own
 /// reference, so the token may be freed before them.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `cancel` is NULL or a live token.
@@ -285,22 +331,41 @@ pub unsafe extern "C" fn bottle_exec_options_set_cancel(
     cancel: *const bottle_cancel,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         // SAFETY: per the contract.
-        opts.inner.cancel = unsafe { cancel.as_ref() }.map(|c| c.0.clone());
+        opts.inner.cancel = unsafe { cancel_arg(cancel) };
         Ok(())
     })
 }
 
-fn output(callback: bottle_output_fn, user_data: *mut c_void, capture: bool) -> Output {
-    match callback {
-        Some(_) => Output {
-            callback,
-            user_data,
-            capture,
-        },
-        None => Output::CAPTURED,
-    }
+/// Sets the stream `stream` picks to `callback`, or to plain capture for
+/// NULL.
+///
+/// # Safety
+/// `opts` is NULL or live options, used by no other thread.
+unsafe fn set_output(
+    opts: *mut bottle_exec_options,
+    stream: fn(&mut bottle_exec_options) -> &mut Output,
+    callback: bottle_output_fn,
+    user_data: *mut c_void,
+    capture: bool,
+) -> bottle_status {
+    boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during
+        // the call (the contract).
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        *stream(opts) = match callback {
+            Some(_) => Output {
+                callback,
+                user_data,
+                capture,
+            },
+            None => Output::CAPTURED,
+        };
+        Ok(())
+    })
 }
 
 /// Checks `name=value` and appends it to the list `list` picks.
@@ -314,7 +379,10 @@ unsafe fn add_pair(
     list: fn(&mut ExecOptions) -> &mut Vec<(String, String)>,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `name` and `value` are NULL or NUL-terminated (the contract).
         let pair = unsafe { env_pair(name, value) }?;
         list(&mut opts.inner).push(pair);
         Ok(())
@@ -329,7 +397,9 @@ pub(crate) unsafe fn env_pair(
     name: *const c_char,
     value: *const c_char,
 ) -> Result<(String, String), Error> {
+    // SAFETY: `name` is NULL or NUL-terminated (the contract).
     let name = unsafe { str_arg(name, "name") }?;
+    // SAFETY: `value` is NULL or NUL-terminated (the contract).
     let value = unsafe { str_arg(value, "value") }?;
     validate::env_pair(name, value)?;
     Ok((name.to_owned(), value.to_owned()))

@@ -3,7 +3,7 @@
 use std::ptr;
 
 use super::boundary;
-use crate::bottle::ExecOutput;
+use crate::ExecOutput;
 
 /// What a script run by `bottle_exec` left behind.
 ///
@@ -14,6 +14,10 @@ use crate::bottle::ExecOutput;
 /// used directly as a C string. After a successful `bottle_exec` both
 /// pointers are non-NULL, even for empty output; after a failure, and after
 /// `bottle_exec_result_free`, the struct is all zeros.
+///
+/// The caller allocates it, so its size and fields are fixed for good: new
+/// data about a run comes through new functions (see the top of this
+/// header).
 #[repr(C)]
 pub struct bottle_exec_result {
     /// The guest command's exit status: 0 to 255, where 128+N means the
@@ -83,6 +87,9 @@ pub unsafe extern "C" fn bottle_exec_result_free(result: *mut bottle_exec_result
     boundary::guard_void(|| {
         // SAFETY: per this function's contract.
         if let Some(r) = unsafe { result.as_mut() } {
+            // SAFETY: the buffers are NULL or came from `into_c_buffer`
+            // with these lengths and were not freed since (the contract:
+            // freeing zeroes the struct, so a second call sees NULL).
             unsafe {
                 free_c_buffer(r.stdout_data, r.stdout_len);
                 free_c_buffer(r.stderr_data, r.stderr_len);
@@ -108,11 +115,15 @@ mod tests {
         let out = unsafe { std::slice::from_raw_parts(r.stdout_data, 8) };
         assert_eq!(out, b"out\0put\0");
         assert!(!r.stderr_data.is_null());
+        // SAFETY: an empty buffer is one NUL byte.
         assert_eq!(unsafe { *r.stderr_data }, 0);
+        // SAFETY: the arguments go on under this function's own contract.
         unsafe { bottle_exec_result_free(&mut r) };
         assert!(r.stdout_data.is_null() && r.stderr_data.is_null());
         assert_eq!((r.exit_code, r.stdout_len, r.stderr_len), (0, 0, 0));
+        // SAFETY: the arguments go on under this function's own contract.
         unsafe { bottle_exec_result_free(&mut r) };
+        // SAFETY: the arguments go on under this function's own contract.
         unsafe { bottle_exec_result_free(ptr::null_mut()) };
     }
 }

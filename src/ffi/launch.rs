@@ -1,17 +1,20 @@
-//! Launching bottles that own their machine, and reaping leftovers.
+//! A bottle's lifecycle: launching one that owns its machine, closing
+//! any bottle, and reaping the machines of processes that are gone.
 
 use std::ffi::{c_char, CString};
 
-use super::bottle::bottle;
 use super::boundary::{
-    self, box_out, free_boxed, mut_arg, opt_str_arg, out_arg, path_arg, str_arg,
+    self, box_out, free_boxed, mut_arg, opt_str_arg, out_arg, path_arg, str_arg, timeout_arg,
 };
-use super::call_options::{bottle_call_options, cancel_arg, timeout};
-use super::cancel::bottle_cancel;
+use super::call_options::bottle_call_options;
+use super::cancel::{bottle_cancel, cancel_arg};
 use super::exec_options::env_pair;
+use super::handle::bottle;
 use super::status::bottle_status;
 use crate::bottle::Bottle;
-use crate::launch::{self, LaunchOptions, Volume};
+use crate::cancel::Limits;
+use crate::error::Error;
+use crate::launch::{LaunchOptions, Volume};
 use crate::validate;
 
 /// Options for `bottle_launch` (opaque). Same rules as `bottle_exec_options`:
@@ -21,6 +24,9 @@ pub struct bottle_launch_options(LaunchOptions);
 /// Makes launch options with the defaults in `*out` (NULL on failure): a
 /// generated unique name, smolvm's default image, CPUs and memory, no
 /// network, no volumes, no environment, no prompt file.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `out`.
+/// Thread-safe.
 ///
 /// # Safety
 /// `out` is NULL or writable.
@@ -33,15 +39,22 @@ pub unsafe extern "C" fn bottle_launch_options_new(
 
 /// Frees launch options; NULL is ignored.
 ///
+/// Not while a call or another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or from `bottle_launch_options_new` and not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn bottle_launch_options_free(opts: *mut bottle_launch_options) {
+    // SAFETY: `opts` is NULL or from its constructor, not yet freed (the contract).
     boundary::guard_void(|| unsafe { free_boxed(opts) });
 }
 
 /// The machine's name (smolvm's rules, as for `bottle_open`); NULL goes
 /// back to a generated one, `bottle-PID-N-HEX`.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a name that breaks smolvm's rule; a refused value leaves the options
+/// as they were. Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `machine_name` is NULL or NUL-terminated.
@@ -51,7 +64,10 @@ pub unsafe extern "C" fn bottle_launch_options_set_name(
     machine_name: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `machine_name` is NULL or NUL-terminated (the contract).
         let name = unsafe { opt_str_arg(machine_name, "machine_name") }?;
         if let Some(n) = name {
             validate::machine_name(n)?;
@@ -64,6 +80,10 @@ pub unsafe extern "C" fn bottle_launch_options_set_name(
 /// The image to boot (an OCI reference such as the agent image: printable
 /// ASCII, no spaces, not starting with `-`); NULL is smolvm's default.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or an `image` that is not an image reference; a refused value leaves the
+/// options as they were. Not while another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options; `image` is NULL or NUL-terminated.
 #[no_mangle]
@@ -72,7 +92,10 @@ pub unsafe extern "C" fn bottle_launch_options_set_image(
     image: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `image` is NULL or NUL-terminated (the contract).
         let image = unsafe { opt_str_arg(image, "image") }?;
         if let Some(i) = image {
             validate::image(i)?;
@@ -84,6 +107,9 @@ pub unsafe extern "C" fn bottle_launch_options_set_image(
 
 /// Virtual CPUs; 0 goes back to smolvm's default.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options.
 #[no_mangle]
@@ -92,6 +118,8 @@ pub unsafe extern "C" fn bottle_launch_options_set_cpus(
     cpus: u32,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         opts.0.cpus = (cpus > 0).then_some(cpus);
         Ok(())
@@ -99,6 +127,9 @@ pub unsafe extern "C" fn bottle_launch_options_set_cpus(
 }
 
 /// Memory in MiB; 0 goes back to smolvm's default.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options.
@@ -108,6 +139,8 @@ pub unsafe extern "C" fn bottle_launch_options_set_memory_mib(
     mib: u32,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         opts.0.memory_mib = (mib > 0).then_some(mib);
         Ok(())
@@ -115,6 +148,9 @@ pub unsafe extern "C" fn bottle_launch_options_set_memory_mib(
 }
 
 /// Outbound network for the guest (smolvm's `--net`); off by default.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options.
@@ -124,6 +160,8 @@ pub unsafe extern "C" fn bottle_launch_options_set_network(
     enabled: bool,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
         opts.0.network = enabled;
         Ok(())
@@ -133,6 +171,11 @@ pub unsafe extern "C" fn bottle_launch_options_set_network(
 /// Shares the host directory `host_path` into the guest at `guest_path`,
 /// read-only if `read_only`. Both absolute, UTF-8, without `:` (smolvm's
 /// `-v HOST:GUEST[:ro]` is split at `:`).
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a path that is NULL, not absolute UTF-8, or holds `:`; a refused
+/// value leaves the options as they were. Not while another thread uses
+/// `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; strings are NULL or NUL-terminated.
@@ -144,15 +187,19 @@ pub unsafe extern "C" fn bottle_launch_options_add_volume(
     read_only: bool,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `host_path` is NULL or NUL-terminated (the contract).
         let host = unsafe { path_arg(host_path, "host_path") }?;
+        // SAFETY: `guest_path` is NULL or NUL-terminated (the contract).
         let guest = unsafe { str_arg(guest_path, "guest_path") }?;
         let volume = Volume {
             host: host.to_path_buf(),
             guest: guest.to_owned(),
             read_only,
         };
-        validate::volume(&volume.host, &volume.guest)?;
+        validate::volume(&volume.host, &volume.guest, ("host_path", "guest_path"))?;
         opts.0.volumes.push(volume);
         Ok(())
     })
@@ -161,6 +208,11 @@ pub unsafe extern "C" fn bottle_launch_options_add_volume(
 /// Adds `name=value` to the environment of every command in the machine.
 /// Same rules as `bottle_exec_options_add_env`, and likewise visible on
 /// smolvm's command line while `create` runs: no secrets here.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a `name` or `value` that is NULL, not UTF-8 or refused; a refused
+/// value leaves the options as they were. Not while another thread uses
+/// `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; strings are NULL or NUL-terminated.
@@ -171,7 +223,10 @@ pub unsafe extern "C" fn bottle_launch_options_add_env(
     value: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `name` and `value` are NULL or NUL-terminated (the contract).
         let pair = unsafe { env_pair(name, value) }?;
         opts.0.env.push(pair);
         Ok(())
@@ -181,6 +236,10 @@ pub unsafe extern "C" fn bottle_launch_options_add_env(
 /// The in-guest system-prompt file for `bottle_exec_claude`, as
 /// `prompt_path` of `bottle_open`; NULL for none.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`,
+/// or a `path` that is not an absolute UTF-8 path; a refused value leaves
+/// the options as they were. Not while another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options; `path` is NULL or NUL-terminated.
 #[no_mangle]
@@ -189,7 +248,10 @@ pub unsafe extern "C" fn bottle_launch_options_set_prompt_path(
     path: *const c_char,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `path` is NULL or NUL-terminated (the contract).
         let path = unsafe { opt_str_arg(path, "prompt_path") }?;
         if let Some(p) = path {
             validate::guest_path("prompt_path", p)?;
@@ -209,6 +271,9 @@ pub unsafe extern "C" fn bottle_launch_options_set_prompt_path(
 /// smolvm has not deleted by then stays, labelled as this process's, for
 /// `bottle_reap` once the process has exited.
 ///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
+///
 /// # Safety
 /// `opts` is NULL or live options.
 #[no_mangle]
@@ -217,8 +282,10 @@ pub unsafe extern "C" fn bottle_launch_options_set_timeout_ms(
     timeout_ms: u64,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
-        opts.0.limits.timeout = timeout(timeout_ms);
+        opts.0.limits.timeout = timeout_arg(timeout_ms);
         Ok(())
     })
 }
@@ -226,6 +293,9 @@ pub unsafe extern "C" fn bottle_launch_options_set_timeout_ms(
 /// Attaches a cancel token (NULL detaches): tripped, it stops the launch as
 /// the timeout does, with `BOTTLE_ERR_CANCELLED`. The options keep their
 /// own reference, so the token may be freed before them.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`.
+/// Not while another thread uses `opts`.
 ///
 /// # Safety
 /// `opts` is NULL or live options; `cancel` is NULL or a live token.
@@ -235,7 +305,10 @@ pub unsafe extern "C" fn bottle_launch_options_set_cancel(
     cancel: *const bottle_cancel,
 ) -> bottle_status {
     boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
         let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `cancel` is NULL or a live token (the contract).
         opts.0.limits.cancel = unsafe { cancel_arg(cancel) };
         Ok(())
     })
@@ -270,8 +343,74 @@ pub unsafe extern "C" fn bottle_launch(
     })
 }
 
+/// Releases a bottle. NULL is ignored. A bottle from `bottle_open` leaves
+/// its machine as it is: its lifecycle belongs to whoever started it. A
+/// bottle from `bottle_launch` stops and deletes its machine; a failure to
+/// do so is not reported (use `bottle_close_checked` to see it), and the
+/// machine then stays behind, labelled as this process's, for `bottle_reap`
+/// to delete once this process has exited. No other thread may be using the
+/// bottle, and it must not be used afterwards.
+///
+/// # Safety
+/// `b` is NULL or a bottle from `bottle_open` or `bottle_launch`, not yet
+/// closed.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_close(b: *mut bottle) {
+    boundary::guard_void(|| {
+        if !b.is_null() {
+            // SAFETY: `b` came from `box_out` in `bottle_open` or `bottle_launch`.
+            drop(unsafe { Box::from_raw(b) });
+        }
+    });
+}
+
+/// Releases a bottle and reports what happened to its machine: for a bottle
+/// from `bottle_launch`, the machine is stopped and deleted, and a failure
+/// of either is returned as `BOTTLE_ERR_SMOLVM` (deletion is tried even if
+/// the stop failed); for a bottle from `bottle_open` nothing happens to the
+/// machine and the result is `BOTTLE_OK`. The handle is freed in every case
+/// and must not be used again. NULL is `BOTTLE_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `b` is NULL or an open bottle, used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_close_checked(b: *mut bottle) -> bottle_status {
+    // SAFETY: the arguments go on under this function's own contract.
+    unsafe { bottle_close_with(b, std::ptr::null()) }
+}
+
+/// `bottle_close_checked` with the timeout and cancel token of `opts`
+/// (NULL: none, exactly `bottle_close_checked`). A teardown stopped by them
+/// returns `BOTTLE_ERR_TIMEOUT` or `BOTTLE_ERR_CANCELLED`, with smolvm and
+/// its process group stopped and reaped; the machine is then left as it
+/// is (perhaps stopped, not deleted), still labelled as this process's,
+/// for `bottle_reap` once this process has exited. The handle is freed in
+/// every case. Not for a bottle another thread is using.
+///
+/// # Safety
+/// `b` is NULL or an open bottle, used by no other thread; `opts` is NULL
+/// or live options.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_close_with(
+    b: *mut bottle,
+    opts: *const bottle_call_options,
+) -> bottle_status {
+    boundary::guard(|| {
+        if b.is_null() {
+            return Err(Error::invalid("b", "must not be NULL"));
+        }
+        // SAFETY: `b` came from `box_out` in `bottle_open` or `bottle_launch`.
+        let handle = unsafe { Box::from_raw(b) };
+        let default = Limits::default();
+        // SAFETY: per the contract.
+        let limits = unsafe { opts.as_ref() }.map_or(&default, |o| &o.0);
+        handle.inner.close_within(limits)
+    })
+}
+
 /// A list of machine names, owned by the library: free it with
-/// `bottle_names_free`.
+/// `bottle_names_free`. The caller allocates the struct itself, so its
+/// size and fields are fixed for good (see the top of this header).
 #[repr(C)]
 pub struct bottle_names {
     /// `count` NUL-terminated UTF-8 names.
@@ -296,6 +435,7 @@ pub struct bottle_names {
 /// `removed` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn bottle_reap(removed: *mut bottle_names) -> bottle_status {
+    // SAFETY: the arguments go on under this function's own contract.
     unsafe { bottle_reap_with(std::ptr::null(), removed) }
 }
 
@@ -327,7 +467,7 @@ pub unsafe extern "C" fn bottle_reap_with(
         // SAFETY: per the contract.
         let limits = unsafe { opts.as_ref() }.map_or(&default, |o| &o.0);
         let mut names = Vec::new();
-        let result = launch::reap_within(&mut names, limits);
+        let result = Bottle::reap_within(&mut names, limits);
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.as_ptr().write(names_to_c(names)) };
         result
@@ -352,6 +492,8 @@ pub unsafe extern "C" fn bottle_names_free(names: *mut bottle_names) {
                 Box::from_raw(std::ptr::slice_from_raw_parts_mut(list.names, list.count))
             };
             for &name in all.iter() {
+                // SAFETY: each came from `CString::into_raw` in
+                // `names_to_c`, and the list is freed only once.
                 drop(unsafe { CString::from_raw(name) });
             }
         }

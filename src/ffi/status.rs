@@ -1,9 +1,21 @@
 //! Status codes, error messages and the library version.
 
-use std::ffi::{c_char, c_int, CStr};
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, CStr, CString};
 
-use super::boundary;
 use crate::error::Error;
+
+thread_local! {
+    /// The message of this thread's last failed call.
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+}
+
+/// Records `message` as this thread's last error.
+pub(crate) fn set_last_error(message: &str) {
+    // A message from smolvm could hold a NUL; C would cut it short there.
+    let message = CString::new(message.replace('\0', "\\0")).expect("NULs were replaced");
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = Some(message));
+}
 
 /// The outcome of a libbottle call. `BOTTLE_OK` is zero; every other code is
 /// a failure, with a message from `bottle_last_error()`. Later versions only
@@ -93,7 +105,11 @@ impl bottle_status {
 /// a status other than `BOTTLE_OK`. Each thread has its own message.
 #[no_mangle]
 pub extern "C" fn bottle_last_error() -> *const c_char {
-    boundary::last_error()
+    LAST_ERROR.with(|slot| {
+        slot.borrow()
+            .as_ref()
+            .map_or(std::ptr::null(), |m| m.as_ptr())
+    })
 }
 
 /// A short, static description of a status code, such as

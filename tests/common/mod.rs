@@ -356,36 +356,44 @@ pub fn assert_fails<T: std::fmt::Debug>(
 
 /// Strings that break naive quoting: spaces, both quotes, `$`, backticks,
 /// newlines, globs, backslashes, non-ASCII text, empty strings, leading
-/// dashes.
-pub const TRICKY: &[&str] = &[
-    "",
-    " ",
-    "plain",
-    "two words",
-    "it's",
-    "say \"hi\"",
-    "'\"'\"",
-    "$HOME ${USER} $(id -u)",
-    "`id`",
-    "line one\nline two\n",
-    "*",
-    "/etc/*",
-    "?[a-z]",
-    "back\\slash\\\\ \\n \\",
-    "tab\there",
-    "héllo wörld ✓ 日本語 🙂",
-    "-p",
-    "--dangerously-skip-permissions",
-    "-",
-    "--",
-    "a;b|c&d>e<f",
-    "!!",
-    "~",
-    "#comment",
-    "x=y",
-    "{a,b}",
-    "\u{7f}\u{1}\u{1b}[31m",
-];
+/// dashes. The C and Go tests read the same file (tests/data/README.md).
+pub fn tricky() -> &'static [&'static str] {
+    static TRICKY: OnceLock<Vec<&'static str>> = OnceLock::new();
+    TRICKY.get_or_init(|| {
+        let file = include_str!("../data/tricky-strings.txt");
+        file.lines()
+            .map(|line| &*Box::leak(unescape(line).into_boxed_str()))
+            .collect()
+    })
+}
+
+/// A line of tests/data/tricky-strings.txt: `\\`, `\n`, `\t` and `\xHH`
+/// are escapes, nothing else is.
+fn unescape(line: &str) -> String {
+    let mut bytes = Vec::new();
+    let mut rest = line.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        if b != b'\\' {
+            bytes.push(b);
+            continue;
+        }
+        let (escaped, tail) = rest.split_first().expect("an escape at the end of a line");
+        rest = tail;
+        bytes.push(match escaped {
+            b'\\' => b'\\',
+            b'n' => b'\n',
+            b't' => b'\t',
+            b'x' => {
+                let (hex, tail) = rest.split_at(2);
+                rest = tail;
+                u8::from_str_radix(std::str::from_utf8(hex).unwrap(), 16).expect("\\xHH")
+            }
+            other => panic!("unknown escape \\{}", *other as char),
+        });
+    }
+    String::from_utf8(bytes).expect("tricky strings are UTF-8")
+}
 
 /// Exec options through the C ABI, freed on drop.
 pub struct ExecOpts(pub *mut ::bottle::ffi::exec_options::bottle_exec_options);

@@ -86,9 +86,8 @@ func (p promptPathOption) applyLaunch(o *launchOptions) {
 // BOTTLE_SMOLVM environment variable, a path or a name on PATH, when set
 // and non-empty; else smolvm on PATH), but does not boot or contact the
 // machine: a machine that is missing or stopped is reported by the first
-// call on it. A machine name is 1 to 128 ASCII letters, digits, '-' and
-// '_', starting with a letter or digit, not ending with '-', without "--".
-// Open does not block, so it takes no context.
+// call on it. A machine name follows smolvm's rule, which bottle_open in
+// bottle.h states. Open does not block, so it takes no context.
 //
 // Errors: ErrInvalidArgument (naming machine_name or prompt_path) or
 // ErrSmolvmNotFound.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -171,35 +172,64 @@ func noSmolvmFor(t *testing.T, machine string) {
 
 // tricky breaks naive quoting: spaces, both quotes, $, backticks,
 // newlines, globs, backslashes, non-ASCII text, empty strings, leading
-// dashes (the same list as the Rust and C tests).
-var tricky = []string{
-	"",
-	" ",
-	"plain",
-	"two words",
-	"it's",
-	"say \"hi\"",
-	"'\"'\"",
-	"$HOME ${USER} $(id -u)",
-	"`id`",
-	"line one\nline two\n",
-	"*",
-	"/etc/*",
-	"?[a-z]",
-	"back\\slash\\\\ \\n \\",
-	"tab\there",
-	"héllo wörld ✓ 日本語 🙂",
-	"-p",
-	"--dangerously-skip-permissions",
-	"-",
-	"--",
-	"a;b|c&d>e<f",
-	"!!",
-	"~",
-	"#comment",
-	"x=y",
-	"{a,b}",
-	"\x7f\x01\x1b[31m",
+// dashes. The Rust and C tests read the same file,
+// tests/data/tricky-strings.txt (its README says the format).
+var tricky = loadTricky()
+
+// loadTricky reads the tricky strings from the tests/data folder of the
+// tree this package is in, found by looking up from the package's folder,
+// or from the folder $BOTTLE_TEST_DATA names.
+func loadTricky() []string {
+	dir := os.Getenv("BOTTLE_TEST_DATA")
+	if dir == "" {
+		for up, _ := filepath.Abs("."); ; up = filepath.Dir(up) {
+			candidate := filepath.Join(up, "tests", "data")
+			if _, err := os.Stat(filepath.Join(candidate, "tricky-strings.txt")); err == nil {
+				dir = candidate
+				break
+			}
+			if up == filepath.Dir(up) {
+				panic("tests/data/tricky-strings.txt not found above " + up + "; set BOTTLE_TEST_DATA")
+			}
+		}
+	}
+	text, err := os.ReadFile(filepath.Join(dir, "tricky-strings.txt"))
+	if err != nil {
+		panic(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(text), "\n"), "\n")
+	for i, line := range lines {
+		lines[i] = unescapeTricky(line)
+	}
+	return lines
+}
+
+// unescapeTricky undoes the file's four escapes: \\, \n, \t and \xHH.
+func unescapeTricky(line string) string {
+	var b strings.Builder
+	for i := 0; i < len(line); i++ {
+		if line[i] != '\\' {
+			b.WriteByte(line[i])
+			continue
+		}
+		i++
+		switch line[i] {
+		case 'n':
+			b.WriteByte('\n')
+		case 't':
+			b.WriteByte('\t')
+		case 'x':
+			n, err := strconv.ParseUint(line[i+1:i+3], 16, 8)
+			if err != nil {
+				panic(err)
+			}
+			b.WriteByte(byte(n))
+			i += 2
+		default:
+			b.WriteByte(line[i])
+		}
+	}
+	return b.String()
 }
 
 func allZero(p []byte) bool {

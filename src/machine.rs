@@ -1,0 +1,318 @@
+//! A named smolvm machine and the commands run in it: what [`Bottle`]'s
+//! exec and claude calls do, and how smolvm's own failures are told from
+//! the guest command's.
+//!
+//! [`Bottle`]: crate::Bottle
+
+use std::borrow::Cow;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use crate::cancel::{Bounds, Limits};
+use crate::capture::{Captured, Io, Sink};
+use crate::error::{Error, Result};
+use crate::exec_options::ExecOptions;
+use crate::guest_command::{
+    claude_script, in_workdir, runuser_command, tied_to_call, with_exports, DEFAULT_USER,
+};
+use crate::guest_env::GuestEnv;
+use crate::smolvm::{self, ExecFlags, Smolvm};
+use crate::{spawn, validate};
+
+/// A machine as the operations reach it: its name, the smolvm that runs
+/// it, and what every command in it gets.
+#[derive(Debug)]
+pub(crate) struct Machine {
+    name: String,
+    smolvm: Smolvm,
+    /// The in-guest system-prompt file claude is given.
+    prompt_path: Option<String>,
+    /// Names of the variables the machine was created with, in order: the
+    /// machine holds them under carrier names, which every command renames.
+    env: Vec<String>,
+}
+
+/// The result of a command that ran in the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// The command's exit status: 0 to 255, where 128+N means it was
+    /// killed by signal N.
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Machine {
+    pub(crate) fn new(
+        name: String,
+        smolvm: Smolvm,
+        prompt_path: Option<String>,
+        env: Vec<String>,
+    ) -> Self {
+        Machine {
+            name,
+            smolvm,
+            prompt_path,
+            env,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn smolvm(&self) -> &Smolvm {
+        &self.smolvm
+    }
+
+    /// [`Bottle::exec_with`](crate::Bottle::exec_with): the script under
+    /// `runuser -l` and [`tied_to_call`], with `-i`, so that its output
+    /// streams with no cap on its size (without `-i` smolvm's agent keeps
+    /// at most 11 MiB of each stream and fails beyond) and stdin reaches
+    /// the script with its end. The library keeps the time itself and
+    /// gives smolvm no `--timeout`: smolvm's agent would kill only the
+    /// command's first process, and ends a timed-out command with exit 124,
+    /// which a script can exit with as well.
+    pub(crate) fn exec_with<'a>(
+        &self,
+        script: &str,
+        opts: &'a ExecOptions,
+        stdout: Sink<'a>,
+        stderr: Sink<'a>,
+    ) -> Result<ExecOutput> {
+        opts.validate()?;
+        let user = opts.user.as_deref().unwrap_or(DEFAULT_USER);
+        let vars = GuestEnv::new(&self.env, &opts.env, &opts.secret_env);
+        let original_len = script.len();
+        let script = match &opts.workdir {
+            Some(dir) => Cow::Owned(in_workdir(dir, script)),
+            None => Cow::Borrowed(script),
+        };
+        let script = with_exports(&vars.exports(), &script);
+        let what = if script.len() == original_len {
+            "the script"
+        } else {
+            "the script with its environment and working directory"
+        };
+        validate::single_argument("script", what, script.len())?;
+
+        let flags = ExecFlags {
+            stdin: true,
+            // The stand-in smolvm streams only with --stream; the real one
+            // streams with -i and ignores --stream beside it.
+            stream: stdout.on_chunk.is_some() || stderr.on_chunk.is_some(),
+            env: &vars.plain,
+            secret_env: &vars.secret,
+            ..ExecFlags::default()
+        };
+        let guest = tied_to_call(runuser_command(user, &vars.carriers(), &script));
+        let mut cmd = self
+            .smolvm
+            .command(smolvm::exec_args(&self.name, &flags, &guest));
+        cmd.envs(vars.secret_values(&opts.secret_env));
+        self.check_size(&cmd, opts, script.len())?;
+
+        let io = Io {
+            stdin: opts.stdin.as_deref(),
+            stdout,
+            stderr,
+            deadline: opts
+                .timeout
+                .map(|t| Instant::now() + t)
+                .into_iter()
+                .chain(opts.deadline)
+                .min(),
+            cancel: opts.cancel.as_deref(),
+            pass_fd: None,
+        };
+        let out = self
+            .smolvm
+            .capture_with(&mut cmd, io)
+            .map_err(|e| self.stopped("exec", opts.timeout, e))?;
+        let bounds = Bounds {
+            deadline: opts.deadline,
+            timeout: None,
+            cancel: opts.cancel.clone(),
+        };
+        self.check_own_failure("exec", &out, &bounds)?;
+        let exit_code = self.guest_exit_code(out.status)?;
+        Ok(ExecOutput {
+            exit_code,
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
+    }
+
+    /// [`Bottle::exec_claude_within`](crate::Bottle::exec_claude_within).
+    /// With `tty`, claude needs the guest terminal as its controlling
+    /// terminal, which the new session of [`tied_to_call`] would take away:
+    /// when smolvm goes, the agent closes that terminal and the kernel hangs
+    /// up claude's session (SIGHUP). smolvm's `Error:` line would go
+    /// straight to the caller's stderr, so the machine is checked first,
+    /// and an exit of 1 is checked again.
+    pub(crate) fn exec_claude_within(
+        &self,
+        args: &[&str],
+        tty: bool,
+        limits: &Limits,
+    ) -> Result<i32> {
+        let bounds = limits.start();
+        let what = format!("smolvm machine exec on '{}'", self.name);
+        self.exec_claude_bounded(args, tty, &bounds)
+            .map_err(|e| bounds.explain(&what, e))
+    }
+
+    fn exec_claude_bounded(&self, args: &[&str], tty: bool, bounds: &Bounds) -> Result<i32> {
+        let vars = GuestEnv::new(&self.env, &[], &[]);
+        let script = with_exports(
+            &vars.exports(),
+            &claude_script(self.prompt_path.as_deref(), args),
+        );
+        // Checked once, as it will travel: with the machine's exports.
+        validate::single_argument("argv", "the quoted claude command line", script.len())?;
+        self.require_running_within(bounds)?;
+        let claude = runuser_command(DEFAULT_USER, &vars.carriers(), &script);
+        let guest = if tty { claude } else { tied_to_call(claude) };
+        let flags = ExecFlags {
+            stdin: true,
+            tty,
+            ..ExecFlags::default()
+        };
+        let mut cmd = self
+            .smolvm
+            .command(smolvm::exec_args(&self.name, &flags, &guest));
+        // Without a terminal claude's stdin is empty, and smolvm's group is
+        // its own, so that a stop reaches all of it.
+        let status = self.smolvm.run_inheriting(&mut cmd, !tty, !tty, bounds)?;
+        if status.code() == Some(1) {
+            let state = self.smolvm.machine_state_within(&self.name, bounds)?;
+            if !state.is_running() {
+                return Err(self.failed(
+                    "exec",
+                    &format!(
+                        "exit status 1 and {} (smolvm's message went to stderr)",
+                        state.why_not_running(&self.name)
+                    ),
+                ));
+            }
+        }
+        self.guest_exit_code(status)
+    }
+
+    /// smolvm's own failure in `out`, if it is one: a usage error, or a
+    /// last `Error:` line of the kinds smolvm's errors have
+    /// ([`smolvm::own_failure`]). A script can end the same way, so where
+    /// smolvm's message speaks of the machine being gone or stopped (the
+    /// lines a script is likeliest to echo) it is believed only when the
+    /// machine is indeed missing or not running; a lone `Error:` line in
+    /// other words counts on such a machine too, which could not have run
+    /// a script. Everything else, above all the agent's failures on a
+    /// running machine, is smolvm's as it says.
+    fn check_own_failure(&self, subcommand: &str, out: &Captured, bounds: &Bounds) -> Result<()> {
+        if let Some(usage) = smolvm::usage_error(out) {
+            return Err(self.failed(subcommand, usage));
+        }
+        let message = match smolvm::own_failure(out) {
+            Some(message) if !smolvm::speaks_of_machine_state(message) => {
+                return Err(self.failed(subcommand, message));
+            }
+            Some(message) => message,
+            None => match smolvm::lone_error_line(out) {
+                Some(message) => message,
+                None => return Ok(()),
+            },
+        };
+        if self
+            .smolvm
+            .machine_state_within(&self.name, bounds)?
+            .is_running()
+        {
+            Ok(())
+        } else {
+            Err(self.failed(subcommand, message))
+        }
+    }
+
+    fn require_running_within(&self, bounds: &Bounds) -> Result<()> {
+        let state = self.smolvm.machine_state_within(&self.name, bounds)?;
+        if state.is_running() {
+            Ok(())
+        } else {
+            Err(self.failed("exec", &state.why_not_running(&self.name)))
+        }
+    }
+
+    /// Refuses an exec whose smolvm command line and environment the kernel
+    /// would not take, naming the caller's largest part, before anything
+    /// runs.
+    fn check_size(
+        &self,
+        cmd: &std::process::Command,
+        opts: &ExecOptions,
+        script: usize,
+    ) -> Result<()> {
+        let (bytes, limit) = (spawn::command_size(cmd), spawn::exec_size_limit());
+        if bytes <= limit {
+            return Ok(());
+        }
+        let sum =
+            |pairs: &[(String, String)]| pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+        Err(validate::too_large(
+            &[
+                (
+                    "env",
+                    "the variables of `env` (on smolvm's command line)",
+                    sum(&opts.env),
+                ),
+                (
+                    "secret_env",
+                    "the variables of `secret_env` (in smolvm's environment)",
+                    sum(&opts.secret_env),
+                ),
+                ("script", "the script", script),
+            ],
+            bytes,
+            limit,
+        ))
+    }
+
+    /// smolvm reports the guest command's exit status as its own; a smolvm
+    /// killed by a signal reports nothing about the guest.
+    fn guest_exit_code(&self, status: ExitStatus) -> Result<i32> {
+        match status.code() {
+            Some(code) => Ok(code),
+            None => Err(self.failed(
+                "exec",
+                &format!(
+                    "smolvm was killed by signal {}",
+                    status.signal().unwrap_or_default()
+                ),
+            )),
+        }
+    }
+
+    /// A run stopped early, described with this bottle's machine.
+    fn stopped(&self, subcommand: &str, timeout: Option<Duration>, e: Error) -> Error {
+        match (e, timeout) {
+            (Error::Timeout(_), Some(timeout)) => self.timed_out(subcommand, timeout),
+            (Error::Cancelled(why), _) => Error::Cancelled(format!(
+                "smolvm machine {subcommand} on '{}' was stopped: {why}",
+                self.name
+            )),
+            (other, _) => other,
+        }
+    }
+
+    fn timed_out(&self, subcommand: &str, timeout: Duration) -> Error {
+        Error::Timeout(format!(
+            "smolvm machine {subcommand} on '{}' timed out after {} ms and was stopped",
+            self.name,
+            timeout.as_millis()
+        ))
+    }
+
+    pub(crate) fn failed(&self, subcommand: &str, message: &str) -> Error {
+        smolvm::failed(subcommand, &self.name, message)
+    }
+}
