@@ -1471,7 +1471,13 @@ fn run_launch(fx: &Fixture, row: &Row, p: *const c_char) -> Result<Seen, Failure
     let status = unsafe {
         match setter {
             "set_name" => bottle_launch_options_set_name(opts, p),
-            "set_image" => bottle_launch_options_set_image(opts, p),
+            "set_image" => {
+                // smolvm pulls a registry image only over the network.
+                if !o.0.is_null() {
+                    check(bottle_launch_options_set_network(o.0, true))?;
+                }
+                bottle_launch_options_set_image(opts, p)
+            }
             "set_cpus" | "set_memory_mib" => {
                 type Set = unsafe extern "C" fn(*mut bottle_launch_options, u32) -> bottle_status;
                 let set: Set = if setter == "set_cpus" {
@@ -1541,6 +1547,7 @@ fn launched(fx: &Fixture, opts: *const bottle_launch_options, then: Then) -> Res
     let seen = match then {
         Then::Status => {
             let status = common::smolvm(&["machine", "status", "--name", &name, "--json"]);
+            let status = status_line(&status.stdout);
             let create = fx
                 .peek_invocations()
                 .into_iter()
@@ -1548,7 +1555,7 @@ fn launched(fx: &Fixture, opts: *const bottle_launch_options, then: Then) -> Res
                 .unwrap_or_default();
             Ok(Seen::Launched {
                 name: name.clone(),
-                status: String::from_utf8_lossy(&status.stdout).into_owned(),
+                status,
                 create: create
                     .iter()
                     .map(|a| String::from_utf8_lossy(a).into_owned())
@@ -1670,6 +1677,21 @@ fn matches(pattern: &str, message: &str) -> bool {
 
 /// Whether `text` holds `pattern` anywhere, where `…` in the pattern stands
 /// for any text.
+/// The fields of `machine status --json` the rows look at, on one line
+/// in a fixed order (`{"name":..,"state":..,"image":..,"cpus":..,
+/// "memory_mib":..,"network":..}`), whatever order and layout smolvm
+/// prints them in.
+fn status_line(json: &[u8]) -> String {
+    let Ok(serde_json::Value::Object(all)) = serde_json::from_slice(json) else {
+        return String::from_utf8_lossy(json).into_owned();
+    };
+    let fields: Vec<String> = ["name", "state", "image", "cpus", "memory_mib", "network"]
+        .iter()
+        .filter_map(|key| all.get(*key).map(|value| format!("\"{key}\":{value}")))
+        .collect();
+    format!("{{{}}}", fields.join(","))
+}
+
 fn holds(pattern: &str, text: &str) -> bool {
     let mut rest = text;
     for piece in pattern.split('…') {

@@ -203,7 +203,8 @@ func TestCopyIn(t *testing.T) {
 		t.Errorf("owner and mode: %q", got)
 	}
 
-	wantErr(t, b.CopyIn(ctx, host, "/no/such/dir/x"), ErrSmolvm, "")
+	// smolvm creates missing guest directories, but not under a file.
+	wantErr(t, b.CopyIn(ctx, host, "/etc/passwd/x"), ErrSmolvm, "write file")
 	// What is neither a regular file nor a directory, and a directory
 	// holding one, are refused before anything is copied.
 	fifo := filepath.Join(t.TempDir(), "fifo")

@@ -80,8 +80,9 @@ func TestUnknownMachine(t *testing.T) {
 	if e.Op != "exec" || e.Status != StatusSmolvm || !strings.HasPrefix(err.Error(), "bottle: exec: smolvm failed: ") {
 		t.Errorf("error fields: %#v, %q", e, err)
 	}
+	// claude asks for the machine's state first: "machine 'N' not found".
 	_, err = b.ExecClaude(ctx, []string{"x"}, false)
-	wantErr(t, err, ErrSmolvm, "vm not found")
+	wantErr(t, err, ErrSmolvm, "not found")
 	wantErr(t, b.CopyIn(ctx, "/etc/hostname", "/tmp/h"), ErrSmolvm, "vm not found")
 }
 

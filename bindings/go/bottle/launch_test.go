@@ -79,7 +79,7 @@ func TestLaunchOptionsShapeTheMachine(t *testing.T) {
 		t.Errorf("Name() = %q, want %q", b.Name(), name)
 	}
 	st := machineStatus(t, name)
-	if st["image"] != "agent:latest" || st["cpus"] != 2.0 || st["mem"] != 1024.0 || st["net"] != true {
+	if st["image"] != "agent:latest" || st["cpus"] != 2.0 || st["memory_mib"] != 1024.0 || st["network"] != true {
 		t.Errorf("status: %v", st)
 	}
 	if got := string(run(t, b, `printf %s "$MODE"`).Stdout); got != "test" {
