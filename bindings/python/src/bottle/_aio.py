@@ -33,7 +33,7 @@ async def _in_thread(
     """Awaits ``call()`` run on a new thread (not the loop's default
     executor, whose few workers would cap how many execs run at once).
 
-    If the awaiting task is cancelled, ``on_cancel`` runs (an exec trips its
+    If the awaiting task is cancelled, ``on_cancel`` runs (a call trips its
     cancel token), the task still waits for the call to end, so nothing it
     started outlives it, then ``undo`` is applied to a result that arrived
     anyway (a launched machine is torn down), and CancelledError goes on.
