@@ -84,7 +84,7 @@ def test_directory_with_progress(b, tmp_path):
     assert sh(b, "stat -c %U ~/tree/sub ~/tree/sub/b.txt") == "node\nnode\n"
 
 
-def test_progress_that_raises_propagates_after_the_copy(b, host_file):
+def test_progress_that_raises_stops_the_copy_and_propagates(b, host_file):
     calls = 0
 
     def fail(_p):
@@ -92,9 +92,12 @@ def test_progress_that_raises_propagates_after_the_copy(b, host_file):
         calls += 1
         raise RuntimeError("progress failed")
 
-    with pytest.raises(RuntimeError, match="progress failed"):
+    with pytest.raises(RuntimeError, match="progress failed") as caught:
         b.cp_in(host_file, "/tmp/progress", progress=fail)
     assert calls == 1
+    assert isinstance(caught.value.__context__, bottle.Cancelled)
+    # It raised before the first (only) file, so nothing was copied.
+    assert b.exec("test -e /tmp/progress").returncode == 1
 
 
 def test_missing_host_file_is_an_os_error(b, tmp_path):

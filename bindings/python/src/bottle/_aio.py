@@ -33,7 +33,7 @@ async def _in_thread(
     """Awaits ``call()`` run on a new thread (not the loop's default
     executor, whose few workers would cap how many execs run at once).
 
-    If the awaiting task is cancelled, ``on_cancel`` runs (an exec trips its
+    If the awaiting task is cancelled, ``on_cancel`` runs (a call trips its
     cancel token), the task still waits for the call to end, so nothing it
     started outlives it, then ``undo`` is applied to a result that arrived
     anyway (a launched machine is torn down), and CancelledError goes on.
@@ -82,9 +82,9 @@ class AsyncBottle:
     running. ``AsyncBottle(name)`` opens a machine (that step does not
     block: it only checks the name and finds smolvm);
     ``AsyncBottle.launch(...)`` launches one, awaitable or as ``async
-    with``. Cancelling a task stops its ``exec`` (as a tripped ``Cancel``
-    would) and waits until smolvm is gone; other calls cannot be stopped
-    part-way and are waited for.
+    with``. Every call takes ``timeout`` and ``cancel`` as the
+    synchronous one does, and cancelling the awaiting task stops the call
+    as a tripped ``Cancel`` would, then waits until smolvm is gone.
     """
 
     def __init__(self, name: str, prompt_path: StrPath | None = None) -> None:
@@ -107,13 +107,30 @@ class AsyncBottle:
         network: bool = False,
         volumes: Iterable[Volume] = (),
         prompt_path: StrPath | None = None,
+        *,
+        timeout: float | None = None,
+        cancel: Cancel | None = None,
     ) -> _Launch:
         """``bottle.launch()`` for asyncio: ``b = await
         AsyncBottle.launch(...)``, or ``async with AsyncBottle.launch(...) as
         b:``, which tears the machine down when the block ends, also on an
-        exception or a cancellation."""
+        exception or a cancellation. Cancelling the task during the launch
+        stops it; a machine that came up all the same is torn down."""
+        token = cancel if cancel is not None else Cancel()
         return _Launch(
-            lambda: launch(image, name, cpus, memory_mib, env, network, volumes, prompt_path)
+            lambda: launch(
+                image,
+                name,
+                cpus,
+                memory_mib,
+                env,
+                network,
+                volumes,
+                prompt_path,
+                timeout=timeout,
+                cancel=token,
+            ),
+            token,
         )
 
     @property
@@ -154,9 +171,21 @@ class AsyncBottle:
             on_cancel=token.trip,
         )
 
-    async def exec_claude(self, argv: Sequence[str], tty: bool | None = None) -> int:
-        """``Bottle.exec_claude``, awaitable."""
-        return await _in_thread(lambda: self.sync.exec_claude(argv, tty))
+    async def exec_claude(
+        self,
+        argv: Sequence[str],
+        tty: bool | None = None,
+        *,
+        timeout: float | None = None,
+        cancel: Cancel | None = None,
+    ) -> int:
+        """``Bottle.exec_claude``, awaitable; cancelling the task ends the
+        session."""
+        token = cancel if cancel is not None else Cancel()
+        return await _in_thread(
+            lambda: self.sync.exec_claude(argv, tty, timeout=timeout, cancel=token),
+            on_cancel=token.trip,
+        )
 
     async def cp_in(
         self,
@@ -165,19 +194,44 @@ class AsyncBottle:
         mode: int | None = None,
         owner: Owner | None = None,
         progress: Callable[[Progress], object] | None = None,
+        *,
+        timeout: float | None = None,
+        cancel: Cancel | None = None,
     ) -> None:
         """``Bottle.cp_in``, awaitable; ``progress`` runs on the call's own
-        thread."""
-        await _in_thread(lambda: self.sync.cp_in(host, guest, mode, owner, progress))
+        thread. Cancelling the task stops the copy."""
+        token = cancel if cancel is not None else Cancel()
+        await _in_thread(
+            lambda: self.sync.cp_in(
+                host, guest, mode, owner, progress, timeout=timeout, cancel=token
+            ),
+            on_cancel=token.trip,
+        )
 
-    async def cp_out(self, guest: StrPath, host: StrPath) -> None:
-        """``Bottle.cp_out``, awaitable."""
-        await _in_thread(lambda: self.sync.cp_out(guest, host))
+    async def cp_out(
+        self,
+        guest: StrPath,
+        host: StrPath,
+        *,
+        timeout: float | None = None,
+        cancel: Cancel | None = None,
+    ) -> None:
+        """``Bottle.cp_out``, awaitable. Cancelling the task stops the copy
+        and leaves ``host`` as it was."""
+        token = cancel if cancel is not None else Cancel()
+        await _in_thread(
+            lambda: self.sync.cp_out(guest, host, timeout=timeout, cancel=token),
+            on_cancel=token.trip,
+        )
 
-    async def close(self) -> None:
+    async def close(self, *, timeout: float | None = None, cancel: Cancel | None = None) -> None:
         """``Bottle.close``, awaitable: waits for running calls, tears a
-        launched machine down."""
-        await _in_thread(self.sync.close)
+        launched machine down. Cancelling the task stops the teardown, as
+        ``cancel`` would: the machine is then left for ``reap()``."""
+        token = cancel if cancel is not None else Cancel()
+        await _in_thread(
+            lambda: self.sync.close(timeout=timeout, cancel=token), on_cancel=token.trip
+        )
 
     @property
     def closed(self) -> bool:
@@ -204,12 +258,13 @@ class _Launch:
     """What ``AsyncBottle.launch`` returns: awaitable, and an async context
     manager that closes the bottle on the way out."""
 
-    def __init__(self, start: Callable[[], Bottle]) -> None:
+    def __init__(self, start: Callable[[], Bottle], cancel: Cancel) -> None:
         self._start = start
+        self._cancel = cancel
         self._bottle: AsyncBottle | None = None
 
     async def _launch(self) -> AsyncBottle:
-        sync = await _in_thread(self._start, undo=Bottle.close)
+        sync = await _in_thread(self._start, on_cancel=self._cancel.trip, undo=Bottle.close)
         return AsyncBottle._wrap(sync)
 
     def __await__(self) -> Generator[Any, None, AsyncBottle]:
@@ -229,9 +284,10 @@ class _Launch:
         await self._bottle.__aexit__(exc_type, exc, tb)
 
 
-async def areap() -> list[str]:
-    """``bottle.reap()``, awaitable."""
-    return await _in_thread(reap)
+async def areap(*, timeout: float | None = None, cancel: Cancel | None = None) -> list[str]:
+    """``bottle.reap()``, awaitable; cancelling the task stops the reap."""
+    token = cancel if cancel is not None else Cancel()
+    return await _in_thread(lambda: reap(timeout=timeout, cancel=token), on_cancel=token.trip)
 
 
 __all__ = ["AsyncBottle", "areap"]

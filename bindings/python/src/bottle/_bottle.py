@@ -57,21 +57,31 @@ class Progress(NamedTuple):
 
 
 class Cancel:
-    """A cancel token. Pass it to ``exec`` (any number of calls, in any
-    threads), then ``trip()`` it from another thread or a signal handler:
-    each call using it stops its smolvm process (SIGTERM, then SIGKILL half
-    a second later), reaps it and raises ``Cancelled``; calls started later
-    raise at once. Tripping is permanent: make a new token for new work."""
+    """A cancel token. Pass it to any blocking call (``exec``,
+    ``exec_claude``, ``cp_in``, ``cp_out``, ``close``, ``launch``, ``reap``;
+    any number of calls, in any threads), then ``trip()`` it from another
+    thread or a signal handler: each call using it stops its smolvm process
+    (SIGTERM, then SIGKILL half a second later), reaps it and raises
+    ``Cancelled``; calls started later raise at once. Tripping is permanent:
+    make a new token for new work."""
 
     def __init__(self) -> None:
         handle = ctypes.c_void_p()
         check("cancel", lib.bottle_cancel_new(ctypes.byref(handle)))
         self._handle: int | None = handle.value
+        # The tokens of the calls running with this one (see _call_token),
+        # tripped with it. A set, not guarded by a lock: trip() must stay
+        # safe in a signal handler, which a lock held by the interrupted
+        # code would deadlock; set.add, set.discard and tuple(set) are each
+        # atomic under the GIL.
+        self._calls: set[Cancel] = set()
 
     def trip(self) -> None:
         """Trips the token. Idempotent; it only stores a flag and wakes the
         calls, so it is safe anywhere, a signal handler included."""
         lib.bottle_cancel_trip(self._handle)
+        for call in tuple(self._calls):
+            call.trip()
 
     @property
     def tripped(self) -> bool:
@@ -84,6 +94,37 @@ class Cancel:
         handle, self._handle = getattr(self, "_handle", None), None
         if handle is not None:
             lib.bottle_cancel_free(handle)
+
+
+@contextmanager
+def _call_token(cancel: Cancel | None) -> Iterator[Cancel]:
+    """A token of the call's own, tripped whenever ``cancel`` is. The C
+    options take one token, and a call must be able to stop itself (a
+    ``progress`` callback that raises, Ctrl-C) without tripping the
+    caller's token, which other calls may share."""
+    token = Cancel()
+    if cancel is None:
+        yield token
+        return
+    cancel._calls.add(token)
+    try:
+        # Added before looking, so a trip() that ran before the add is seen
+        # here and one that runs after it finds the token in the set.
+        if cancel.tripped:
+            token.trip()
+        yield token
+    finally:
+        cancel._calls.discard(token)
+
+
+def _timeout_ms(op: str, timeout: float | None) -> int:
+    """``timeout`` seconds as the library's milliseconds, 0 (no limit) for
+    ``None``; rounded up, so a tiny timeout is not taken for no limit."""
+    if timeout is None:
+        return 0
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise InvalidArgument(op, f"timeout: {timeout!r} is not a positive number of seconds")
+    return math.ceil(timeout * 1000)
 
 
 def _no_nul(op: str, name: str, value: bytes) -> bytes:
@@ -139,12 +180,15 @@ class _Options:
 
 class _Callbacks:
     """Python callbacks made callable from C. An exception raised in one is
-    kept, never allowed to unwind through the library: an output callback
-    then returns non-zero, which stops the command; the exception is raised
-    once the C call has returned (``reraise``)."""
+    kept, never allowed to unwind through the library, and stops the call:
+    an output callback then returns non-zero, which stops the command; a
+    progress callback trips ``stop``, the call's own token, so the copy
+    ends before its next file. The exception is raised once the C call has
+    returned (``check``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop: Cancel | None = None) -> None:
         self.error: BaseException | None = None
+        self._stop = stop
         # ctypes callback objects must outlive the C call that uses them.
         self._keep: list[object] = []
 
@@ -172,6 +216,8 @@ class _Callbacks:
                 fn(Progress(c.files_done, c.files_total, c.bytes_done, c.bytes_total))
             except BaseException as e:
                 self.error = e
+                if self._stop is not None:
+                    self._stop.trip()
 
         wrapped = PROGRESS_FN(call)
         self._keep.append(wrapped)
@@ -192,13 +238,17 @@ class _Callbacks:
         raise error
 
 
-def _main_thread_interruptible(call: Callable[[], T], cancel: Cancel) -> T:
+def _main_thread_interruptible(
+    call: Callable[[], T], cancel: Cancel, undo: Callable[[T], object] | None = None
+) -> T:
     """Runs ``call`` here, or, on the main thread, on a helper thread while
     the main thread waits in a way Python can interrupt: signal handlers
     then run during the call (so one can trip a ``Cancel``), and Ctrl-C
-    trips ``cancel``, waits until smolvm has been stopped, and raises
-    KeyboardInterrupt. A C call itself cannot run Python signal handlers
-    until it returns."""
+    trips ``cancel``, waits until smolvm has been stopped, applies ``undo``
+    to a result that arrived all the same (a launched machine is torn down
+    again), and raises KeyboardInterrupt. A C call itself cannot run Python
+    signal handlers until it returns. Every blocking call goes through
+    here, so all of them stop the same way."""
     if threading.current_thread() is not threading.main_thread():
         return call()
     outcome: list[Any] = []
@@ -226,6 +276,8 @@ def _main_thread_interruptible(call: Callable[[], T], cancel: Cancel) -> T:
                 break
             except BaseException:  # a second Ctrl-C: smolvm is being stopped already
                 continue
+        if undo is not None and outcome[0][0]:
+            undo(outcome[0][1])
         raise
     ok, value = outcome[0]
     if not ok:
@@ -346,10 +398,9 @@ class Bottle:
         """
         op = "exec"
         script_c = _text(op, "script", script)
-        if cancel is None:
-            cancel = Cancel()
+        timeout_ms = _timeout_ms(op, timeout)
         callbacks = _Callbacks()
-        with _Options(op, "exec") as opts:
+        with _Options(op, "exec") as opts, _call_token(cancel) as token:
             if user is not None:
                 check(op, lib.bottle_exec_options_set_user(opts, _text(op, "user", user)))
             for name, value in (env or {}).items():
@@ -368,14 +419,7 @@ class Bottle:
                 )
             if workdir is not None:
                 check(op, lib.bottle_exec_options_set_workdir(opts, _path(op, "dir", workdir)))
-            if timeout is not None:
-                if not (
-                    isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0
-                ):
-                    raise InvalidArgument(
-                        op, f"timeout: {timeout!r} is not a positive number of seconds"
-                    )
-                check(op, lib.bottle_exec_options_set_timeout_ms(opts, math.ceil(timeout * 1000)))
+            check(op, lib.bottle_exec_options_set_timeout_ms(opts, timeout_ms))
             if stdin is not None:
                 data = stdin.encode("utf-8") if isinstance(stdin, str) else bytes(stdin)
                 buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
@@ -394,7 +438,7 @@ class Bottle:
                         opts, callbacks.output(on_stderr), None, False
                     ),
                 )
-            check(op, lib.bottle_exec_options_set_cancel(opts, cancel._handle))
+            check(op, lib.bottle_exec_options_set_cancel(opts, token._handle))
 
             def call() -> ExecResult:
                 with self._using(op) as handle:
@@ -410,9 +454,16 @@ class Bottle:
                 finally:
                     lib.bottle_exec_result_free(ctypes.byref(result))
 
-            return _main_thread_interruptible(call, cancel)
+            return _main_thread_interruptible(call, token if cancel is None else cancel)
 
-    def exec_claude(self, argv: Sequence[str], tty: bool | None = None) -> int:
+    def exec_claude(
+        self,
+        argv: Sequence[str],
+        tty: bool | None = None,
+        *,
+        timeout: float | None = None,
+        cancel: Cancel | None = None,
+    ) -> int:
         """Runs claude-code in the guest with exactly ``argv`` and returns
         its exit status.
 
@@ -425,9 +476,16 @@ class Bottle:
         ``tty``: give claude this process's stdin and a guest terminal;
         ``None`` decides by whether stdin is a terminal. Without a tty
         claude's stdin is empty.
+
+        ``timeout`` (seconds) and ``cancel`` end the session: smolvm is
+        stopped (without a tty, claude and everything it started go with
+        it; with one, the guest hangs claude's terminal up) and ``Timeout``
+        or ``Cancelled`` is raised. Ctrl-C on the main thread stops it as
+        it stops ``exec``.
         """
         op = "exec_claude"
         args = [_text(op, f"argv[{i}]", a) for i, a in enumerate(argv)]
+        timeout_ms = _timeout_ms(op, timeout)
         if tty is None:
             try:
                 tty = os.isatty(sys.stdin.fileno())
@@ -437,13 +495,20 @@ class Bottle:
             if stream is not None:
                 stream.flush()
         c_argv = (ctypes.c_char_p * len(args))(*args)
-        code = ctypes.c_int32()
-        with self._using(op) as handle:
-            check(
-                op,
-                lib.bottle_exec_claude(handle, c_argv, len(args), bool(tty), ctypes.byref(code)),
-            )
-        return code.value
+        with _Options(op, "call") as opts, _call_token(cancel) as token:
+            check(op, lib.bottle_call_options_set_timeout_ms(opts, timeout_ms))
+            check(op, lib.bottle_call_options_set_cancel(opts, token._handle))
+
+            def call() -> int:
+                code = ctypes.c_int32()
+                with self._using(op) as handle:
+                    status = lib.bottle_exec_claude_with(
+                        handle, c_argv, len(args), bool(tty), opts, ctypes.byref(code)
+                    )
+                    check(op, status)
+                return code.value
+
+            return _main_thread_interruptible(call, token if cancel is None else cancel)
 
     def cp_in(
         self,
@@ -452,6 +517,9 @@ class Bottle:
         mode: int | None = None,
         owner: Owner | None = None,
         progress: Callable[[Progress], object] | None = None,
+        *,
+        timeout: float | None = None,
+        cancel: Cancel | None = None,
     ) -> None:
         """Copies the host file or directory ``host`` into the guest at
         ``guest``.
@@ -468,15 +536,26 @@ class Bottle:
           up in the guest) or numeric ``(uid, gid)``, so the agent can write
           what it was given.
         - ``progress``: called with a ``Progress`` before the first file and
-          after each one. If it raises, the exception propagates once the
-          copy has ended (the library cannot stop a copy part-way); it is
-          not called again.
+          after each one, on a thread of this call. If it raises, the copy
+          stops before the next file (what was copied stays in the guest),
+          the callback is not called again, and its exception propagates,
+          with the library's ``Cancelled`` as its context.
+        - ``timeout``: seconds for the whole copy; when they pass, smolvm is
+          stopped and ``Timeout`` raised.
+        - ``cancel``: a ``Cancel`` to stop the copy from elsewhere
+          (``Cancelled``).
+
+        A copy stopped part-way leaves in the guest the files copied before,
+        the directories it created (still root's), and the file being copied
+        as smolvm left it, possibly missing or partly written. Ctrl-C on the
+        main thread stops the copy as it stops ``exec``.
         """
         op = "cp_in"
         host_c = _path(op, "host_path", host)
         guest_c = _path(op, "guest_path", guest)
-        callbacks = _Callbacks()
-        with _Options(op, "copy") as opts:
+        timeout_ms = _timeout_ms(op, timeout)
+        with _Options(op, "copy") as opts, _call_token(cancel) as token:
+            callbacks = _Callbacks(stop=token)
             if mode is not None:
                 check(op, lib.bottle_copy_options_set_mode(opts, _u32(op, "mode", mode)))
             if isinstance(owner, str):
@@ -496,32 +575,77 @@ class Bottle:
                         opts, callbacks.progress(progress), None
                     ),
                 )
-            with self._using(op) as handle:
-                status = lib.bottle_cp_in_with(handle, host_c, guest_c, opts)
-                callbacks.check(op, status)
+            check(op, lib.bottle_copy_options_set_timeout_ms(opts, timeout_ms))
+            check(op, lib.bottle_copy_options_set_cancel(opts, token._handle))
 
-    def cp_out(self, guest: StrPath, host: StrPath) -> None:
+            def call() -> None:
+                with self._using(op) as handle:
+                    status = lib.bottle_cp_in_with(handle, host_c, guest_c, opts)
+                    callbacks.check(op, status)
+
+            _main_thread_interruptible(call, token if cancel is None else cancel)
+
+    def cp_out(
+        self,
+        guest: StrPath,
+        host: StrPath,
+        *,
+        timeout: float | None = None,
+        cancel: Cancel | None = None,
+    ) -> None:
         """Copies the guest file ``guest`` out to ``host``. The host file is
         written under a temporary name and renamed into place only when the
         copy has succeeded, so an existing file is replaced whole or left
-        untouched; its directory must exist."""
+        untouched; its directory must exist.
+
+        ``timeout`` (seconds) and ``cancel`` stop the copy: smolvm is
+        stopped, the temporary file removed and ``host`` left as it was,
+        and ``Timeout`` or ``Cancelled`` is raised. Ctrl-C on the main
+        thread stops the copy as it stops ``exec``."""
         op = "cp_out"
         guest_c = _path(op, "guest_path", guest)
         host_c = _path(op, "host_path", host)
-        with self._using(op) as handle:
-            check(op, lib.bottle_cp_out(handle, guest_c, host_c))
+        timeout_ms = _timeout_ms(op, timeout)
+        with _Options(op, "copy") as opts, _call_token(cancel) as token:
+            check(op, lib.bottle_copy_options_set_timeout_ms(opts, timeout_ms))
+            check(op, lib.bottle_copy_options_set_cancel(opts, token._handle))
 
-    def close(self) -> None:
+            def call() -> None:
+                with self._using(op) as handle:
+                    check(op, lib.bottle_cp_out_with(handle, guest_c, host_c, opts))
+
+            _main_thread_interruptible(call, token if cancel is None else cancel)
+
+    def close(self, *, timeout: float | None = None, cancel: Cancel | None = None) -> None:
         """Releases the handle, once the calls still running on it have
         returned. A launched bottle's machine is stopped and deleted, and a
         failure to do so raised as ``SmolvmError`` (the handle is released
-        all the same); an opened machine is left as it is. Idempotent."""
-        with self._idle:
-            handle, self._handle = self._handle, None
-            while self._users:
-                self._idle.wait()
-        if handle is not None:
-            check("close", lib.bottle_close_checked(handle))
+        all the same); an opened machine is left as it is. Idempotent.
+
+        ``timeout`` (seconds) and ``cancel`` bound the teardown, not the
+        wait for running calls: stopped, it raises ``Timeout`` or
+        ``Cancelled`` and leaves the machine as it is (perhaps stopped, not
+        deleted), labelled as this process's, for ``reap()`` to delete once
+        this process has exited. Ctrl-C on the main thread stops the
+        teardown the same way and raises KeyboardInterrupt."""
+        op = "close"
+        timeout_ms = _timeout_ms(op, timeout)
+        # Everything that can fail is made ready before the handle is taken
+        # from the bottle: from then on only the C close may see it, and it
+        # frees the handle whatever happens.
+        with _Options(op, "call") as opts, _call_token(cancel) as token:
+            check(op, lib.bottle_call_options_set_timeout_ms(opts, timeout_ms))
+            check(op, lib.bottle_call_options_set_cancel(opts, token._handle))
+            with self._idle:
+                handle, self._handle = self._handle, None
+                while self._users:
+                    self._idle.wait()
+            if handle is None:
+                return
+            _main_thread_interruptible(
+                lambda: check(op, lib.bottle_close_with(handle, opts)),
+                token if cancel is None else cancel,
+            )
 
     @property
     def closed(self) -> bool:
@@ -573,6 +697,9 @@ def launch(
     network: bool = False,
     volumes: Iterable[Volume] = (),
     prompt_path: StrPath | None = None,
+    *,
+    timeout: float | None = None,
+    cancel: Cancel | None = None,
 ) -> Bottle:
     """Creates and starts a machine and returns a ``Bottle`` that owns it:
     closing the bottle (or leaving its ``with`` block, also on an exception)
@@ -588,14 +715,22 @@ def launch(
     - ``volumes``: host directories shared into the guest, as ``(host,
       guest)`` or ``(host, guest, read_only)``.
     - ``prompt_path``: as for ``Bottle``.
+    - ``timeout``: seconds for the create and the start together; when they
+      pass, smolvm is stopped, a machine already created is deleted again
+      (with 5 seconds of its own for that), and ``Timeout`` is raised.
+    - ``cancel``: a ``Cancel`` to stop the launch from elsewhere, with the
+      same cleanup (``Cancelled``).
 
     The machine is labelled as libbottle's, with this process as its owner,
     so that ``reap()`` deletes it should this process die without closing
     it. If it is created but does not start, it is deleted again and the
-    start's ``SmolvmError`` raised. Blocks until the machine runs.
+    start's ``SmolvmError`` raised. Blocks until the machine runs; Ctrl-C
+    on the main thread stops the launch as it stops ``Bottle.exec``, and a
+    machine that came up all the same is torn down again.
     """
     op = "launch"
-    with _Options(op, "launch") as opts:
+    timeout_ms = _timeout_ms(op, timeout)
+    with _Options(op, "launch") as opts, _call_token(cancel) as token:
         if name is not None:
             check(op, lib.bottle_launch_options_set_name(opts, _text(op, "machine_name", name)))
         if image is not None:
@@ -629,30 +764,53 @@ def launch(
                 op,
                 lib.bottle_launch_options_set_prompt_path(opts, _path(op, "path", prompt_path)),
             )
-        handle = ctypes.c_void_p()
-        check(op, lib.bottle_launch(opts, ctypes.byref(handle)))
-    return Bottle._from_handle(handle.value)
+        check(op, lib.bottle_launch_options_set_timeout_ms(opts, timeout_ms))
+        check(op, lib.bottle_launch_options_set_cancel(opts, token._handle))
+
+        def call() -> Bottle:
+            handle = ctypes.c_void_p()
+            check(op, lib.bottle_launch(opts, ctypes.byref(handle)))
+            return Bottle._from_handle(handle.value)
+
+        return _main_thread_interruptible(
+            call, token if cancel is None else cancel, undo=Bottle.close
+        )
 
 
-def reap() -> list[str]:
+def reap(*, timeout: float | None = None, cancel: Cancel | None = None) -> list[str]:
     """Deletes every machine that libbottle launched for a process that is
     gone (killed before it could close its bottles, or from before a
     reboot) and returns their names. Machines of live processes, and
     machines libbottle did not launch, are left alone. A machine that could
     not be deleted raises ``SmolvmError`` after the others were tried; its
-    ``removed`` attribute lists the machines that were deleted."""
-    names = NamesStruct()
-    status = lib.bottle_reap(ctypes.byref(names))
-    try:
-        removed = [names.names[i].decode() for i in range(names.count)]
-        try:
-            check("reap", status)
-        except BottleError as e:
-            e.removed = removed  # type: ignore[attr-defined]
-            raise
-        return removed
-    finally:
-        lib.bottle_names_free(ctypes.byref(names))
+    ``removed`` attribute lists the machines that were deleted.
+
+    ``timeout`` (seconds) and ``cancel`` stop the reap: the smolvm process
+    running then is stopped and ``Timeout`` or ``Cancelled`` raised, its
+    ``removed`` listing the machines deleted before (one whose delete was
+    stopped may be left for the next reap). Ctrl-C on the main thread
+    stops it as it stops ``Bottle.exec``."""
+    op = "reap"
+    timeout_ms = _timeout_ms(op, timeout)
+    with _Options(op, "call") as opts, _call_token(cancel) as token:
+        check(op, lib.bottle_call_options_set_timeout_ms(opts, timeout_ms))
+        check(op, lib.bottle_call_options_set_cancel(opts, token._handle))
+
+        def call() -> list[str]:
+            names = NamesStruct()
+            status = lib.bottle_reap_with(opts, ctypes.byref(names))
+            try:
+                removed = [names.names[i].decode() for i in range(names.count)]
+                try:
+                    check(op, status)
+                except BottleError as e:
+                    e.removed = removed  # type: ignore[attr-defined]
+                    raise
+                return removed
+            finally:
+                lib.bottle_names_free(ctypes.byref(names))
+
+        return _main_thread_interruptible(call, token if cancel is None else cancel)
 
 
 def version() -> str:

@@ -77,8 +77,8 @@ class Panic(BottleError):
 
 
 class Timeout(BottleError, TimeoutError):
-    """The script ran past its ``timeout`` and was stopped, along with
-    smolvm."""
+    """The call ran past its ``timeout``: smolvm (and, for ``exec``, the
+    script) was stopped."""
 
     status = TIMEOUT
 
@@ -87,9 +87,9 @@ class Timeout(BottleError, TimeoutError):
 
 
 class Cancelled(BottleError):
-    """The call was stopped: its ``Cancel`` was tripped, or an output
-    callback raised (that exception is then raised instead, with this one
-    as its context)."""
+    """The call was stopped: its ``Cancel`` was tripped, or an output or
+    progress callback raised (that exception is then raised instead, with
+    this one as its context)."""
 
     status = CANCELLED
 
