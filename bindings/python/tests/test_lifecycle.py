@@ -34,8 +34,14 @@ def test_with_closes(machine):
 
 def test_launch_with_options_and_teardown():
     name = unique_name("launch")
+    # A registry image is pulled over the network (smolvm refuses it without).
     with bottle.launch(
-        name=name, cpus=2, memory_mib=1024, env={"MACHINE_VAR": "from launch"}, image="agent:1"
+        name=name,
+        cpus=2,
+        memory_mib=1024,
+        env={"MACHINE_VAR": "from launch"},
+        image="agent:1",
+        network=True,
     ) as b:
         assert b.name == name
         status = machine_status(name)
