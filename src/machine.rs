@@ -98,10 +98,10 @@ impl Machine {
         validate::single_argument("script", what, script.len())?;
 
         let flags = ExecFlags {
+            // -i streams output of any size and passes stdin on with its
+            // end; smolvm's --stream alone would cap it at 11 MiB and never
+            // close stdin.
             stdin: true,
-            // The stand-in smolvm streams only with --stream; the real one
-            // streams with -i and ignores --stream beside it.
-            stream: stdout.on_chunk.is_some() || stderr.on_chunk.is_some(),
             env: &vars.plain,
             secret_env: &vars.secret,
             ..ExecFlags::default()

@@ -283,8 +283,6 @@ pub(crate) struct ExecFlags<'a> {
     pub stdin: bool,
     /// `-t`: allocate a guest terminal.
     pub tty: bool,
-    /// `--stream`: pass output on as it is produced.
-    pub stream: bool,
     /// `-e NAME=VALUE`: visible in smolvm's argv, so never for secrets.
     pub env: &'a [(String, String)],
     /// `--secret-env NAME=HOST_VAR`: smolvm reads the value from its own
@@ -298,11 +296,7 @@ pub(crate) fn exec_args(machine: &str, flags: &ExecFlags<'_>, guest: &[String]) 
         .into_iter()
         .map(str::to_owned)
         .collect();
-    for (on, flag) in [
-        (flags.stdin, "-i"),
-        (flags.tty, "-t"),
-        (flags.stream, "--stream"),
-    ] {
+    for (on, flag) in [(flags.stdin, "-i"), (flags.tty, "-t")] {
         if on {
             args.push(flag.to_owned());
         }
@@ -585,7 +579,7 @@ mod tests {
         let env = [("A".to_owned(), "x y".to_owned())];
         let secret = [("TOKEN".to_owned(), "BOTTLE_SECRET_0".to_owned())];
         let all = ExecFlags {
-            stream: true,
+            stdin: true,
             env: &env,
             secret_env: &secret,
             ..ExecFlags::default()
@@ -597,7 +591,7 @@ mod tests {
                 "exec",
                 "--name",
                 "m",
-                "--stream",
+                "-i",
                 "-e",
                 "A=x y",
                 "--secret-env",

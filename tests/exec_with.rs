@@ -330,6 +330,37 @@ unsafe extern "C" fn collect(user_data: *mut c_void, data: *const u8, len: usize
     (c.bytes.len() >= c.stop_after) as c_int
 }
 
+/// smolvm's `--stream` stops at 11 MiB; a callback gets any size.
+#[test]
+fn callbacks_get_output_beyond_smolvms_stream_cap() {
+    const SIZE: usize = 20 << 20;
+    let m = Machine::new("stream-big");
+    let b = m.open();
+    let mut out = Collector {
+        bytes: Vec::new(),
+        calls: 0,
+        stop_after: usize::MAX,
+    };
+    let o = ExecOpts::new();
+    unsafe {
+        let p = &mut out as *mut Collector as *mut c_void;
+        check(bottle_exec_options_set_stdout_fn(
+            o.0,
+            Some(collect),
+            p,
+            false,
+        ))
+        .unwrap();
+    }
+    let r = b
+        .exec_with(&format!("head -c {SIZE} /dev/zero | tr '\\0' s"), &o)
+        .unwrap();
+    assert_eq!(r.exit_code, 0, "{:?}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(out.bytes.len(), SIZE);
+    assert!(out.bytes.iter().all(|&c| c == b's'));
+    assert!(r.stdout.is_empty(), "stdout went to the callback only");
+}
+
 #[test]
 fn streaming_callbacks_get_output_as_it_arrives() {
     let m = Machine::new("stream");
