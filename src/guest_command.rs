@@ -47,40 +47,65 @@ pub(crate) fn runuser_command(user: &str, keep_env: &[&str], script: &str) -> Ve
 /// the smolvm client goes away) by killing that one process; everything
 /// the command started lives on in the guest. Here the process the agent
 /// kills is this shell. A watcher in a session of its own holds the read
-/// end of a fifo whose only writer is this shell: it learns the command's
-/// process group, then waits. When this shell exits normally it writes
-/// `done` first, and the watcher leaves everything alone, so a daemon the
-/// script started on purpose stays, as it would in any VM. When this shell
-/// is killed, the watcher reads end-of-file instead and kills the
-/// command's process group, which runuser's `--session-command` keeps the
-/// login shell and all its children in.
+/// end of a fifo; its writers are this shell and, until it has written its
+/// process group there, the command. When this shell exits normally it
+/// writes `done` first, and the watcher leaves everything alone, so a
+/// daemon the script started on purpose stays, as it would in any VM. When
+/// this shell is killed, the watcher reads end-of-file instead and kills
+/// the command's process group, which runuser's `--session-command` keeps
+/// the login shell and all its children in. The command writes its own
+/// process group before it lets go of the fifo, so the watcher cannot see
+/// end-of-file without knowing what to kill. This shell waits for the
+/// watcher as well: smolvm's agent, the guest's pid 1, reaps nothing it
+/// did not start, and an orphaned watcher would stay a zombie.
+///
+/// The command runs in the foreground, so that it gets this shell's stdin
+/// and signals as they are (a background job starts with SIGINT and
+/// SIGQUIT ignored). Its first argument says what stdin is: `-` for none,
+/// `+` for bytes that are first kept whole in an unlinked file. smolvm's
+/// agent writes stdin to the command with a blocking write on the thread
+/// that also forwards output and notices a vanished client, so a command
+/// that reads less stdin than it is given while writing more than a pipe
+/// holds would stall the agent, and with it the call's stop.
 ///
 /// The fifo is opened read-write here first, so no open blocks on the
 /// other side, and the watcher unlinks it once it holds it. Its name is
 /// tried without a `mktemp` first: `mkfifo` refuses an existing name and
 /// follows no symlink, so a name planted by a guest user costs only the
-/// fallback. The command gets the guard's stdin explicitly, because a
-/// background job's stdin would otherwise be `/dev/null`. dash's `kill`
-/// takes a process group only as `-9 -PGID`.
-const GUARD: &str = r#"f=${TMPDIR:-/tmp}/.bottle-guard-$$
-mkfifo -m 600 "$f" 2>/dev/null || { f=$(mktemp -u) && mkfifo -m 600 "$f"; } || {
+/// fallback. dash's `kill` takes a process group only as `-9 -PGID`.
+const GUARD: &str = r#"case $1 in
++) i=$(mktemp 2>/dev/null || mktemp -p /dev/shm) && cat >"$i" && exec 0<"$i" && rm -f "$i" || {
+     echo "libbottle: cannot keep the script's stdin in a file" >&2; exit 125; } ;;
+*) exec 0</dev/null ;;
+esac
+shift
+f=
+for d in "${TMPDIR:-/tmp}" /dev/shm; do
+  mkfifo -m 600 "$d/.bottle-guard-$$" 2>/dev/null && { f=$d/.bottle-guard-$$; break; }
+done
+[ -n "$f" ] || { f=$(mktemp -u) && mkfifo -m 600 "$f"; } || {
   echo "libbottle: cannot make the fifo that ties the command to its call" >&2; exit 125; }
-exec 9<>"$f" 8<"$f" 3<&0
-setsid /bin/sh -c 'rm -f "$1"; read -r g; read -r s; [ "$s" = done ] || kill -9 "-$g"' sh "$f"   <&8 >/dev/null 2>&1 3<&- 8<&- 9>&- &
-setsid "$@" <&3 3<&- 8<&- 9>&- &
-g=$!
-exec 3<&- 8<&-
-echo "$g" >&9
-wait "$g"
+exec 9<>"$f" 8<"$f"
+setsid /bin/sh -c 'rm -f "$1"; read -r g; read -r s; [ "$s" = done ] || kill -9 "-$g"' sh "$f" \
+  <&8 >/dev/null 2>&1 8<&- 9>&- &
+w=$!
+exec 8<&-
+setsid /bin/sh -c 'echo $$ >&9; exec 9>&- "$@"' sh "$@"
 s=$?
 echo done >&9
+exec 9>&-
+wait "$w"
 exit "$s""#;
 
 /// `command`, run by [`GUARD`]: when the call that started it is stopped,
 /// by a timeout, a cancel or the death of smolvm, the command and
-/// everything it started stop too.
-pub(crate) fn tied_to_call(command: Vec<String>) -> Vec<String> {
-    let mut argv: Vec<String> = ["/bin/sh", "-c", GUARD, "sh"].map(str::to_owned).to_vec();
+/// everything it started stop too. With `stdin`, the command reads what
+/// smolvm passes on; without, it reads nothing.
+pub(crate) fn tied_to_call(command: Vec<String>, stdin: bool) -> Vec<String> {
+    let mode = if stdin { "+" } else { "-" };
+    let mut argv: Vec<String> = ["/bin/sh", "-c", GUARD, "sh", mode]
+        .map(str::to_owned)
+        .to_vec();
     argv.extend(command);
     argv
 }
@@ -170,9 +195,10 @@ mod tests {
         );
     }
 
-    /// Runs `script` under the guard with `sh -c`, as the guest would.
+    /// Runs `script` under the guard with `sh -c`, as the guest would, with
+    /// stdin passed on.
     fn guarded(script: &str) -> std::process::Command {
-        let argv = tied_to_call(vec!["sh".into(), "-c".into(), script.into()]);
+        let argv = tied_to_call(vec!["sh".into(), "-c".into(), script.into()], true);
         let mut cmd = std::process::Command::new(&argv[0]);
         cmd.args(&argv[1..]);
         cmd
@@ -232,6 +258,89 @@ mod tests {
             started.iter().all(|&p| !alive(p))
         });
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_command_gets_sigint_and_sigquit_at_their_defaults() {
+        // A background job of a shell starts with them ignored.
+        let out = guarded("exec grep '^SigIgn:' /proc/self/status")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let ignored = u64::from_str_radix(text.trim().trim_start_matches("SigIgn:\t"), 16)
+            .unwrap_or_else(|_| panic!("no SigIgn line: {text:?}"));
+        let int_and_quit = (1 << (libc::SIGINT - 1)) | (1 << (libc::SIGQUIT - 1));
+        assert_eq!(ignored & int_and_quit, 0, "{text}");
+    }
+
+    #[test]
+    fn without_stdin_the_command_reads_nothing() {
+        use std::io::Write;
+        let argv = tied_to_call(
+            vec!["sh".into(), "-c".into(), "cat; echo end".into()],
+            false,
+        );
+        let mut child = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Never closed until the guard is done: the command must not wait.
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"ignored\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        drop(stdin);
+        assert_eq!(out.stdout, b"end\n");
+    }
+
+    #[test]
+    fn stdin_larger_than_a_pipe_is_taken_whole_before_the_command_runs() {
+        use std::io::Write;
+        // The command writes more than a pipe holds before reading: with
+        // stdin handed over as a pipe, whoever writes it would block.
+        let mut child = guarded("head -c 200000 /dev/zero; wc -c")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || stdin.write_all(&[b'x'; 300_000]));
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert_eq!(out.stdout.len(), 200_000 + "300000\n".len());
+        assert!(out.stdout.ends_with(b"300000\n"));
+    }
+
+    #[test]
+    fn a_guard_killed_while_starting_leaves_nothing_running() {
+        // Killed at every moment of its start: whatever it started is
+        // killed too, never left running.
+        for attempt in 0..40u64 {
+            let marker = format!("sleep 61{:02}", attempt % 100);
+            let mut guard = guarded(&format!("exec {marker}"))
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_micros(attempt * 100));
+            guard.kill().unwrap();
+            guard.wait().unwrap();
+            wait_until("the command to be killed", || !running_with(&marker));
+        }
+    }
+
+    /// Whether a running process has exactly `cmdline` (arguments joined
+    /// by spaces).
+    fn running_with(cmdline: &str) -> bool {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|d| {
+            let Ok(pid) = d.file_name().to_string_lossy().parse::<i32>() else {
+                return false;
+            };
+            let args = std::fs::read(d.path().join("cmdline")).unwrap_or_default();
+            let args = String::from_utf8_lossy(&args).replace('\0', " ");
+            args.trim_end() == cmdline && alive(pid)
+        })
     }
 
     #[test]

@@ -106,7 +106,10 @@ impl Machine {
             secret_env: &vars.secret,
             ..ExecFlags::default()
         };
-        let guest = tied_to_call(runuser_command(user, &vars.carriers(), &script));
+        let guest = tied_to_call(
+            runuser_command(user, &vars.carriers(), &script),
+            opts.stdin.is_some(),
+        );
         let mut cmd = self
             .smolvm
             .command(smolvm::exec_args(&self.name, &flags, &guest));
@@ -173,7 +176,11 @@ impl Machine {
         validate::single_argument("argv", "the quoted claude command line", script.len())?;
         self.require_running_within(bounds)?;
         let claude = runuser_command(DEFAULT_USER, &vars.carriers(), &script);
-        let guest = if tty { claude } else { tied_to_call(claude) };
+        let guest = if tty {
+            claude
+        } else {
+            tied_to_call(claude, false)
+        };
         let flags = ExecFlags {
             stdin: true,
             tty,

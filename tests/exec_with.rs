@@ -218,6 +218,30 @@ fn a_script_that_exits_124_in_time_is_not_a_timeout() {
     assert_eq!(r.stdout_str(), "out\n");
 }
 
+/// smolvm's agent is the guest's pid 1 and reaps nothing it did not start:
+/// whatever an exec leaves orphaned stays a zombie until the machine stops.
+#[test]
+fn execs_leave_no_zombies_in_the_guest() {
+    let m = Machine::new("zombies");
+    let b = m.open();
+    let zombies = || {
+        b.exec(
+            "grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l",
+            Some("root"),
+        )
+        .unwrap()
+        .stdout_str()
+        .trim()
+        .parse::<usize>()
+        .unwrap()
+    };
+    let before = zombies();
+    for _ in 0..5 {
+        assert_eq!(b.exec("true", None).unwrap().exit_code, 0);
+    }
+    assert_eq!(zombies(), before, "execs that finished left zombies");
+}
+
 #[test]
 fn what_a_finished_script_leaves_running_stays() {
     let m = Machine::new("daemon");

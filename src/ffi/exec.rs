@@ -28,11 +28,16 @@ use crate::ExecOutput;
 /// the call is stopped (a timeout, a cancel, smolvm killed) the script and
 /// everything it started in the guest are killed (SIGKILL to its process
 /// group); a script that finishes leaves what it started in the background
-/// running, as in any VM. It needs `/bin/sh`, `mkfifo` and `setsid` in the
-/// guest and a writable `$TMPDIR` or `/tmp`; if it cannot make its fifo it
-/// prints `libbottle: cannot make the fifo ...` and the exit status is 125,
-/// with nothing of the script run. A script that moves itself out of its
-/// process group (`setsid`, job control) escapes it.
+/// running, as in any VM. Stdin bytes (`bottle_exec_options_set_stdin`)
+/// are kept whole in an unlinked root-only file before the script starts,
+/// so a script that reads less than it is given cannot stall smolvm's
+/// agent. The guard needs `/bin/sh`, `mkfifo`, `mktemp`, `cat` and `setsid`
+/// in the guest and a writable `$TMPDIR`, `/tmp` or `/dev/shm`; if it
+/// cannot set itself up it prints a line starting `libbottle: cannot` and
+/// the exit status is 125, with nothing of the script run. A fifo
+/// `.bottle-guard-PID` may stay in that directory when a call is stopped
+/// within the guard's first milliseconds. A script that moves itself out
+/// of its process group (`setsid`, job control) escapes it.
 ///
 /// - `b`: required, an open bottle.
 /// - `script`: required, UTF-8, at most 131071 bytes (the kernel's limit
