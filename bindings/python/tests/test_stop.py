@@ -220,6 +220,51 @@ def test_async_timeout_and_task_cancellation(slow: Slow, call: str) -> None:
     slow.assert_none_left()
 
 
+@pytest.mark.parametrize("call", CALLS)
+def test_task_cancellation_leaves_the_callers_token_alone(slow: Slow, call: str) -> None:
+    # The token may be shared by other calls: cancelling one task stops
+    # that task's call alone, with a token of the call's own.
+    shared = bottle.Cancel()
+
+    async def main() -> None:
+        b = bottle.AsyncBottle("m")
+        task = asyncio.ensure_future(
+            ASYNC_CALLS[call](b, slow.tmp, {"cancel": shared, "timeout": BACKSTOP})
+        )
+        await asyncio.get_running_loop().run_in_executor(None, slow.wait_running)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await b.close()
+
+    started = time.monotonic()
+    asyncio.run(main())
+    assert time.monotonic() - started < BACKSTOP
+    assert not shared.tripped
+    slow.assert_none_left()
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_tripping_the_callers_token_stops_an_async_call(slow: Slow, call: str) -> None:
+    shared = bottle.Cancel()
+
+    async def main() -> None:
+        b = bottle.AsyncBottle("m")
+        task = asyncio.ensure_future(
+            ASYNC_CALLS[call](b, slow.tmp, {"cancel": shared, "timeout": BACKSTOP})
+        )
+        await asyncio.get_running_loop().run_in_executor(None, slow.wait_running)
+        shared.trip()
+        with pytest.raises(bottle.Cancelled):
+            await task
+        await b.close()
+
+    started = time.monotonic()
+    asyncio.run(main())
+    assert time.monotonic() - started < BACKSTOP
+    slow.assert_none_left()
+
+
 @pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), "1"])
 def test_timeout_must_be_a_positive_number(timeout: object) -> None:
     with pytest.raises(bottle.InvalidArgument, match="timeout"):
