@@ -86,6 +86,49 @@ def test_wait_for_times_out_and_stops_smolvm(machine):
     assert not processes_with(machine)
 
 
+def test_a_timed_out_call_leaves_the_shared_token_alone(machine):
+    # Two calls share the caller's token; wait_for cancels one of them.
+    # That must stop only that call: the other finishes, and the token
+    # still serves new calls.
+    async def main(shared: bottle.Cancel) -> tuple[bottle.ExecResult, ...]:
+        async with bottle.AsyncBottle(machine) as b:
+
+            async def timed_out() -> None:
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(b.exec("sleep 30", cancel=shared), 0.3)
+
+            _, survivor = await asyncio.gather(
+                timed_out(), b.exec("sleep 2; echo survived", cancel=shared)
+            )
+            return survivor, await b.exec("echo later", cancel=shared)
+
+    shared = bottle.Cancel()
+    survivor, later = run(main(shared))
+    assert survivor == (0, b"survived\n", b"")
+    assert later == (0, b"later\n", b"")
+    assert not shared.tripped
+    assert not processes_with(machine)
+
+
+def test_tripping_the_shared_token_stops_an_async_call(machine):
+    async def main(shared: bottle.Cancel) -> None:
+        async with bottle.AsyncBottle(machine) as b:
+            loop = asyncio.get_running_loop()
+            call = asyncio.create_task(
+                b.exec(
+                    "echo started; sleep 30",
+                    on_stdout=lambda _: loop.call_soon_threadsafe(shared.trip),
+                    cancel=shared,
+                    timeout=20,
+                )
+            )
+            with pytest.raises(bottle.Cancelled):
+                await call
+
+    run(main(bottle.Cancel()))
+    assert not processes_with(machine)
+
+
 def test_library_errors_and_timeouts_raise(machine):
     async def main() -> None:
         async with bottle.AsyncBottle(machine) as b:

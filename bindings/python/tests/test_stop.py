@@ -220,6 +220,51 @@ def test_async_timeout_and_task_cancellation(slow: Slow, call: str) -> None:
     slow.assert_none_left()
 
 
+@pytest.mark.parametrize("call", CALLS)
+def test_task_cancellation_leaves_the_callers_token_alone(slow: Slow, call: str) -> None:
+    # The token may be shared by other calls: cancelling one task stops
+    # that task's call alone, with a token of the call's own.
+    shared = bottle.Cancel()
+
+    async def main() -> None:
+        b = bottle.AsyncBottle("m")
+        task = asyncio.ensure_future(
+            ASYNC_CALLS[call](b, slow.tmp, {"cancel": shared, "timeout": BACKSTOP})
+        )
+        await asyncio.get_running_loop().run_in_executor(None, slow.wait_running)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await b.close()
+
+    started = time.monotonic()
+    asyncio.run(main())
+    assert time.monotonic() - started < BACKSTOP
+    assert not shared.tripped
+    slow.assert_none_left()
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_tripping_the_callers_token_stops_an_async_call(slow: Slow, call: str) -> None:
+    shared = bottle.Cancel()
+
+    async def main() -> None:
+        b = bottle.AsyncBottle("m")
+        task = asyncio.ensure_future(
+            ASYNC_CALLS[call](b, slow.tmp, {"cancel": shared, "timeout": BACKSTOP})
+        )
+        await asyncio.get_running_loop().run_in_executor(None, slow.wait_running)
+        shared.trip()
+        with pytest.raises(bottle.Cancelled):
+            await task
+        await b.close()
+
+    started = time.monotonic()
+    asyncio.run(main())
+    assert time.monotonic() - started < BACKSTOP
+    slow.assert_none_left()
+
+
 @pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), "1"])
 def test_timeout_must_be_a_positive_number(timeout: object) -> None:
     with pytest.raises(bottle.InvalidArgument, match="timeout"):
@@ -267,3 +312,112 @@ def test_tripping_the_callers_token_stops_a_copy_started_with_it(b, tmp_path):
     with pytest.raises(bottle.Cancelled):
         b.cp_in(tree, "/tmp/tree", progress=trip_after_first, cancel=shared)
     assert sh(b, "find /tmp/tree -type f | wc -l").strip() == "1"
+
+
+# On the main thread a call runs on a helper thread while this one waits
+# interruptibly (_main_thread_interruptible). Where exactly a Ctrl-C lands
+# cannot be timed from outside, so these tests raise KeyboardInterrupt from
+# a patched Thread.start() at the two moments that matter: after the
+# helper has begun the call, and before it has.
+interruptible = bottle._bottle._main_thread_interruptible
+
+
+def _wait_for(condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + BACKSTOP
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_ctrl_c_during_thread_start_still_stops_the_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cancel = bottle.Cancel()
+    began = threading.Event()
+    ended: list[str] = []
+
+    def call() -> None:
+        began.set()
+        ended.append("stopped" if _wait_for(lambda: cancel.tripped) else "never stopped")
+
+    real_start = threading.Thread.start
+
+    def start_then_interrupt(self: threading.Thread) -> None:
+        real_start(self)
+        if self.name == "bottle-call":
+            assert began.wait(BACKSTOP)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        interruptible(call, cancel)
+    # The interrupt tripped the token and waited for the call to end.
+    assert ended == ["stopped"]
+
+
+def test_ctrl_c_before_the_call_began_means_it_never_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cancel = bottle.Cancel()
+    ran: list[str] = []
+    helpers: list[threading.Thread] = []
+    real_start = threading.Thread.start
+
+    def interrupt_then_start_late(self: threading.Thread) -> None:
+        if self.name != "bottle-call":
+            real_start(self)
+            return
+        # The thread was created but runs only after the interrupt has
+        # been handled, as when start() is interrupted just as it returns.
+        helpers.append(self)
+        threading.Timer(0.2, real_start, [self]).start()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", interrupt_then_start_late)
+    with pytest.raises(KeyboardInterrupt):
+        interruptible(lambda: ran.append("ran"), cancel)
+    assert _wait_for(lambda: helpers[0].ident is not None)
+    helpers[0].join(BACKSTOP)
+    assert not helpers[0].is_alive()
+    assert ran == []
+    # Nothing was running to stop: the caller's token is left alone.
+    assert not cancel.tripped
+
+
+def test_an_undo_that_raises_does_not_replace_keyboard_interrupt() -> None:
+    assert threading.current_thread() is threading.main_thread()
+    cancel = bottle.Cancel()
+    began = threading.Event()
+
+    def call() -> str:
+        began.set()
+        # Finishes all the same once stopped, as a launch may.
+        _wait_for(lambda: cancel.tripped)
+        return "launched"
+
+    undone: list[str] = []
+
+    def undo(value: str) -> None:
+        undone.append(value)
+        raise RuntimeError("teardown failed")
+
+    def interrupt_once_running() -> None:
+        began.wait(BACKSTOP)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    interrupter = threading.Thread(target=interrupt_once_running)
+    interrupter.start()
+    try:
+        with (
+            pytest.warns(RuntimeWarning, match="RuntimeError: teardown failed"),
+            pytest.raises(KeyboardInterrupt),
+        ):
+            interruptible(call, cancel, undo)
+    finally:
+        interrupter.join()
+        signal.signal(signal.SIGINT, previous)
+    assert undone == ["launched"]
+    assert cancel.tripped

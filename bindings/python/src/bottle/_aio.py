@@ -18,6 +18,7 @@ from ._bottle import (
     Progress,
     StrPath,
     Volume,
+    _call_token,
     launch,
     reap,
 )
@@ -33,10 +34,11 @@ async def _in_thread(
     """Awaits ``call()`` run on a new thread (not the loop's default
     executor, whose few workers would cap how many execs run at once).
 
-    If the awaiting task is cancelled, ``on_cancel`` runs (a call trips its
-    cancel token), the task still waits for the call to end, so nothing it
-    started outlives it, then ``undo`` is applied to a result that arrived
-    anyway (a launched machine is torn down), and CancelledError goes on.
+    If the awaiting task is cancelled, ``on_cancel`` runs (``_with_token``
+    trips the call's own token), the task still waits for the call to end,
+    so nothing it started outlives it, then ``undo`` is applied to a result
+    that arrived anyway (a launched machine is torn down), and
+    CancelledError goes on.
     """
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
@@ -76,6 +78,22 @@ async def _in_thread(
         raise
 
 
+async def _with_token(
+    call: Callable[[Cancel], T],
+    cancel: Cancel | None,
+    undo: Callable[[T], object] | None = None,
+) -> T:
+    """Awaits ``call(token)`` on a thread of its own (``_in_thread``), where
+    ``token`` is the call's own, tripped whenever ``cancel`` is
+    (``_call_token``). Cancelling the task trips only ``token``: ``cancel``
+    is the caller's and may be shared by other calls, which a timed-out
+    ``asyncio.wait_for`` around one of them must not stop."""
+    # The link lasts until the call has ended: _in_thread waits for that
+    # even when the task is cancelled.
+    with _call_token(cancel) as token:
+        return await _in_thread(lambda: call(token), on_cancel=token.trip, undo=undo)
+
+
 class AsyncBottle:
     """``Bottle`` for asyncio: the same calls, as coroutines that run the
     blocking C call on a thread of its own, so the event loop keeps
@@ -84,7 +102,9 @@ class AsyncBottle:
     ``AsyncBottle.launch(...)`` launches one, awaitable or as ``async
     with``. Every call takes ``timeout`` and ``cancel`` as the
     synchronous one does, and cancelling the awaiting task stops the call
-    as a tripped ``Cancel`` would, then waits until smolvm is gone.
+    as a tripped ``Cancel`` would, then waits until smolvm is gone. It
+    trips a token of that call's own, never ``cancel``, so other calls
+    sharing ``cancel`` go on.
     """
 
     def __init__(self, name: str, prompt_path: StrPath | None = None) -> None:
@@ -116,9 +136,8 @@ class AsyncBottle:
         b:``, which tears the machine down when the block ends, also on an
         exception or a cancellation. Cancelling the task during the launch
         stops it; a machine that came up all the same is torn down."""
-        token = cancel if cancel is not None else Cancel()
         return _Launch(
-            lambda: launch(
+            lambda token: launch(
                 image,
                 name,
                 cpus,
@@ -130,7 +149,7 @@ class AsyncBottle:
                 timeout=timeout,
                 cancel=token,
             ),
-            token,
+            cancel,
         )
 
     @property
@@ -152,11 +171,11 @@ class AsyncBottle:
         cancel: Cancel | None = None,
     ) -> ExecResult:
         """``Bottle.exec``, awaitable. The callbacks run on the call's own
-        thread, not in the event loop. Cancelling the task trips ``cancel``
-        (or a token of the call's own) and waits until smolvm is stopped."""
-        token = cancel if cancel is not None else Cancel()
-        return await _in_thread(
-            lambda: self.sync.exec(
+        thread, not in the event loop. Cancelling the task stops this call
+        alone (``cancel`` is not tripped) and waits until smolvm is
+        stopped."""
+        return await _with_token(
+            lambda token: self.sync.exec(
                 script,
                 user,
                 env,
@@ -168,7 +187,7 @@ class AsyncBottle:
                 on_stderr,
                 token,
             ),
-            on_cancel=token.trip,
+            cancel,
         )
 
     async def exec_claude(
@@ -181,10 +200,9 @@ class AsyncBottle:
     ) -> int:
         """``Bottle.exec_claude``, awaitable; cancelling the task ends the
         session."""
-        token = cancel if cancel is not None else Cancel()
-        return await _in_thread(
-            lambda: self.sync.exec_claude(argv, tty, timeout=timeout, cancel=token),
-            on_cancel=token.trip,
+        return await _with_token(
+            lambda token: self.sync.exec_claude(argv, tty, timeout=timeout, cancel=token),
+            cancel,
         )
 
     async def cp_in(
@@ -200,12 +218,11 @@ class AsyncBottle:
     ) -> None:
         """``Bottle.cp_in``, awaitable; ``progress`` runs on the call's own
         thread. Cancelling the task stops the copy."""
-        token = cancel if cancel is not None else Cancel()
-        await _in_thread(
-            lambda: self.sync.cp_in(
+        await _with_token(
+            lambda token: self.sync.cp_in(
                 host, guest, mode, owner, progress, timeout=timeout, cancel=token
             ),
-            on_cancel=token.trip,
+            cancel,
         )
 
     async def cp_out(
@@ -218,20 +235,17 @@ class AsyncBottle:
     ) -> None:
         """``Bottle.cp_out``, awaitable. Cancelling the task stops the copy
         and leaves ``host`` as it was."""
-        token = cancel if cancel is not None else Cancel()
-        await _in_thread(
-            lambda: self.sync.cp_out(guest, host, timeout=timeout, cancel=token),
-            on_cancel=token.trip,
+        await _with_token(
+            lambda token: self.sync.cp_out(guest, host, timeout=timeout, cancel=token),
+            cancel,
         )
 
     async def close(self, *, timeout: float | None = None, cancel: Cancel | None = None) -> None:
         """``Bottle.close``, awaitable: waits for running calls, tears a
         launched machine down. Cancelling the task stops the teardown, as
-        ``cancel`` would: the machine is then left for ``reap()``."""
-        token = cancel if cancel is not None else Cancel()
-        await _in_thread(
-            lambda: self.sync.close(timeout=timeout, cancel=token), on_cancel=token.trip
-        )
+        ``cancel`` would (without tripping it): the machine is then left for
+        ``reap()``."""
+        await _with_token(lambda token: self.sync.close(timeout=timeout, cancel=token), cancel)
 
     @property
     def closed(self) -> bool:
@@ -258,13 +272,13 @@ class _Launch:
     """What ``AsyncBottle.launch`` returns: awaitable, and an async context
     manager that closes the bottle on the way out."""
 
-    def __init__(self, start: Callable[[], Bottle], cancel: Cancel) -> None:
+    def __init__(self, start: Callable[[Cancel], Bottle], cancel: Cancel | None) -> None:
         self._start = start
         self._cancel = cancel
         self._bottle: AsyncBottle | None = None
 
     async def _launch(self) -> AsyncBottle:
-        sync = await _in_thread(self._start, on_cancel=self._cancel.trip, undo=Bottle.close)
+        sync = await _with_token(self._start, self._cancel, undo=Bottle.close)
         return AsyncBottle._wrap(sync)
 
     def __await__(self) -> Generator[Any, None, AsyncBottle]:
@@ -285,9 +299,9 @@ class _Launch:
 
 
 async def areap(*, timeout: float | None = None, cancel: Cancel | None = None) -> list[str]:
-    """``bottle.reap()``, awaitable; cancelling the task stops the reap."""
-    token = cancel if cancel is not None else Cancel()
-    return await _in_thread(lambda: reap(timeout=timeout, cancel=token), on_cancel=token.trip)
+    """``bottle.reap()``, awaitable; cancelling the task stops the reap
+    (without tripping ``cancel``)."""
+    return await _with_token(lambda token: reap(timeout=timeout, cancel=token), cancel)
 
 
 __all__ = ["AsyncBottle", "areap"]

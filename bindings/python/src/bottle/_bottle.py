@@ -246,7 +246,8 @@ def _main_thread_interruptible(
     then run during the call (so one can trip a ``Cancel``), and Ctrl-C
     trips ``cancel``, waits until smolvm has been stopped, applies ``undo``
     to a result that arrived all the same (a launched machine is torn down
-    again), and raises KeyboardInterrupt. A C call itself cannot run Python
+    again; if that fails, a RuntimeWarning says so), and raises
+    KeyboardInterrupt. A C call itself cannot run Python
     signal handlers until it returns. Every blocking call goes through
     here, so all of them stop the same way."""
     if threading.current_thread() is not threading.main_thread():
@@ -256,8 +257,15 @@ def _main_thread_interruptible(
     # takes the thread for finished although it still runs.
     running = threading.Lock()
     running.acquire()
+    # Taken once, by whichever comes first: the helper, to run the call, or
+    # this thread, interrupted before the call began, so that it never
+    # does. An interrupted Thread.start() may or may not have created the
+    # thread, and one created may not have begun yet; the claim settles it.
+    claim = threading.Lock()
 
     def work() -> None:
+        if not claim.acquire(blocking=False):
+            return
         try:
             outcome.append((True, call()))
         except BaseException as e:
@@ -265,10 +273,16 @@ def _main_thread_interruptible(
         finally:
             running.release()
 
-    threading.Thread(target=work, name="bottle-call", daemon=True).start()
     try:
+        # Inside the try: Ctrl-C may arrive during start(), after the
+        # thread began the call, which must then be stopped like any other.
+        threading.Thread(target=work, name="bottle-call", daemon=True).start()
         running.acquire()
-    except BaseException:
+    except BaseException as interrupt:
+        if claim.acquire(blocking=False):
+            # The call never began and now never will: nothing to stop,
+            # so the caller's token is left alone.
+            raise
         cancel.trip()
         while True:
             try:
@@ -277,7 +291,19 @@ def _main_thread_interruptible(
             except BaseException:  # a second Ctrl-C: smolvm is being stopped already
                 continue
         if undo is not None and outcome[0][0]:
-            undo(outcome[0][1])
+            try:
+                undo(outcome[0][1])
+            except BaseException as failed:
+                # The interrupt is what the caller must see. A failed undo
+                # (a teardown that failed, or was interrupted in turn) is
+                # reported beside it, as Bottle.__exit__ reports a failed
+                # close.
+                warnings.warn(
+                    f"bottle: undoing the call after {type(interrupt).__name__} failed: "
+                    f"{type(failed).__name__}: {failed}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
         raise
     ok, value = outcome[0]
     if not ok:
