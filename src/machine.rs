@@ -17,7 +17,7 @@ use crate::guest_command::{
     claude_script, in_workdir, runuser_command, tied_to_call, with_exports, DEFAULT_USER,
 };
 use crate::guest_env::GuestEnv;
-use crate::smolvm::{self, ExecFlags, Smolvm};
+use crate::smolvm::{self, ExecFlags, MachineState, Smolvm};
 use crate::{spawn, validate};
 
 /// A machine as the operations reach it: its name, the smolvm that runs
@@ -116,16 +116,17 @@ impl Machine {
         cmd.envs(vars.secret_values(&opts.secret_env));
         self.check_size(&cmd, opts, script.len())?;
 
+        let deadline = opts
+            .timeout
+            .map(|t| Instant::now() + t)
+            .into_iter()
+            .chain(opts.deadline)
+            .min();
         let io = Io {
             stdin: opts.stdin.as_deref(),
             stdout,
             stderr,
-            deadline: opts
-                .timeout
-                .map(|t| Instant::now() + t)
-                .into_iter()
-                .chain(opts.deadline)
-                .min(),
+            deadline,
             cancel: opts.cancel.as_deref(),
             pass_fd: None,
         };
@@ -133,12 +134,15 @@ impl Machine {
             .smolvm
             .capture_with(&mut cmd, io)
             .map_err(|e| self.stopped("exec", opts.timeout, e))?;
+        // Asking smolvm for the machine's state is part of the exec, and
+        // within its time.
         let bounds = Bounds {
-            deadline: opts.deadline,
-            timeout: None,
+            deadline,
+            timeout: opts.timeout,
             cancel: opts.cancel.clone(),
         };
-        self.check_own_failure("exec", &out, &bounds)?;
+        self.check_own_failure("exec", &out, &bounds)
+            .map_err(|e| self.stopped("exec", opts.timeout, e))?;
         let exit_code = self.guest_exit_code(out.status)?;
         Ok(ExecOutput {
             exit_code,
@@ -230,14 +234,14 @@ impl Machine {
                 None => return Ok(()),
             },
         };
-        if self
-            .smolvm
-            .machine_state_within(&self.name, bounds)?
-            .is_running()
-        {
-            Ok(())
-        } else {
-            Err(self.failed(subcommand, message))
+        // Only a machine smolvm says is missing or not running makes the
+        // failure smolvm's: a status that itself failed for another reason
+        // (a database still locked) decides nothing, and the exit stays
+        // the script's.
+        match self.smolvm.machine_state_within(&self.name, bounds)? {
+            state if state.is_running() => Ok(()),
+            MachineState::Unknown(why) if !smolvm::says_machine_is_gone(&why) => Ok(()),
+            _ => Err(self.failed(subcommand, message)),
         }
     }
 

@@ -461,6 +461,15 @@ pub(crate) fn own_failure(out: &Captured) -> Option<&str> {
         .then_some(message)
 }
 
+/// Whether smolvm's `message` about a machine's status says there is no
+/// such machine: `vm not found: N`, or status's own
+/// `config operation failed: machine status: machine 'N' not found`.
+pub(crate) fn says_machine_is_gone(message: &str) -> bool {
+    message.starts_with("vm not found: ")
+        || (message.starts_with("config operation failed: machine status: ")
+            && message.ends_with(" not found"))
+}
+
 /// Whether smolvm's `message` says the machine is missing or not running.
 pub(crate) fn speaks_of_machine_state(message: &str) -> bool {
     message.starts_with("vm not found: ")
@@ -536,6 +545,17 @@ mod tests {
         let mut cut = captured(1, "", "vm not found: x\n");
         cut.stderr_total = 100_000;
         assert_eq!(own_failure(&cut), None);
+    }
+
+    #[test]
+    fn a_status_that_failed_says_whether_the_machine_is_gone() {
+        assert!(says_machine_is_gone("vm not found: m"));
+        assert!(says_machine_is_gone(
+            "config operation failed: machine status: machine 'm' not found"
+        ));
+        assert!(!says_machine_is_gone(
+            "database operation failed: get vm 'm': database is locked"
+        ));
     }
 
     #[test]

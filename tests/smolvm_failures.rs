@@ -91,6 +91,26 @@ fn smolvms_failures_are_told_by_its_words_on_a_running_machine() {
     assert_eq!(r.exit_code, 1);
     assert_eq!(r.stderr, b"Error: file not found\n");
 
+    // A status that itself fails, not saying the machine is gone, decides
+    // nothing: a lone `Error:` line stays the script's.
+    let status_fails = dir.join("status-fails");
+    std::fs::write(
+        &status_fails,
+        "#!/bin/sh\n[ \"$2\" = exec ] && { echo 'Error: x' >&2; exit 1; }\n\
+         echo 'Error: io operation failed: Broken pipe (os error 32)' >&2; exit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &status_fails,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::env::set_var("BOTTLE_SMOLVM", &status_fails);
+    let b = Bottle::open("m", None).unwrap();
+    let r = b.exec("true", None).unwrap();
+    assert_eq!(r.exit_code, 1);
+    assert_eq!(r.stderr, b"Error: x\n");
+
     // A locked machine database (several smolvms changing it at once) is
     // waited out for bookkeeping: create fails twice, then works.
     let tries = dir.join("creates");
