@@ -103,6 +103,22 @@ impl AsFd for Cancel {
     }
 }
 
+impl Cancel {
+    /// Waits `pause`, or less if the token is tripped meanwhile.
+    pub(crate) fn wait(&self, pause: Duration) {
+        let mut fds = [rustix::event::PollFd::new(
+            self,
+            rustix::event::PollFlags::IN,
+        )];
+        let timeout = rustix::event::Timespec {
+            tv_sec: pause.as_secs().try_into().unwrap_or(i64::MAX),
+            tv_nsec: pause.subsec_nanos().into(),
+        };
+        // An interrupted or failed poll only ends the pause early.
+        let _ = rustix::event::poll(&mut fds, Some(&timeout));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +138,22 @@ mod tests {
         c.trip();
         c.trip();
         assert!(c.is_tripped() && readable(&c) && readable(&c));
+    }
+
+    #[test]
+    fn a_trip_cuts_a_wait_short() {
+        let c = std::sync::Arc::new(Cancel::new().unwrap());
+        let tripper = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                c.trip();
+            })
+        };
+        let started = Instant::now();
+        c.wait(Duration::from_secs(30));
+        assert!(c.is_tripped());
+        assert!(started.elapsed() < Duration::from_secs(20));
+        tripper.join().unwrap();
     }
 }

@@ -198,7 +198,11 @@ impl Smolvm {
             if past_deadline || bounds.cancel().is_some_and(Cancel::is_tripped) {
                 return Ok(out);
             }
-            std::thread::sleep(pause_with_jitter);
+            // A pause a trip cuts short; the next round sees the trip.
+            match bounds.cancel() {
+                Some(cancel) => cancel.wait(pause_with_jitter),
+                None => std::thread::sleep(pause_with_jitter),
+            }
             pause = (pause * 2).min(Duration::from_millis(500));
         }
         self.capture_with(&mut self.command(args), Io::within(bounds))
