@@ -224,27 +224,36 @@ pub(crate) fn launch(opts: &LaunchOptions) -> Result<Machine> {
         .clone()
         .unwrap_or_else(|| generated_name(owner.pid));
     let limited = bounds.deadline.is_some() || bounds.cancel.is_some();
-    let delete = || {
-        let cleanup = Bounds {
-            deadline: limited.then(|| Instant::now() + CLEANUP_GRACE),
-            timeout: limited.then_some(CLEANUP_GRACE),
-            cancel: None,
-        };
-        smolvm.run_checked_within(smolvm::delete_args(&name), "delete", &name, &cleanup)
+    let cleanup = || Bounds {
+        deadline: limited.then(|| Instant::now() + CLEANUP_GRACE),
+        timeout: limited.then_some(CLEANUP_GRACE),
+        cancel: None,
+    };
+    let delete = |bounds: &Bounds| {
+        smolvm.run_checked_within(smolvm::delete_args(&name), "delete", &name, bounds)
     };
     let created =
         smolvm.run_checked_within(opts.create_args(&name, &owner), "create", &name, &bounds);
     if let Err(create) = created {
         // A create that failed made nothing (and the name may be another
-        // machine's); one that was stopped may have made the machine.
+        // machine's); one that was stopped may have made the machine, or
+        // been stopped before smolvm said the name was taken: only a
+        // machine labelled as this process's is deleted.
         if matches!(create, Error::Timeout(_) | Error::Cancelled(_)) {
-            let _ = delete();
+            let bounds = cleanup();
+            let ours = machines(&smolvm, &bounds).is_ok_and(|all| {
+                all.iter()
+                    .any(|m| m.name == name && m.owner().as_ref() == Some(&owner))
+            });
+            if ours {
+                let _ = delete(&bounds);
+            }
         }
         return Err(create);
     }
     let started = smolvm.run_checked_within(smolvm::start_args(&name), "start", &name, &bounds);
     if let Err(start) = started {
-        return Err(match delete() {
+        return Err(match delete(&cleanup()) {
             Ok(()) => start,
             Err(delete) => Error::Smolvm(format!(
                 "{start}; deleting the machine afterwards failed too: {delete}"

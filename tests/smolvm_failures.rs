@@ -8,7 +8,10 @@ mod common;
 use std::path::Path;
 
 use ::bottle::ffi::bottle::bottle_close_checked;
-use ::bottle::ffi::launch::bottle_launch;
+use ::bottle::ffi::launch::{
+    bottle_launch, bottle_launch_options_free, bottle_launch_options_new,
+    bottle_launch_options_set_name, bottle_launch_options_set_timeout_ms,
+};
 use ::bottle::ffi::status::bottle_status::*;
 use common::{assert_fails, check, Bottle};
 
@@ -130,6 +133,36 @@ fn smolvms_failures_are_told_by_its_words_on_a_running_machine() {
     check(unsafe { bottle_launch(std::ptr::null(), &mut launched) }).unwrap();
     assert_eq!(std::fs::read_to_string(&tries).unwrap(), "x\nx\nx\n");
     check(unsafe { bottle_close_checked(launched) }).unwrap();
+
+    // A launch stopped during create does not delete a machine of that
+    // name that is not labelled as this process's: it may be another's.
+    let deletes = dir.join("deletes");
+    let slow_create = fake_smolvm(
+        &dir,
+        "slow-create",
+        &format!(
+            "case \"$2\" in \
+               create) exec sleep 60;; \
+               ls) echo '[{{\"name\":\"taken\",\"labels\":{{\"owner\":\"another\"}}}}]';; \
+               delete) echo \"$@\" >> '{deletes}';; \
+             esac; exit 0",
+            deletes = deletes.display()
+        ),
+    );
+    std::env::set_var("BOTTLE_SMOLVM", &slow_create);
+    let mut opts = std::ptr::null_mut();
+    check(unsafe { bottle_launch_options_new(&mut opts) }).unwrap();
+    let name = std::ffi::CString::new("taken").unwrap();
+    check(unsafe { bottle_launch_options_set_name(opts, name.as_ptr()) }).unwrap();
+    check(unsafe { bottle_launch_options_set_timeout_ms(opts, 300) }).unwrap();
+    let mut launched = std::ptr::null_mut();
+    let stopped = unsafe { bottle_launch(opts, &mut launched) };
+    unsafe { bottle_launch_options_free(opts) };
+    assert_eq!(stopped, BOTTLE_ERR_TIMEOUT);
+    assert!(
+        !deletes.exists(),
+        "deleted a machine that was not this launch's"
+    );
 
     std::fs::remove_dir_all(&dir).unwrap();
 }
