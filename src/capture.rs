@@ -228,6 +228,34 @@ pub(crate) fn run_with(cmd: &mut Command, io: Io<'_>) -> Result<Captured, RunErr
     }
 }
 
+/// The caller's stdin as it was before a child that shares it ran: its
+/// file status flags and, for a terminal, its settings.
+struct SharedStdin {
+    flags: Option<rustix::fs::OFlags>,
+    termios: Option<rustix::termios::Termios>,
+}
+
+impl SharedStdin {
+    fn save() -> Self {
+        let fd = io::stdin();
+        SharedStdin {
+            flags: rustix::fs::fcntl_getfl(&fd).ok(),
+            termios: rustix::termios::tcgetattr(&fd).ok(),
+        }
+    }
+
+    /// Puts stdin back as it was; what cannot be restored is left.
+    fn restore(&self) {
+        let fd = io::stdin();
+        if let Some(flags) = self.flags {
+            let _ = rustix::fs::fcntl_setfl(&fd, flags);
+        }
+        if let Some(termios) = &self.termios {
+            let _ = rustix::termios::tcsetattr(&fd, rustix::termios::OptionalActions::Now, termios);
+        }
+    }
+}
+
 /// Runs `cmd` on the caller's own stdin, stdout and stderr until it exits,
 /// or until the deadline or the cancel token stop it. With `empty_stdin`
 /// its stdin is /dev/null instead. `own_group` puts it in a process group
@@ -266,6 +294,10 @@ pub(crate) fn run_inheriting(
         pass_fd: None,
         own_group,
     };
+    // A child on the caller's own stdin may change it (smolvm puts a
+    // terminal in raw mode and the descriptor in non-blocking mode) and
+    // restores it only when it exits on its own.
+    let stdin = (!empty_stdin).then(SharedStdin::save);
     let mut child = spawn::spawn(cmd, &plan).map_err(|e| match e {
         SpawnError::Io(e) => RunError::Spawn(e),
         SpawnError::TooLarge { bytes, limit } => RunError::TooLarge { bytes, limit },
@@ -274,15 +306,20 @@ pub(crate) fn run_inheriting(
         return child.wait().map_err(RunError::Io);
     }
     let exited = pidfd_open(child.id());
+    let stop = |child: &mut spawn::Process, why: Stopped| {
+        let _ = child.stop();
+        if let Some(stdin) = &stdin {
+            stdin.restore();
+        }
+        Err(RunError::Stopped(why))
+    };
     loop {
         if cancel.is_some_and(Cancel::is_tripped) {
-            let _ = child.stop();
-            return Err(RunError::Stopped(Stopped::Cancelled));
+            return stop(&mut child, Stopped::Cancelled);
         }
         let now = Instant::now();
         if deadline.is_some_and(|d| d <= now) {
-            let _ = child.stop();
-            return Err(RunError::Stopped(Stopped::DeadlinePassed));
+            return stop(&mut child, Stopped::DeadlinePassed);
         }
         if let Some(status) = child.try_wait().map_err(RunError::Io)? {
             return Ok(status);
@@ -617,6 +654,38 @@ mod tests {
         let mut cmd = Command::new("/bin/sh");
         cmd.args(["-c", script]);
         cmd
+    }
+
+    #[test]
+    fn a_stopped_child_on_the_callers_stdin_leaves_it_as_it_was() {
+        use rustix::fs::{fcntl_getfl, OFlags};
+        // stdin is this process's for the length of the test: a pipe, which
+        // the child sets non-blocking (as smolvm does) and is then stopped.
+        let saved = rustix::io::dup(io::stdin()).unwrap();
+        let (read, _write) = rustix::pipe::pipe().unwrap();
+        let onto_stdin = |fd: &OwnedFd| {
+            // SAFETY: dup2 onto 0 replaces this process's stdin, which no
+            // other test reads.
+            assert_eq!(unsafe { libc::dup2(fd.as_raw_fd(), 0) }, 0);
+        };
+        onto_stdin(&read);
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.args([
+            "-c",
+            "import fcntl, os, time; fcntl.fcntl(0, fcntl.F_SETFL, os.O_NONBLOCK); time.sleep(60)",
+        ]);
+        let deadline = Instant::now() + Duration::from_millis(700);
+        let stopped = run_inheriting(&mut cmd, false, false, Some(deadline), None);
+        let flags = fcntl_getfl(io::stdin()).unwrap();
+        onto_stdin(&saved);
+        assert!(
+            matches!(stopped, Err(RunError::Stopped(Stopped::DeadlinePassed))),
+            "{stopped:?}"
+        );
+        assert!(
+            !flags.contains(OFlags::NONBLOCK),
+            "stdin was left non-blocking"
+        );
     }
 
     #[test]

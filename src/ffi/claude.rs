@@ -64,8 +64,10 @@ pub unsafe extern "C" fn bottle_exec_claude(
 /// `BOTTLE_ERR_CANCELLED` with `exit_code` 0. Without `tty`, smolvm runs in
 /// a process group of its own and the whole group is stopped; with `tty`
 /// it stays in the caller's process group, so that it can read the
-/// terminal, and only smolvm itself is signalled. Other codes, threading
-/// and safety as for `bottle_exec_claude`.
+/// terminal, and only smolvm itself is signalled; the caller's stdin is
+/// then put back as it was before the call (file status flags and, for a
+/// terminal, its settings), since a stopped smolvm cannot undo its raw
+/// mode. Other codes, threading and safety as for `bottle_exec_claude`.
 ///
 /// # Safety
 /// As for `bottle_exec_claude`; `opts` is NULL or live options.
