@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::ffi::CStr;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -39,11 +38,12 @@ use ::bottle::ffi::exec_options::{
 };
 use ::bottle::ffi::launch::{
     bottle_launch, bottle_launch_options_add_env, bottle_launch_options_set_cancel,
-    bottle_launch_options_set_timeout_ms, bottle_names, bottle_names_free, bottle_reap,
-    bottle_reap_with,
+    bottle_launch_options_set_timeout_ms, bottle_reap, bottle_reap_with,
 };
 use ::bottle::ffi::status::bottle_status::{self, *};
-use common::{assert_fails, check, cstr, processes_with, Bottle, CopyOpts, ExecOpts, LaunchOpts};
+use common::{
+    assert_fails, check, cstr, processes_with, reaped, Bottle, CopyOpts, ExecOpts, LaunchOpts,
+};
 
 static LOCK: Mutex<()> = Mutex::new(());
 
@@ -361,25 +361,6 @@ fn exists(name: &str) -> bool {
     common::smolvm(&["machine", "status", "--name", name, "--json"])
         .status
         .success()
-}
-
-/// Calls `reap` and returns its status and the names it listed.
-fn reaped(reap: impl FnOnce(*mut bottle_names) -> bottle_status) -> (bottle_status, Vec<String>) {
-    let mut removed = bottle_names {
-        names: null_mut(),
-        count: 0,
-    };
-    let status = reap(&mut removed);
-    let names = (0..removed.count)
-        .map(|i| {
-            unsafe { CStr::from_ptr(*removed.names.add(i)) }
-                .to_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    unsafe { bottle_names_free(&mut removed) };
-    (status, names)
 }
 
 #[test]

@@ -226,22 +226,8 @@ fn reap_deletes_machines_of_dead_owners_only() {
     let foreign = common::Machine::new("foreign");
     let ours = launch(&LaunchOpts::new()).unwrap();
 
-    let mut removed = bottle_names {
-        names: null_mut(),
-        count: 0,
-    };
-    check(unsafe { bottle_reap(&mut removed) }).unwrap();
-    let names: Vec<String> = (0..removed.count)
-        .map(|i| {
-            unsafe { CStr::from_ptr(*removed.names.add(i)) }
-                .to_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    unsafe { bottle_names_free(&mut removed) };
-    assert!(removed.names.is_null() && removed.count == 0);
-    unsafe { bottle_names_free(&mut removed) };
+    let (reap, names) = common::reaped(|removed| unsafe { bottle_reap(removed) });
+    check(reap).unwrap();
 
     assert!(names.contains(&orphan), "reaped {names:?}");
     assert!(status(&orphan).is_none());

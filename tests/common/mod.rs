@@ -640,3 +640,31 @@ pub fn assert_guest_clears(b: &Bottle, pattern: &str) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Calls `reap` (`bottle_reap` or `bottle_reap_with`) and returns its status
+/// and the names it listed, freeing them (and checking the free zeroed the
+/// list).
+pub fn reaped(
+    reap: impl FnOnce(*mut ::bottle::ffi::launch::bottle_names) -> bottle_status,
+) -> (bottle_status, Vec<String>) {
+    use ::bottle::ffi::launch::{bottle_names, bottle_names_free};
+    let mut removed = bottle_names {
+        names: std::ptr::null_mut(),
+        count: 0,
+    };
+    let status = reap(&mut removed);
+    let names = (0..removed.count)
+        .map(|i| {
+            // SAFETY: reap filled `count` NUL-terminated names.
+            unsafe { CStr::from_ptr(*removed.names.add(i)) }
+                .to_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    // SAFETY: `removed` came from reap; freeing twice is allowed.
+    unsafe { bottle_names_free(&mut removed) };
+    assert!(removed.names.is_null() && removed.count == 0);
+    unsafe { bottle_names_free(&mut removed) };
+    (status, names)
+}
