@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // The tests run against the stand-in smolvm (tests/smolvm-standin), which
@@ -43,11 +44,27 @@ func standin(t *testing.T) string {
 	return path
 }
 
-// smolvm runs the stand-in directly, for setup the package does not do.
+// runSmolvm runs the smolvm under test directly, for setup and checks the
+// package does not do. The real smolvm can fail at once with "database is
+// locked" when several smolvms change its machine database together (the
+// library waits that out too): tried again then.
+func runSmolvm(t *testing.T, args ...string) ([]byte, error) {
+	t.Helper()
+	pause := 10 * time.Millisecond
+	for {
+		out, err := exec.Command(standin(t), args...).CombinedOutput()
+		if err == nil || !bytes.Contains(out, []byte("database is locked")) || pause > 2*time.Second {
+			return out, err
+		}
+		time.Sleep(pause)
+		pause *= 2
+	}
+}
+
+// smolvm runs the smolvm under test directly and fails the test if it fails.
 func smolvm(t *testing.T, args ...string) {
 	t.Helper()
-	out, err := exec.Command(standin(t), args...).CombinedOutput()
-	if err != nil {
+	if out, err := runSmolvm(t, args...); err != nil {
 		t.Fatalf("smolvm %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
@@ -61,7 +78,7 @@ func newMachine(t *testing.T) string {
 	name := fmt.Sprintf("go-%d-%d", os.Getpid(), machines.Add(1))
 	smolvm(t, "machine", "create", "--name", name)
 	t.Cleanup(func() {
-		out, err := exec.Command(standin(t), "machine", "delete", "--name", name, "-f").CombinedOutput()
+		out, err := runSmolvm(t, "machine", "delete", "--name", name, "-f")
 		if err != nil {
 			t.Errorf("delete machine %s: %v\n%s", name, err, out)
 		}
@@ -135,7 +152,17 @@ func wantErr(t *testing.T, err, sentinel error, needle string) {
 // smolvm does not know the machine.
 func machineStatus(t *testing.T, name string) map[string]any {
 	t.Helper()
-	out, err := exec.Command(standin(t), "machine", "status", "--name", name, "--json").Output()
+	var out []byte
+	var err error
+	for pause := 10 * time.Millisecond; ; pause *= 2 {
+		out, err = exec.Command(standin(t), "machine", "status", "--name", name, "--json").Output()
+		var failed *exec.ExitError
+		locked := errors.As(err, &failed) && bytes.Contains(failed.Stderr, []byte("database is locked"))
+		if !locked || pause > 2*time.Second {
+			break
+		}
+		time.Sleep(pause)
+	}
 	if err != nil {
 		return nil
 	}
