@@ -43,12 +43,15 @@ enum Input {
     Null,
     Text(String),
     Bytes(&'static [u8]),
+    /// A valid value of the argument (an open bottle, a zeroed struct):
+    /// the row checks the function takes it.
+    Default,
 }
 
 impl Input {
     fn c_string(&self) -> Option<CString> {
         match self {
-            Input::Null => None,
+            Input::Null | Input::Default => None,
             Input::Text(s) => Some(cstr(s)),
             Input::Bytes(b) => Some(CString::new(*b).unwrap()),
         }
@@ -56,7 +59,7 @@ impl Input {
 
     fn bytes(&self) -> &[u8] {
         match self {
-            Input::Null => b"",
+            Input::Null | Input::Default => b"",
             Input::Text(s) => s.as_bytes(),
             Input::Bytes(b) => b,
         }
@@ -352,8 +355,8 @@ fn rows() -> Vec<Row> {
     add("bottle_close", "b", "NULL", Null, None, Expect::Accepted(Effect::Nothing));
     let f = "bottle_exec_result_free";
     add(f, "result", "NULL", Null, None, Expect::Accepted(Effect::Nothing));
-    add(f, "result", "all zeros", Null, Some("`{0}`"), Expect::Accepted(Effect::Nothing));
-    add(f, "result", "freed twice", Null, Some("a result of `bottle_exec`"), Expect::Accepted(Effect::Nothing));
+    add(f, "result", "all zeros", Input::Default, Some("`{0}`"), Expect::Accepted(Effect::Nothing));
+    add(f, "result", "freed twice", Input::Default, Some("a result of `bottle_exec`"), Expect::Accepted(Effect::Nothing));
     let f = "bottle_status_str";
     // Codes are only ever appended, so these stay unknown.
     for (code, shown) in [(-1, "`-1`"), (1000, "`1000`"), (c_int::MAX, "`INT_MAX`")] {
@@ -695,11 +698,11 @@ fn rows() -> Vec<Row> {
     add("bottle_machine_name", "b", "NULL", Null, None, accepted(Effect::ReturnsNull));
     let f = "bottle_close_checked";
     add(f, "b", "NULL", Null, None, invalid("b: must not be NULL"));
-    add(f, "b", "from `bottle_open`", Null, Some("an open bottle"), nothing());
+    add(f, "b", "from `bottle_open`", Input::Default, Some("an open bottle"), nothing());
     add("bottle_reap", "removed", "NULL", Null, None, invalid("removed: must not be NULL"));
     let f = "bottle_names_free";
     add(f, "names", "NULL", Null, None, nothing());
-    add(f, "names", "all zeros", Null, Some("`{0}`"), nothing());
+    add(f, "names", "all zeros", Input::Default, Some("`{0}`"), nothing());
 
     // The calls and setters that bound an operation by time and token.
     add("bottle_call_options_new", "out", "NULL", Null, None, invalid("out: must not be NULL"));
@@ -1967,6 +1970,7 @@ fn shown_input(row: &Row) -> String {
         Input::Null => "`NULL`".to_owned(),
         Input::Text(s) => code(&format!("{s:?}")),
         Input::Bytes(b) => code(&format!("b\"{}\"", b.escape_ascii())),
+        Input::Default => "a valid value".to_owned(),
     }
 }
 
