@@ -18,6 +18,7 @@
 
 mod common;
 
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, c_void, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -26,6 +27,7 @@ use std::ptr::{null, null_mut};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ::bottle::ffi::bottle::*;
+use ::bottle::ffi::call_options::*;
 use ::bottle::ffi::cancel::*;
 use ::bottle::ffi::copy_options::*;
 use ::bottle::ffi::exec_options::*;
@@ -33,9 +35,7 @@ use ::bottle::ffi::exec_result::{bottle_exec_result, bottle_exec_result_free};
 use ::bottle::ffi::launch::*;
 use ::bottle::ffi::status::bottle_status::{self, *};
 use ::bottle::ffi::status::bottle_status_str;
-use common::{
-    check, cstr, Bottle, CopyOpts, Exec, ExecOpts, Failure, LaunchOpts, Machine, NOT_UTF8,
-};
+use common::{check, cstr, Bottle, Exec, Failure, Machine, NOT_UTF8};
 
 /// What a call is given for the argument under test.
 #[derive(Debug)]
@@ -43,8 +43,9 @@ enum Input {
     Null,
     Text(String),
     Bytes(&'static [u8]),
-    /// A valid value of the argument (an open bottle, a zeroed struct):
-    /// the row checks the function takes it.
+    /// The argument's valid default from its function's arm in `call()`
+    /// (an open bottle, a zeroed struct): the row checks the function
+    /// takes it.
     Default,
 }
 
@@ -63,6 +64,10 @@ impl Input {
             Input::Text(s) => s.as_bytes(),
             Input::Bytes(b) => b,
         }
+    }
+
+    fn text(&self) -> &str {
+        std::str::from_utf8(self.bytes()).unwrap()
     }
 }
 
@@ -847,6 +852,11 @@ impl Fixture {
         found
     }
 
+    /// A new handle on the machine, for a call that closes it.
+    fn open(&self) -> *mut bottle {
+        std::mem::ManuallyDrop::new(self.machine.open()).0
+    }
+
     fn in_guest(&self, path: &str) -> PathBuf {
         self.machine.rootfs().join(path.trim_start_matches('/'))
     }
@@ -937,197 +947,579 @@ enum Seen {
     Wrong(String),
 }
 
-fn run(fx: &Fixture, row: &Row) -> Result<Seen, Failure> {
-    if row.function == "bottle_exec_options_set_stdin" {
-        // Its input holds a NUL: it is bytes and a length, not a C string.
-        return run_stdin(fx, row);
-    }
-    let input = row.input.c_string();
-    let p = input.as_ref().map_or(null(), |s| s.as_ptr());
-    let b: *const bottle = fx.bottle.0;
-    let name = cstr(&fx.machine.name);
-    let first = cstr("first");
-    let id = cstr("id -un");
-    let dest = cstr(GUEST_DEST);
-    let host = cstr(HOST_FILE);
-    match (row.function, row.argument) {
-        ("bottle_open", arg) => {
-            let (name, prompt) = match arg {
-                "machine_name" => (p, null()),
-                "prompt_path" => (name.as_ptr(), p),
-                _ => (name.as_ptr(), null()),
-            };
-            let mut out = 1 as *mut bottle;
-            let out_ptr = if arg == "out" { null_mut() } else { &mut out };
-            let result = check(unsafe { bottle_open(name, prompt, out_ptr) });
-            if result.is_err() && arg != "out" {
-                assert!(out.is_null(), "out must be NULL after a failure");
+/// What a call did, or how it failed.
+type Called = Result<Seen, Failure>;
+
+/// A call that returns a status, checked.
+type Checked = Result<(), Failure>;
+
+/// A `bottle_*_new` and its `bottle_*_free`.
+type New<T> = unsafe extern "C" fn(*mut *mut T) -> bottle_status;
+type Free<T> = unsafe extern "C" fn(*mut T);
+
+/// How to call each function of the C API, one arm per function. Every
+/// argument goes through `c`, named as the rows name it: `c` hands over the
+/// row's input for the row's argument and the default written here for
+/// every other, so that only the row's argument can make the call fail.
+/// The arm returns what the call did.
+///
+/// A setter works on fresh options (`c.exec_with`, `c.copied_in`,
+/// `c.launched`, `c.called_with`), which are then used. Where the arm calls
+/// `c.preset`, a row whose value is NULL or 0 first sets another value, so
+/// that the row is seen to undo it.
+#[rustfmt::skip]
+fn call(c: &Args) -> Called {
+    const IGNORE: bottle_output_fn = Some(ignore_output);
+    const COUNT: bottle_progress_fn = Some(count_progress);
+    let b = c.fx.bottle.0;
+    let opened = || c.fx.open();
+    // SAFETY: every pointer is valid for its call, or NULL where a row says so.
+    unsafe {
+        match c.row.function {
+            "bottle_open" => {
+                let name = c.cstr("machine_name", &c.fx.machine.name);
+                let prompt = c.cstr_or_null("prompt_path");
+                let out = c.out("out", 1 as *mut bottle, |out| bottle_open(name, prompt, out), |p| p.is_null())?;
+                Ok(Seen::Opened(Bottle(out)))
             }
-            result.map(|()| Seen::Opened(Bottle(out)))
-        }
-        ("bottle_exec", "b") => exec_unwrapped(null(), id.as_ptr(), null(), false),
-        ("bottle_exec", "out") => exec_unwrapped(b, id.as_ptr(), null(), true),
-        ("bottle_exec", "script") => fx.bottle.exec_raw(p, null()).map(Seen::Ran),
-        ("bottle_exec", _) => fx.bottle.exec_raw(id.as_ptr(), p).map(Seen::Ran),
-        ("bottle_exec_claude", arg) => {
-            let argv = [first.as_ptr(), p];
-            let (b, argv, argc) = match (arg, row.kind) {
-                ("b", _) => (null(), argv.as_ptr(), 2),
-                ("argv", "NULL, argc 2") => (b, null(), 2),
-                ("argv", _) => (b, null(), 0),
-                _ => (b, argv.as_ptr(), 2),
-            };
-            let mut code = -7;
-            let code_ptr = if arg == "exit_code" {
-                null_mut()
-            } else {
-                &mut code
-            };
-            let result = check(unsafe { bottle_exec_claude(b, argv, argc, false, code_ptr) });
-            if result.is_err() && arg != "exit_code" {
-                assert_eq!(code, 0, "exit_code must be 0 after a failure");
-            }
-            result.map(|()| Seen::ClaudeRan(code))
-        }
-        ("bottle_cp_in", arg) => {
-            let (b, host, guest) = match arg {
-                "b" => (null(), host.as_ptr(), dest.as_ptr()),
-                "host_path" => (b, p, dest.as_ptr()),
-                _ => (b, host.as_ptr(), p),
-            };
-            check(unsafe { bottle_cp_in(b, host, guest) }).map(|()| Seen::Done)
-        }
-        ("bottle_close", _) => {
-            unsafe { bottle_close(null_mut()) };
-            Ok(Seen::Done)
-        }
-        ("bottle_exec_result_free", _) => {
-            free_result(fx, row.kind);
-            Ok(Seen::Done)
-        }
-        ("bottle_status_str", _) => {
-            let code: c_int = std::str::from_utf8(row.input.bytes())
-                .unwrap()
-                .parse()
-                .unwrap();
-            let s = unsafe { CStr::from_ptr(bottle_status_str(code)) };
-            Ok(Seen::Returned(s.to_str().unwrap().to_owned()))
-        }
-        ("bottle_exec_with", arg) => {
-            let (b, script) = match arg {
-                "b" => (null(), id.as_ptr()),
-                "script" => (b, p),
-                _ => (b, id.as_ptr()),
-            };
-            exec_with_raw(b, script, null(), arg == "out")
-        }
-        (f, arg) if is_bounding(f) => run_bounding(fx, f, arg),
-        (f, _) if f.starts_with("bottle_exec_options_") => run_exec_options(fx, row, p),
-        ("bottle_cancel_new", _) => {
-            check(unsafe { bottle_cancel_new(null_mut()) }).map(|()| Seen::Done)
-        }
-        ("bottle_cancel_trip", _) => {
-            unsafe { bottle_cancel_trip(null_mut()) };
-            Ok(Seen::Done)
-        }
-        ("bottle_cancel_is_tripped", _) => {
-            Ok(Seen::Bool(unsafe { bottle_cancel_is_tripped(null()) }))
-        }
-        ("bottle_cancel_free", _) => {
-            unsafe { bottle_cancel_free(null_mut()) };
-            Ok(Seen::Done)
-        }
-        ("bottle_cp_in_with", arg) => {
-            let tree = cstr(TREE_DEST);
-            let (b, host, guest) = match arg {
-                "b" => (null(), host.as_ptr(), dest.as_ptr()),
-                "host_path" if Path::new(OsStr::from_bytes(row.input.bytes())).is_dir() => {
-                    (b, p, tree.as_ptr())
+            "bottle_close" => { bottle_close(c.ptr_with("b", opened)); Ok(Seen::Done) }
+            "bottle_close_checked" => done(bottle_close_checked(c.ptr_with("b", opened))),
+            "bottle_close_with" => done(bottle_close_with(c.ptr_with("b", opened), c.ptr("opts", null_mut()))),
+            "bottle_machine_name" => Ok(returned(bottle_machine_name(c.ptr("b", b)))),
+            "bottle_status_str" => Ok(returned(bottle_status_str(c.num("status", 0) as c_int))),
+
+            "bottle_exec" => c.ran(|out| bottle_exec(c.ptr("b", b), c.cstr("script", "id -un"), c.cstr_or_null("user"), out)),
+            "bottle_exec_with" => c.ran(|out| bottle_exec_with(c.ptr("b", b), c.cstr("script", "id -un"), c.ptr("opts", null_mut()), out)),
+            "bottle_exec_result_free" => {
+                let mut r: bottle_exec_result = std::mem::zeroed();
+                if c.row.kind == "freed twice" {
+                    check(bottle_exec(b, c"echo out; echo err >&2".as_ptr(), null(), &mut r)).unwrap();
+                    bottle_exec_result_free(&mut r);
                 }
-                "host_path" => (b, p, dest.as_ptr()),
-                "guest_path" => (b, host.as_ptr(), p),
-                _ => (b, host.as_ptr(), dest.as_ptr()),
-            };
-            check(unsafe { bottle_cp_in_with(b, host, guest, null()) }).map(|()| Seen::Done)
-        }
-        (f, _) if f.starts_with("bottle_copy_options_") => run_copy_options(fx, row, p),
-        ("bottle_cp_out", arg) => {
-            let source = cstr(OUT_SOURCE);
-            let out = cstr(OUT_HOST);
-            let (b, guest, host, written) = match arg {
-                "b" => (
-                    null(),
-                    source.as_ptr(),
-                    out.as_ptr(),
-                    PathBuf::from(OUT_HOST),
-                ),
-                "guest_path" => (b, p, out.as_ptr(), PathBuf::from(OUT_HOST)),
-                _ => (
-                    b,
-                    source.as_ptr(),
-                    p,
-                    PathBuf::from(OsStr::from_bytes(row.input.bytes())),
-                ),
-            };
-            check(unsafe { bottle_cp_out(b, guest, host) }).map(|()| Seen::Wrote(written))
-        }
-        (f, _) if f.starts_with("bottle_launch") => run_launch(fx, row, p),
-        ("bottle_machine_name", _) => {
-            let s = unsafe { bottle_machine_name(null()) };
-            Ok(if s.is_null() {
-                Seen::ReturnedNull
-            } else {
-                Seen::Returned(unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned())
-            })
-        }
-        ("bottle_close_checked", _) => {
-            let b = match row.kind {
-                "NULL" => null_mut(),
-                _ => {
-                    let opened = fx.machine.open();
-                    let raw = opened.0;
-                    std::mem::forget(opened);
-                    raw
-                }
-            };
-            check(unsafe { bottle_close_checked(b) }).map(|()| Seen::Done)
-        }
-        ("bottle_reap", _) => check(unsafe { bottle_reap(null_mut()) }).map(|()| Seen::Done),
-        ("bottle_names_free", _) => {
-            if row.kind == "NULL" {
-                unsafe { bottle_names_free(null_mut()) };
-                return Ok(Seen::Done);
+                bottle_exec_result_free(c.ptr("result", &mut r));
+                assert!(is_zero(&r), "a freed result is all zeros");
+                Ok(Seen::Done)
             }
-            let mut names = bottle_names {
-                names: null_mut(),
-                count: 0,
-            };
-            unsafe { bottle_names_free(&mut names) };
-            Ok(if names.names.is_null() && names.count == 0 {
-                Seen::Done
-            } else {
-                Seen::Wrong("the list is no longer all zeros".into())
-            })
+            "bottle_exec_claude" => {
+                let argv = [c"first".as_ptr(), c.cstr("argv[1]", "second")];
+                let (argv, argc) = c.array("argv", &argv);
+                c.claude(|code| bottle_exec_claude(c.ptr("b", b), argv, argc, false, code))
+            }
+            "bottle_exec_claude_with" => {
+                let (argv, argc) = c.array::<*const c_char>("argv", &[]);
+                c.claude(|code| bottle_exec_claude_with(c.ptr("b", b), argv, argc, false, c.ptr("opts", null_mut()), code))
+            }
+
+            "bottle_cp_in" => done(bottle_cp_in(c.ptr("b", b), c.cstr("host_path", HOST_FILE), c.cstr("guest_path", GUEST_DEST))),
+            "bottle_cp_in_with" => {
+                let tree = c.given("host_path").is_some_and(|h| Path::new(OsStr::from_bytes(h.bytes())).is_dir());
+                let dest = if tree { TREE_DEST } else { GUEST_DEST };
+                done(bottle_cp_in_with(c.ptr("b", b), c.cstr("host_path", HOST_FILE), c.cstr("guest_path", dest), c.ptr("opts", null_mut())))
+            }
+            "bottle_cp_out" => c.wrote(|host| bottle_cp_out(c.ptr("b", b), c.cstr("guest_path", OUT_SOURCE), host)),
+            "bottle_cp_out_with" => c.wrote(|host| bottle_cp_out_with(c.ptr("b", b), c.cstr("guest_path", OUT_SOURCE), host, c.ptr("opts", null_mut()))),
+
+            "bottle_cancel_new" => c.made(bottle_cancel_new, bottle_cancel_free),
+            "bottle_cancel_free" => { bottle_cancel_free(c.ptr_with("cancel", || fresh(bottle_cancel_new))); Ok(Seen::Done) }
+            "bottle_cancel_trip" => { bottle_cancel_trip(c.ptr_with("cancel", || c.owned(bottle_cancel_new, bottle_cancel_free))); Ok(Seen::Done) }
+            "bottle_cancel_is_tripped" => Ok(Seen::Bool(bottle_cancel_is_tripped(c.ptr_with("cancel", || c.owned(bottle_cancel_new, bottle_cancel_free))))),
+
+            "bottle_exec_options_new" => c.made(bottle_exec_options_new, bottle_exec_options_free),
+            "bottle_exec_options_free" => { bottle_exec_options_free(c.ptr_with("opts", || fresh(bottle_exec_options_new))); Ok(Seen::Done) }
+            "bottle_exec_options_set_user" => c.exec_with("id -un", |o| {
+                c.preset(|| bottle_exec_options_set_user(o, c"root".as_ptr()))?;
+                check(bottle_exec_options_set_user(c.ptr("opts", o), c.cstr_or_null("user")))
+            }),
+            "bottle_exec_options_add_env" => c.exec_with(&env_script(c.row), |o| {
+                check(bottle_exec_options_add_env(c.ptr("opts", o), c.cstr("name", ENV_NAME), c.cstr("value", ENV_VALUE)))
+            }),
+            "bottle_exec_options_add_secret_env" => c.exec_with(&env_script(c.row), |o| {
+                check(bottle_exec_options_add_secret_env(c.ptr("opts", o), c.cstr("name", ENV_NAME), c.cstr("value", ENV_VALUE)))
+            }),
+            "bottle_exec_options_set_workdir" => c.exec_with("pwd", |o| {
+                c.preset(|| bottle_exec_options_set_workdir(o, c"/tmp".as_ptr()))?;
+                check(bottle_exec_options_set_workdir(c.ptr("opts", o), c.cstr_or_null("dir")))
+            }),
+            "bottle_exec_options_set_timeout_ms" => c.exec_with("id -un", |o| {
+                // So short that `id -un` cannot finish in it.
+                c.preset(|| bottle_exec_options_set_timeout_ms(o, 1))?;
+                check(bottle_exec_options_set_timeout_ms(c.ptr("opts", o), c.num("timeout_ms", 1000)))
+            }),
+            "bottle_exec_options_set_stdin" => c.exec_with("cat", |o| {
+                let (data, len) = c.data("data");
+                check(bottle_exec_options_set_stdin(c.ptr("opts", o), data, len))
+            }),
+            // Presets without capture: should one stay, the output is lost.
+            "bottle_exec_options_set_stdout_fn" => c.exec_with("id -un; echo err >&2", |o| {
+                c.preset(|| bottle_exec_options_set_stdout_fn(o, IGNORE, null_mut(), false))?;
+                check(bottle_exec_options_set_stdout_fn(c.ptr("opts", o), c.callback("callback", IGNORE), null_mut(), true))
+            }),
+            "bottle_exec_options_set_stderr_fn" => c.exec_with("id -un; echo err >&2", |o| {
+                c.preset(|| bottle_exec_options_set_stderr_fn(o, IGNORE, null_mut(), false))?;
+                check(bottle_exec_options_set_stderr_fn(c.ptr("opts", o), c.callback("callback", IGNORE), null_mut(), true))
+            }),
+            "bottle_exec_options_set_cancel" => c.exec_with("id -un", |o| {
+                c.preset(|| {
+                    let tripped = c.owned(bottle_cancel_new, bottle_cancel_free);
+                    bottle_cancel_trip(tripped);
+                    bottle_exec_options_set_cancel(o, tripped)
+                })?;
+                check(bottle_exec_options_set_cancel(c.ptr("opts", o), c.ptr("cancel", null_mut())))
+            }),
+
+            "bottle_copy_options_new" => c.made(bottle_copy_options_new, bottle_copy_options_free),
+            "bottle_copy_options_free" => { bottle_copy_options_free(c.ptr_with("opts", || fresh(bottle_copy_options_new))); Ok(Seen::Done) }
+            "bottle_copy_options_set_mode" => c.copied_in(|o| {
+                check(bottle_copy_options_set_mode(c.ptr("opts", o), c.num("mode", 0o600) as u32))
+            }),
+            "bottle_copy_options_set_owner_ids" => c.copied_in(|o| {
+                let [uid, gid] = c.nums("uid, gid", [1000, 1000]);
+                check(bottle_copy_options_set_owner_ids(c.ptr("opts", o), uid as u32, gid as u32))
+            }),
+            "bottle_copy_options_set_owner_user" => c.copied_in(|o| {
+                c.preset(|| bottle_copy_options_set_owner_user(o, c"node".as_ptr()))?;
+                check(bottle_copy_options_set_owner_user(c.ptr("opts", o), c.cstr_or_null("user")))
+            }),
+            "bottle_copy_options_set_progress_fn" => {
+                // The preset counts apart from the default: once replaced, it
+                // must not be called.
+                let (preset, kept) = (AtomicUsize::new(0), AtomicUsize::new(0));
+                let counter = |n: &AtomicUsize| n as *const AtomicUsize as *mut c_void;
+                let seen = c.copied_in(|o| {
+                    c.preset(|| bottle_copy_options_set_progress_fn(o, COUNT, counter(&preset)))?;
+                    check(bottle_copy_options_set_progress_fn(c.ptr("opts", o), c.callback("callback", COUNT), counter(&kept)))
+                })?;
+                Ok(match preset.into_inner() {
+                    0 => seen,
+                    n => Seen::Wrong(format!("the removed progress callback was called {n} times")),
+                })
+            }
+            "bottle_copy_options_set_timeout_ms" => c.copied_in(|o| {
+                check(bottle_copy_options_set_timeout_ms(c.ptr("opts", o), c.num("timeout_ms", 60_000)))
+            }),
+            "bottle_copy_options_set_cancel" => c.copied_in(|o| {
+                check(bottle_copy_options_set_cancel(c.ptr("opts", o), c.ptr("cancel", null_mut())))
+            }),
+
+            "bottle_launch" => c.launch(c.ptr("opts", null_mut()), Then::Status),
+            "bottle_launch_options_new" => c.made(bottle_launch_options_new, bottle_launch_options_free),
+            "bottle_launch_options_free" => { bottle_launch_options_free(c.ptr_with("opts", || fresh(bottle_launch_options_new))); Ok(Seen::Done) }
+            "bottle_launch_options_set_name" => c.launched(Then::Status, |o| {
+                check(bottle_launch_options_set_name(c.ptr("opts", o), c.cstr_or_null("machine_name")))
+            }),
+            "bottle_launch_options_set_image" => c.launched(Then::Status, |o| {
+                // smolvm pulls a registry image only over the network.
+                check(bottle_launch_options_set_network(o, true))?;
+                check(bottle_launch_options_set_image(c.ptr("opts", o), c.cstr_or_null("image")))
+            }),
+            "bottle_launch_options_set_cpus" => c.launched(Then::Status, |o| {
+                c.preset(|| bottle_launch_options_set_cpus(o, 3))?;
+                check(bottle_launch_options_set_cpus(c.ptr("opts", o), c.num("cpus", 1) as u32))
+            }),
+            "bottle_launch_options_set_memory_mib" => c.launched(Then::Status, |o| {
+                c.preset(|| bottle_launch_options_set_memory_mib(o, 3))?;
+                check(bottle_launch_options_set_memory_mib(c.ptr("opts", o), c.num("mib", 512) as u32))
+            }),
+            "bottle_launch_options_set_network" => c.launched(Then::Status, |o| {
+                check(bottle_launch_options_set_network(c.ptr("opts", o), false))
+            }),
+            "bottle_launch_options_add_volume" => {
+                // The shared directory's file, read where the volume is.
+                let at = c.given("guest_path").map_or(VOLUME_GUEST, |g| std::str::from_utf8(g.bytes()).unwrap_or_default());
+                let shared = work_dir().join("vol").display().to_string();
+                c.launched(Then::Exec(format!("cat -- {}/vol-file", sh_quote(at))), |o| {
+                    check(bottle_launch_options_add_volume(c.ptr("opts", o), c.cstr("host_path", &shared), c.cstr("guest_path", VOLUME_GUEST), false))
+                })
+            }
+            "bottle_launch_options_add_env" => c.launched(Then::Exec(env_script(c.row)), |o| {
+                check(bottle_launch_options_add_env(c.ptr("opts", o), c.cstr("name", ENV_NAME), c.cstr("value", ENV_VALUE)))
+            }),
+            "bottle_launch_options_set_prompt_path" => c.launched(Then::Claude, |o| {
+                check(bottle_launch_options_set_prompt_path(c.ptr("opts", o), c.cstr_or_null("prompt_path")))
+            }),
+            "bottle_launch_options_set_timeout_ms" => c.launched(Then::Status, |o| {
+                check(bottle_launch_options_set_timeout_ms(c.ptr("opts", o), c.num("timeout_ms", 60_000)))
+            }),
+            "bottle_launch_options_set_cancel" => c.launched(Then::Status, |o| {
+                check(bottle_launch_options_set_cancel(c.ptr("opts", o), c.ptr("cancel", null_mut())))
+            }),
+            "bottle_reap" => c.reaped(|removed| bottle_reap(removed)),
+            "bottle_reap_with" => c.reaped(|removed| bottle_reap_with(c.ptr("opts", null_mut()), removed)),
+            "bottle_names_free" => {
+                let mut names: bottle_names = std::mem::zeroed();
+                bottle_names_free(c.ptr("names", &mut names));
+                Ok(match (names.names.is_null(), names.count) {
+                    (true, 0) => Seen::Done,
+                    _ => Seen::Wrong("the list is no longer all zeros".into()),
+                })
+            }
+
+            "bottle_call_options_new" => c.made(bottle_call_options_new, bottle_call_options_free),
+            "bottle_call_options_free" => { bottle_call_options_free(c.ptr_with("opts", || fresh(bottle_call_options_new))); Ok(Seen::Done) }
+            "bottle_call_options_set_timeout_ms" => c.called_with(|o| {
+                check(bottle_call_options_set_timeout_ms(c.ptr("opts", o), c.num("timeout_ms", 60_000)))
+            }),
+            "bottle_call_options_set_cancel" => c.called_with(|o| {
+                check(bottle_call_options_set_cancel(c.ptr("opts", o), c.ptr("cancel", null_mut())))
+            }),
+            other => panic!("the matrix has no way to call {other}: give it an arm in call()"),
         }
-        other => panic!("the matrix has no way to call {other:?}"),
     }
 }
 
-/// The row's input as a number: decimal, `0o` octal, or `u32::MAX` /
-/// `u64::MAX`.
+/// One row's arguments, for its function's arm in `call`: the row's input
+/// for the argument the row is about, the arm's default for every other.
+/// What it makes for the call (strings, objects) lives until the row is
+/// done.
+struct Args<'a> {
+    fx: &'a Fixture,
+    row: &'a Row,
+    /// Whether the arm asked for the row's argument: a row about an
+    /// argument that the arm does not pass through `Args` is a mistake.
+    asked: Cell<bool>,
+    strings: RefCell<Vec<CString>>,
+    frees: RefCell<Vec<Box<dyn FnOnce()>>>,
+}
+
+impl Drop for Args<'_> {
+    fn drop(&mut self) {
+        for free in self.frees.take() {
+            free();
+        }
+    }
+}
+
+impl Args<'_> {
+    /// The row's input, if the row is about `name` and gives more than the
+    /// default.
+    fn given(&self, name: &str) -> Option<&Input> {
+        if name != self.row.argument {
+            return None;
+        }
+        self.asked.set(true);
+        Some(&self.row.input).filter(|i| !matches!(i, Input::Default))
+    }
+
+    fn cstr(&self, name: &str, default: &str) -> *const c_char {
+        let s = self
+            .given(name)
+            .map_or(Some(cstr(default)), Input::c_string);
+        self.keep(s)
+    }
+
+    fn cstr_or_null(&self, name: &str) -> *const c_char {
+        self.keep(self.given(name).and_then(Input::c_string))
+    }
+
+    fn keep(&self, s: Option<CString>) -> *const c_char {
+        let p = s.as_ref().map_or(null(), |s| s.as_ptr());
+        self.strings.borrow_mut().extend(s);
+        p
+    }
+
+    /// A number (see `number`).
+    fn num(&self, name: &str, default: u64) -> u64 {
+        let [n] = self.nums(name, [default]);
+        n
+    }
+
+    /// Numbers passed together, which a row gives as `"uid, gid"`.
+    fn nums<const N: usize>(&self, name: &str, default: [u64; N]) -> [u64; N] {
+        self.given(name).map_or(default, |i| {
+            let n: Vec<u64> = i.text().split(", ").map(number).collect();
+            n.try_into().unwrap()
+        })
+    }
+
+    fn ptr<T>(&self, name: &str, valid: *mut T) -> *mut T {
+        self.ptr_with(name, || valid)
+    }
+
+    /// A pointer whose valid value is made only when it is used.
+    fn ptr_with<T>(&self, name: &str, valid: impl FnOnce() -> *mut T) -> *mut T {
+        match self.given(name) {
+            None => valid(),
+            Some(Input::Null) => null_mut(),
+            Some(other) => panic!("{name}: a row gives a pointer NULL, not {other:?}"),
+        }
+    }
+
+    /// A callback: `valid`, or none where the row says so.
+    fn callback<F>(&self, name: &str, valid: Option<F>) -> Option<F> {
+        match self.given(name) {
+            None => valid,
+            Some(Input::Null) => None,
+            Some(other) => panic!("{name}: a row gives a callback NULL, not {other:?}"),
+        }
+    }
+
+    /// An array and its length; a row about it gives NULL, with the length
+    /// its kind ends with (`NULL, argc 2`). An empty array is NULL and 0.
+    fn array<T>(&self, name: &str, items: &[T]) -> (*const T, usize) {
+        let len = || self.row.kind.rsplit(' ').next()?.parse().ok();
+        match self.given(name) {
+            Some(Input::Null) => (null(), len().expect("the kind ends with the length")),
+            Some(other) => panic!("{name}: a row gives an array NULL, not {other:?}"),
+            None if items.is_empty() => (null(), 0),
+            None => (items.as_ptr(), items.len()),
+        }
+    }
+
+    /// Bytes and their length, NULL and 0 by default.
+    fn data(&self, name: &str) -> (*const u8, usize) {
+        match self.given(name) {
+            Some(Input::Bytes(b)) => (b.as_ptr(), b.len()),
+            _ => self.array(name, &[]),
+        }
+    }
+
+    /// Calls `call` with the out-parameter `name` (NULL in a row about it)
+    /// pointing at `slot`, and returns what it left there. A failure must
+    /// leave it `cleared`; a NULL out-parameter must be refused.
+    fn out<T>(
+        &self,
+        name: &str,
+        mut slot: T,
+        call: impl FnOnce(*mut T) -> bottle_status,
+        cleared: impl FnOnce(&T) -> bool,
+    ) -> Result<T, Failure> {
+        if self.given(name).is_some() {
+            check(call(null_mut()))?;
+            let message = format!("BOTTLE_OK with a NULL {name}");
+            return Err(Failure {
+                status: BOTTLE_OK,
+                message,
+            });
+        }
+        let status = call(&mut slot);
+        let function = self.row.function;
+        check(status).inspect_err(|_| assert!(cleared(&slot), "{function} left {name} set"))?;
+        Ok(slot)
+    }
+
+    /// Runs `set` (a setter with another value) in a row whose value is
+    /// NULL or 0, so that the row's value is seen to replace it.
+    fn preset(&self, set: impl FnOnce() -> bottle_status) -> Checked {
+        let zero = matches!(&self.row.input, Input::Null)
+            || matches!(&self.row.input, Input::Text(t) if t == "0");
+        if zero && self.row.argument != "opts" {
+            return check(set());
+        }
+        Ok(())
+    }
+
+    /// A new object, freed when the row is done.
+    fn owned<T: 'static>(&self, make: New<T>, free: Free<T>) -> *mut T {
+        let p = fresh(make);
+        let free = move || unsafe { free(p) };
+        self.frees.borrow_mut().push(Box::new(free));
+        p
+    }
+
+    /// A constructor's row: `make`, and `free` for what it made.
+    fn made<T>(&self, make: New<T>, free: Free<T>) -> Called {
+        let p = self.out("out", null_mut(), |o| unsafe { make(o) }, |p| p.is_null())?;
+        unsafe { free(p) };
+        Ok(Seen::Done)
+    }
+
+    /// A call that fills a `bottle_exec_result` (`out`).
+    fn ran(&self, call: impl FnOnce(*mut bottle_exec_result) -> bottle_status) -> Called {
+        let garbage = bottle_exec_result {
+            exit_code: 5,
+            stdout_data: 1 as *mut u8,
+            stdout_len: 1,
+            stderr_data: 1 as *mut u8,
+            stderr_len: 1,
+        };
+        let mut r = self.out("out", garbage, call, is_zero)?;
+        assert!(!r.stdout_data.is_null() && !r.stderr_data.is_null());
+        // SAFETY: a successful call leaves two NUL-terminated buffers.
+        unsafe {
+            let ends = (
+                *r.stdout_data.add(r.stdout_len),
+                *r.stderr_data.add(r.stderr_len),
+            );
+            assert_eq!(ends, (0, 0), "stdout and stderr are NUL-terminated");
+            Ok(Seen::Ran(common::take_result(&mut r)))
+        }
+    }
+
+    /// A call that runs claude and gives its exit status (`exit_code`).
+    fn claude(&self, call: impl FnOnce(*mut i32) -> bottle_status) -> Called {
+        let code = self.out("exit_code", -7, call, |code| *code == 0)?;
+        Ok(Seen::ClaudeRan(code))
+    }
+
+    /// A call that writes the host file `host_path`.
+    fn wrote(&self, call: impl FnOnce(*const c_char) -> bottle_status) -> Called {
+        let host = self
+            .given("host_path")
+            .map_or(OUT_HOST.as_bytes(), Input::bytes);
+        let written = PathBuf::from(OsStr::from_bytes(host));
+        check(call(self.cstr("host_path", OUT_HOST)))?;
+        Ok(Seen::Wrote(written))
+    }
+
+    /// A call that fills a `bottle_names` (`removed`).
+    fn reaped(&self, call: impl FnOnce(*mut bottle_names) -> bottle_status) -> Called {
+        let zeros = unsafe { std::mem::zeroed() };
+        let cleared = |n: &bottle_names| n.names.is_null() && n.count == 0;
+        let mut names = self.out("removed", zeros, call, cleared)?;
+        unsafe { bottle_names_free(&mut names) };
+        Ok(Seen::Done)
+    }
+
+    /// An exec options setter's row: `set` on fresh options, then
+    /// `bottle_exec_with` runs `script` with them.
+    fn exec_with(
+        &self,
+        script: &str,
+        set: impl FnOnce(*mut bottle_exec_options) -> Checked,
+    ) -> Called {
+        let o = self.owned(bottle_exec_options_new, bottle_exec_options_free);
+        set(o)?;
+        let script = cstr(script);
+        self.ran(|out| unsafe { bottle_exec_with(self.fx.bottle.0, script.as_ptr(), o, out) })
+    }
+
+    /// A copy options setter's row: `set` on fresh options, then
+    /// `bottle_cp_in_with` copies the host file with them.
+    fn copied_in(&self, set: impl FnOnce(*mut bottle_copy_options) -> Checked) -> Called {
+        let o = self.owned(bottle_copy_options_new, bottle_copy_options_free);
+        set(o)?;
+        let (host, dest) = (cstr(HOST_FILE), cstr(GUEST_DEST));
+        done(unsafe { bottle_cp_in_with(self.fx.bottle.0, host.as_ptr(), dest.as_ptr(), o) })
+    }
+
+    /// A call options setter's row: `set` on fresh options, then
+    /// `bottle_exec_claude_with` runs claude with them.
+    fn called_with(&self, set: impl FnOnce(*mut bottle_call_options) -> Checked) -> Called {
+        let o = self.owned(bottle_call_options_new, bottle_call_options_free);
+        set(o)?;
+        let b = self.fx.bottle.0;
+        self.claude(|code| unsafe { bottle_exec_claude_with(b, null(), 0, false, o, code) })
+    }
+
+    /// A launch options setter's row: `set` on fresh options, then
+    /// `bottle_launch` with them.
+    fn launched(
+        &self,
+        then: Then,
+        set: impl FnOnce(*mut bottle_launch_options) -> Checked,
+    ) -> Called {
+        let o = self.owned(bottle_launch_options_new, bottle_launch_options_free);
+        set(o)?;
+        self.launch(o, then)
+    }
+
+    /// Launches a machine with `opts` (`out`), does `then` with it, and
+    /// closes it with `bottle_close_checked`, which must succeed and leave
+    /// no machine behind.
+    fn launch(&self, opts: *const bottle_launch_options, then: Then) -> Called {
+        let launch = |out| unsafe { bottle_launch(opts, out) };
+        let out = self.out("out", 1 as *mut bottle, launch, |p| p.is_null())?;
+        // A Bottle, so that a panic below still closes it.
+        let b = Bottle(out);
+        let name = unsafe { CStr::from_ptr(bottle_machine_name(b.0)) };
+        let name = name.to_str().unwrap().to_owned();
+        let seen = match then {
+            Then::Status => {
+                let status = common::smolvm(&["machine", "status", "--name", &name, "--json"]);
+                let invocations = self.fx.peek_invocations();
+                let create = invocations
+                    .iter()
+                    .find(|a| a.get(1).is_some_and(|a| a == b"create"));
+                Ok(Seen::Launched {
+                    name: name.clone(),
+                    status: status_line(&status.stdout),
+                    create: create
+                        .into_iter()
+                        .flatten()
+                        .map(|a| String::from_utf8_lossy(a).into())
+                        .collect(),
+                })
+            }
+            Then::Exec(script) => b.exec(&script, None).map(Seen::Ran),
+            Then::Claude => b
+                .exec_claude(&[], false)
+                .map(|code| Seen::ClaudeSaw(code, b.claude_argv())),
+        };
+        let home = PathBuf::from(std::env::var_os("SMOLVM_STANDIN_HOME").unwrap());
+        let marks = guest_marks(&home.join(&name).join("rootfs"));
+        let closed = check(unsafe { bottle_close_checked(std::mem::ManuallyDrop::new(b).0) });
+        let left = common::smolvm(&["machine", "status", "--name", &name]);
+        let wrong = match closed {
+            Err(f) => format!(
+                "bottle_close_checked returned {:?}: {}",
+                f.status, f.message
+            ),
+            Ok(()) if left.status.success() => {
+                format!("machine {name} is still there after bottle_close_checked")
+            }
+            Ok(()) if !marks.is_empty() => {
+                format!("shell code in the input ran in the launched machine: {marks:?}")
+            }
+            Ok(()) => return seen,
+        };
+        Ok(Seen::Wrong(wrong))
+    }
+}
+
+/// What a launch row does with the machine before closing it.
+enum Then {
+    /// Reads `machine status --json` and the `machine create` arguments.
+    Status,
+    /// Runs this script as node.
+    Exec(String),
+    /// Runs claude with no arguments and reads the argv it recorded.
+    Claude,
+}
+
+/// Runs one row's call.
+fn run(fx: &Fixture, row: &Row) -> Called {
+    let args = Args {
+        fx,
+        row,
+        asked: Cell::new(false),
+        strings: RefCell::default(),
+        frees: RefCell::default(),
+    };
+    let seen = call(&args);
+    let (f, a) = (row.function, row.argument);
+    assert!(args.asked.get(), "{f}: its arm in call() does not pass {a}");
+    seen
+}
+
+/// A new object from a `bottle_*_new`.
+fn fresh<T>(make: New<T>) -> *mut T {
+    let mut p = null_mut();
+    check(unsafe { make(&mut p) }).unwrap();
+    p
+}
+
+fn done(status: bottle_status) -> Called {
+    check(status).map(|()| Seen::Done)
+}
+
+fn returned(s: *const c_char) -> Seen {
+    if s.is_null() {
+        return Seen::ReturnedNull;
+    }
+    Seen::Returned(unsafe { CStr::from_ptr(s) }.to_string_lossy().into())
+}
+
+/// A number as a row gives it: decimal (maybe negative), `0o` octal, or
+/// `u32::MAX` / `u64::MAX`.
 fn number(text: &str) -> u64 {
     match text {
         "u32::MAX" => u32::MAX.into(),
         "u64::MAX" => u64::MAX,
         t => match t.strip_prefix("0o") {
             Some(octal) => u64::from_str_radix(octal, 8).unwrap(),
-            None => t.parse().unwrap(),
+            None => t.parse::<i64>().unwrap() as u64,
         },
     }
-}
-
-fn row_number(row: &Row) -> u64 {
-    number(std::str::from_utf8(row.input.bytes()).unwrap())
 }
 
 /// The script of an environment row: prints the variable under test.
@@ -1163,502 +1555,12 @@ unsafe extern "C" fn count_progress(user_data: *mut c_void, _: *const bottle_pro
     unsafe { &*(user_data as *const AtomicUsize) }.fetch_add(1, Ordering::Relaxed);
 }
 
-/// The options a setter row works on: none for an `opts` row, else the
-/// fresh ones `o`; and whether a NULL row must first set another value, so
-/// that the NULL is seen to undo it.
-fn setter_target<T>(row: &Row, o: *mut T) -> (*mut T, bool) {
-    let opts = if row.argument == "opts" {
-        null_mut()
-    } else {
-        o
-    };
-    (opts, !opts.is_null() && matches!(row.input, Input::Null))
-}
-
-/// The functions that bound an operation by time and token; their rows are
-/// all NULL rows.
-fn is_bounding(f: &str) -> bool {
-    f.starts_with("bottle_call_options_")
-        || f.ends_with("_set_timeout_ms") && !f.starts_with("bottle_exec_options_")
-        || f.ends_with("_set_cancel") && !f.starts_with("bottle_exec_options_")
-        || matches!(
-            f,
-            "bottle_cp_out_with"
-                | "bottle_close_with"
-                | "bottle_reap_with"
-                | "bottle_exec_claude_with"
-        )
-}
-
-/// A NULL row of a bounding function: the call with that one argument NULL
-/// and the others valid.
-fn run_bounding(fx: &Fixture, f: &str, arg: &str) -> Result<Seen, Failure> {
-    use ::bottle::ffi::call_options::*;
-    let b = fx.bottle.0;
-    let (source, out) = (cstr(OUT_SOURCE), cstr(OUT_HOST));
-    let mut code = 0;
-    let status = unsafe {
-        match f {
-            "bottle_call_options_new" => bottle_call_options_new(null_mut()),
-            "bottle_call_options_free" => {
-                bottle_call_options_free(null_mut());
-                return Ok(Seen::Done);
-            }
-            "bottle_call_options_set_timeout_ms" => {
-                bottle_call_options_set_timeout_ms(null_mut(), 1)
-            }
-            "bottle_call_options_set_cancel" => bottle_call_options_set_cancel(null_mut(), null()),
-            "bottle_copy_options_set_timeout_ms" => {
-                bottle_copy_options_set_timeout_ms(null_mut(), 1)
-            }
-            "bottle_copy_options_set_cancel" => bottle_copy_options_set_cancel(null_mut(), null()),
-            "bottle_launch_options_set_timeout_ms" => {
-                bottle_launch_options_set_timeout_ms(null_mut(), 1)
-            }
-            "bottle_launch_options_set_cancel" => {
-                bottle_launch_options_set_cancel(null_mut(), null())
-            }
-            "bottle_cp_out_with" => match arg {
-                "b" => bottle_cp_out_with(null(), source.as_ptr(), out.as_ptr(), null()),
-                "guest_path" => bottle_cp_out_with(b, null(), out.as_ptr(), null()),
-                _ => bottle_cp_out_with(b, source.as_ptr(), null(), null()),
-            },
-            "bottle_close_with" => bottle_close_with(null_mut(), null()),
-            "bottle_reap_with" => bottle_reap_with(null(), null_mut()),
-            _ => match arg {
-                "b" => bottle_exec_claude_with(null(), null(), 0, false, null(), &mut code),
-                _ => bottle_exec_claude_with(b, null(), 0, false, null(), null_mut()),
-            },
-        }
-    };
-    check(status).map(|()| Seen::Done)
-}
-
-/// An exec options setter row: the setter on fresh options (NULL for an
-/// `opts` row), then, if it accepted, `bottle_exec_with` with them. A NULL
-/// (or 0) row first sets another value, which the NULL must undo.
-fn run_exec_options(fx: &Fixture, row: &Row, p: *const c_char) -> Result<Seen, Failure> {
-    let setter = row.function.strip_prefix("bottle_exec_options_").unwrap();
-    match setter {
-        "new" => return check(unsafe { bottle_exec_options_new(null_mut()) }).map(|()| Seen::Done),
-        "free" => {
-            unsafe { bottle_exec_options_free(null_mut()) };
-            return Ok(Seen::Done);
-        }
-        _ => {}
-    }
-    let o = ExecOpts::new();
-    let (opts, first) = setter_target(row, o.0);
-    let name = cstr(ENV_NAME);
-    let value = cstr(ENV_VALUE);
-    let mut script = "id -un".to_owned();
-    let status = unsafe {
-        match setter {
-            "set_user" => {
-                if first {
-                    check(bottle_exec_options_set_user(opts, cstr("root").as_ptr()))?;
-                }
-                bottle_exec_options_set_user(opts, p)
-            }
-            "add_env" | "add_secret_env" => {
-                type Add = unsafe extern "C" fn(
-                    *mut bottle_exec_options,
-                    *const c_char,
-                    *const c_char,
-                ) -> bottle_status;
-                let add: Add = if setter == "add_env" {
-                    bottle_exec_options_add_env
-                } else {
-                    bottle_exec_options_add_secret_env
-                };
-                script = env_script(row);
-                match row.argument {
-                    "name" => add(opts, p, value.as_ptr()),
-                    "value" => add(opts, name.as_ptr(), p),
-                    _ => add(opts, name.as_ptr(), value.as_ptr()),
-                }
-            }
-            "set_workdir" => {
-                script = "pwd".into();
-                if first {
-                    check(bottle_exec_options_set_workdir(opts, cstr("/tmp").as_ptr()))?;
-                }
-                bottle_exec_options_set_workdir(opts, p)
-            }
-            "set_timeout_ms" => {
-                let ms = if opts.is_null() {
-                    1000
-                } else {
-                    row_number(row)
-                };
-                if ms == 0 {
-                    // So short that `id -un` cannot finish in it.
-                    check(bottle_exec_options_set_timeout_ms(opts, 1))?;
-                }
-                bottle_exec_options_set_timeout_ms(opts, ms)
-            }
-            "set_stdout_fn" | "set_stderr_fn" => {
-                type SetFn = unsafe extern "C" fn(
-                    *mut bottle_exec_options,
-                    bottle_output_fn,
-                    *mut c_void,
-                    bool,
-                ) -> bottle_status;
-                let set: SetFn = if setter == "set_stdout_fn" {
-                    bottle_exec_options_set_stdout_fn
-                } else {
-                    bottle_exec_options_set_stderr_fn
-                };
-                script = "id -un; echo err >&2".into();
-                if first {
-                    // Without capture: should it stay, the output is lost.
-                    check(set(opts, Some(ignore_output), null_mut(), false))?;
-                }
-                set(opts, None, null_mut(), true)
-            }
-            "set_cancel" => {
-                if first {
-                    let mut c = null_mut();
-                    check(bottle_cancel_new(&mut c))?;
-                    bottle_cancel_trip(c);
-                    check(bottle_exec_options_set_cancel(opts, c))?;
-                    bottle_cancel_free(c);
-                }
-                bottle_exec_options_set_cancel(opts, null())
-            }
-            other => panic!("the matrix has no way to call bottle_exec_options_{other}"),
-        }
-    };
-    check(status)?;
-    let script = cstr(&script);
-    exec_with_raw(fx.bottle.0, script.as_ptr(), o.0, false)
-}
-
-/// `bottle_exec_options_set_stdin` rows: `data` is bytes and a length.
-fn run_stdin(fx: &Fixture, row: &Row) -> Result<Seen, Failure> {
-    let o = ExecOpts::new();
-    let opts = if row.argument == "opts" {
-        null_mut()
-    } else {
-        o.0
-    };
-    let (data, len) = match (&row.input, row.kind) {
-        (Input::Bytes(b), _) => (b.as_ptr(), b.len()),
-        (_, "NULL, len 5") => (null(), 5),
-        _ => (null(), 0),
-    };
-    check(unsafe { bottle_exec_options_set_stdin(opts, data, len) })?;
-    exec_with_raw(fx.bottle.0, cstr("cat").as_ptr(), o.0, false)
-}
-
-/// `bottle_exec_with` through the C ABI, with the out-parameter checked on
-/// failure; `null_out` passes a NULL `out`.
-fn exec_with_raw(
-    b: *const bottle,
-    script: *const c_char,
-    opts: *const bottle_exec_options,
-    null_out: bool,
-) -> Result<Seen, Failure> {
-    let mut r = garbage_result();
-    let out = if null_out { null_mut() } else { &mut r };
-    check(unsafe { bottle_exec_with(b, script, opts, out) }).inspect_err(|_| {
-        assert!(
-            null_out || is_zero(&r),
-            "out must be all zeros after a failure"
-        );
-    })?;
-    if null_out {
-        return Ok(Seen::Wrong("BOTTLE_OK with a NULL out".into()));
-    }
-    assert!(!r.stdout_data.is_null() && !r.stderr_data.is_null());
-    Ok(Seen::Ran(unsafe { common::take_result(&mut r) }))
-}
-
-/// A copy options row: the setter on fresh options (NULL for an `opts`
-/// row), then, if it accepted, `bottle_cp_in_with` of the host file with
-/// them. A NULL row first sets another value, which the NULL must undo.
-fn run_copy_options(fx: &Fixture, row: &Row, p: *const c_char) -> Result<Seen, Failure> {
-    let setter = row.function.strip_prefix("bottle_copy_options_").unwrap();
-    match setter {
-        "new" => return check(unsafe { bottle_copy_options_new(null_mut()) }).map(|()| Seen::Done),
-        "free" => {
-            unsafe { bottle_copy_options_free(null_mut()) };
-            return Ok(Seen::Done);
-        }
-        _ => {}
-    }
-    let o = CopyOpts::new();
-    let (opts, first) = setter_target(row, o.0);
-    let calls = AtomicUsize::new(0);
-    let status = unsafe {
-        match setter {
-            "set_mode" => {
-                let mode = if opts.is_null() {
-                    0o600
-                } else {
-                    row_number(row)
-                };
-                bottle_copy_options_set_mode(opts, mode as u32)
-            }
-            "set_owner_ids" => {
-                let text = std::str::from_utf8(row.input.bytes()).unwrap();
-                let (uid, gid) = text.split_once(", ").unwrap_or(("1000", "1000"));
-                bottle_copy_options_set_owner_ids(opts, number(uid) as u32, number(gid) as u32)
-            }
-            "set_owner_user" => {
-                if first {
-                    check(bottle_copy_options_set_owner_user(
-                        opts,
-                        cstr("node").as_ptr(),
-                    ))?;
-                }
-                bottle_copy_options_set_owner_user(opts, p)
-            }
-            "set_progress_fn" => {
-                if first {
-                    let counter = &calls as *const AtomicUsize as *mut c_void;
-                    check(bottle_copy_options_set_progress_fn(
-                        opts,
-                        Some(count_progress),
-                        counter,
-                    ))?;
-                }
-                bottle_copy_options_set_progress_fn(opts, None, null_mut())
-            }
-            other => panic!("the matrix has no way to call bottle_copy_options_{other}"),
-        }
-    };
-    check(status)?;
-    let (host, dest) = (cstr(HOST_FILE), cstr(GUEST_DEST));
-    check(unsafe { bottle_cp_in_with(fx.bottle.0, host.as_ptr(), dest.as_ptr(), o.0) })?;
-    match calls.load(Ordering::Relaxed) {
-        0 => Ok(Seen::Done),
-        n => Ok(Seen::Wrong(format!(
-            "the removed progress callback was called {n} times"
-        ))),
-    }
-}
-
-/// What a launch row does with the machine before closing it.
-enum Then {
-    /// Reads `machine status --json` and the `machine create` arguments.
-    Status,
-    /// Runs this script as node.
-    Exec(String),
-    /// Runs claude with no arguments and reads the argv it recorded.
-    Claude,
-}
-
-/// A launch options row: the setter on fresh options (NULL for an `opts`
-/// row), then, if it accepted, `bottle_launch` with them. A 0 row first
-/// sets another value, which the 0 must undo.
-fn run_launch(fx: &Fixture, row: &Row, p: *const c_char) -> Result<Seen, Failure> {
-    match row.function {
-        "bottle_launch_options_new" => {
-            return check(unsafe { bottle_launch_options_new(null_mut()) }).map(|()| Seen::Done)
-        }
-        "bottle_launch_options_free" => {
-            unsafe { bottle_launch_options_free(null_mut()) };
-            return Ok(Seen::Done);
-        }
-        "bottle_launch" if row.argument == "out" => {
-            return check(unsafe { bottle_launch(null(), null_mut()) }).map(|()| Seen::Done)
-        }
-        "bottle_launch" => return launched(fx, null(), Then::Status),
-        _ => {}
-    }
-    let setter = row.function.strip_prefix("bottle_launch_options_").unwrap();
-    let o = LaunchOpts::new();
-    let (opts, _) = setter_target(row, o.0);
-    let mut then = Then::Status;
-    let status = unsafe {
-        match setter {
-            "set_name" => bottle_launch_options_set_name(opts, p),
-            "set_image" => {
-                // smolvm pulls a registry image only over the network.
-                if !o.0.is_null() {
-                    check(bottle_launch_options_set_network(o.0, true))?;
-                }
-                bottle_launch_options_set_image(opts, p)
-            }
-            "set_cpus" | "set_memory_mib" => {
-                type Set = unsafe extern "C" fn(*mut bottle_launch_options, u32) -> bottle_status;
-                let set: Set = if setter == "set_cpus" {
-                    bottle_launch_options_set_cpus
-                } else {
-                    bottle_launch_options_set_memory_mib
-                };
-                let n = if opts.is_null() {
-                    1
-                } else {
-                    row_number(row) as u32
-                };
-                if n == 0 {
-                    check(set(opts, 3))?;
-                }
-                set(opts, n)
-            }
-            "set_network" => bottle_launch_options_set_network(opts, false),
-            "add_volume" => {
-                let host = cstr(&work_dir().join("vol").display().to_string());
-                let guest = cstr(VOLUME_GUEST);
-                let (h, g, at) = match row.argument {
-                    "host_path" => (p, guest.as_ptr(), VOLUME_GUEST),
-                    "guest_path" => (
-                        host.as_ptr(),
-                        p,
-                        std::str::from_utf8(row.input.bytes()).unwrap_or_default(),
-                    ),
-                    _ => (host.as_ptr(), guest.as_ptr(), VOLUME_GUEST),
-                };
-                then = Then::Exec(format!("cat -- {}/vol-file", sh_quote(at)));
-                bottle_launch_options_add_volume(opts, h, g, false)
-            }
-            "add_env" => {
-                then = Then::Exec(env_script(row));
-                let (name, value) = (cstr(ENV_NAME), cstr(ENV_VALUE));
-                match row.argument {
-                    "name" => bottle_launch_options_add_env(opts, p, value.as_ptr()),
-                    "value" => bottle_launch_options_add_env(opts, name.as_ptr(), p),
-                    _ => bottle_launch_options_add_env(opts, name.as_ptr(), value.as_ptr()),
-                }
-            }
-            "set_prompt_path" => {
-                then = Then::Claude;
-                bottle_launch_options_set_prompt_path(opts, p)
-            }
-            other => panic!("the matrix has no way to call bottle_launch_options_{other}"),
-        }
-    };
-    check(status)?;
-    launched(fx, o.0, then)
-}
-
-/// Launches a machine with `opts`, does `then` with it, and closes it with
-/// `bottle_close_checked`, which must succeed and leave no machine behind.
-fn launched(fx: &Fixture, opts: *const bottle_launch_options, then: Then) -> Result<Seen, Failure> {
-    let mut out = 1 as *mut bottle;
-    check(unsafe { bottle_launch(opts, &mut out) }).inspect_err(|_| {
-        assert!(out.is_null(), "out must be NULL after a failure");
-    })?;
-    // A Bottle, so that a panic below still closes it.
-    let b = Bottle(out);
-    let name = unsafe { CStr::from_ptr(bottle_machine_name(b.0)) }
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let seen = match then {
-        Then::Status => {
-            let status = common::smolvm(&["machine", "status", "--name", &name, "--json"]);
-            let status = status_line(&status.stdout);
-            let create = fx
-                .peek_invocations()
-                .into_iter()
-                .find(|args| args.get(1).is_some_and(|a| a == b"create"))
-                .unwrap_or_default();
-            Ok(Seen::Launched {
-                name: name.clone(),
-                status,
-                create: create
-                    .iter()
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect(),
-            })
-        }
-        Then::Exec(script) => b.exec(&script, None).map(Seen::Ran),
-        Then::Claude => b
-            .exec_claude(&[], false)
-            .map(|code| Seen::ClaudeSaw(code, b.claude_argv())),
-    };
-    let home = PathBuf::from(std::env::var_os("SMOLVM_STANDIN_HOME").unwrap());
-    let marks = guest_marks(&home.join(&name).join("rootfs"));
-    let raw = b.0;
-    std::mem::forget(b);
-    let closed = check(unsafe { bottle_close_checked(raw) });
-    let left = common::smolvm(&["machine", "status", "--name", &name])
-        .status
-        .success();
-    if let Err(f) = closed {
-        return Ok(Seen::Wrong(format!(
-            "bottle_close_checked returned {:?}: {}",
-            f.status, f.message
-        )));
-    }
-    if left {
-        return Ok(Seen::Wrong(format!(
-            "machine {name} is still there after bottle_close_checked"
-        )));
-    }
-    if !marks.is_empty() {
-        return Ok(Seen::Wrong(format!(
-            "shell code in the input ran in the launched machine: {marks:?}"
-        )));
-    }
-    seen
-}
-
-/// `bottle_exec` with a NULL bottle or a NULL `out`, which the `Bottle`
-/// wrapper cannot express.
-fn exec_unwrapped(
-    b: *const bottle,
-    script: *const c_char,
-    user: *const c_char,
-    null_out: bool,
-) -> Result<Seen, Failure> {
-    let mut r = garbage_result();
-    let out = if null_out { null_mut() } else { &mut r };
-    let result = check(unsafe { bottle_exec(b, script, user, out) });
-    if !null_out {
-        assert!(result.is_err(), "a NULL bottle cannot run");
-        assert!(is_zero(&r), "out must be all zeros after a failure");
-    }
-    result.map(|()| Seen::Done)
-}
-
-fn garbage_result() -> bottle_exec_result {
-    bottle_exec_result {
-        exit_code: 5,
-        stdout_data: 1 as *mut u8,
-        stdout_len: 1,
-        stderr_data: 1 as *mut u8,
-        stderr_len: 1,
-    }
-}
-
 fn is_zero(r: &bottle_exec_result) -> bool {
     r.exit_code == 0
         && r.stdout_data.is_null()
         && r.stdout_len == 0
         && r.stderr_data.is_null()
         && r.stderr_len == 0
-}
-
-fn free_result(fx: &Fixture, kind: &str) {
-    let mut r = garbage_result();
-    unsafe {
-        match kind {
-            "NULL" => bottle_exec_result_free(null_mut()),
-            "all zeros" => {
-                r = bottle_exec_result {
-                    exit_code: 0,
-                    stdout_data: null_mut(),
-                    stdout_len: 0,
-                    stderr_data: null_mut(),
-                    stderr_len: 0,
-                };
-                bottle_exec_result_free(&mut r);
-            }
-            _ => {
-                let script = cstr("echo out; echo err >&2");
-                check(bottle_exec(fx.bottle.0, script.as_ptr(), null(), &mut r)).unwrap();
-                bottle_exec_result_free(&mut r);
-                bottle_exec_result_free(&mut r);
-            }
-        }
-    }
-    if kind != "NULL" {
-        assert!(is_zero(&r), "a freed result is all zeros");
-    }
 }
 
 /// Whether `message` is `pattern`, where `…` in the pattern stands for any
