@@ -1566,22 +1566,10 @@ fn is_zero(r: &bottle_exec_result) -> bool {
 /// Whether `message` is `pattern`, where `…` in the pattern stands for any
 /// text, followed by anything.
 fn matches(pattern: &str, message: &str) -> bool {
-    let mut pieces = pattern.split('…');
-    let first = pieces.next().unwrap_or_default();
-    let Some(mut rest) = message.strip_prefix(first) else {
-        return false;
-    };
-    for piece in pieces {
-        match rest.find(piece) {
-            Some(i) => rest = &rest[i + piece.len()..],
-            None => return false,
-        }
-    }
-    true
+    let (first, rest) = pattern.split_once('…').unwrap_or((pattern, ""));
+    message.strip_prefix(first).is_some_and(|m| holds(rest, m))
 }
 
-/// Whether `text` holds `pattern` anywhere, where `…` in the pattern stands
-/// for any text.
 /// The fields of `machine status --json` the rows look at, on one line
 /// in a fixed order (`{"name":..,"state":..,"image":..,"cpus":..,
 /// "memory_mib":..,"network":..}`), whatever order and layout smolvm
@@ -1597,6 +1585,8 @@ fn status_line(json: &[u8]) -> String {
     format!("{{{}}}", fields.join(","))
 }
 
+/// Whether `text` holds `pattern` anywhere, where `…` in the pattern stands
+/// for any text.
 fn holds(pattern: &str, text: &str) -> bool {
     let mut rest = text;
     for piece in pattern.split('…') {
@@ -1666,21 +1656,15 @@ fn verify(fx: &Fixture, row: &Row) -> Vec<String> {
             }
         }
     }
+    // Inputs that smolvm's command line must never show.
+    let hidden = match (row.function, row.argument) {
+        ("bottle_cp_in" | "bottle_cp_in_with" | "bottle_cp_out", "host_path") => "the host path",
+        ("bottle_exec_options_add_secret_env", "value") => "the secret",
+        _ => "",
+    };
     let given = row.input.bytes();
-    let copies = ["bottle_cp_in", "bottle_cp_in_with", "bottle_cp_out"];
-    if row.argument == "host_path"
-        && copies.contains(&row.function)
-        && !given.is_empty()
-        && on_command_line(&ran, given)
-    {
-        wrong.push("the host path reached smolvm's command line".into());
-    }
-    if row.function == "bottle_exec_options_add_secret_env"
-        && row.argument == "value"
-        && !given.is_empty()
-        && on_command_line(&ran, given)
-    {
-        wrong.push("the secret reached smolvm's command line".into());
+    if !hidden.is_empty() && !given.is_empty() && on_command_line(&ran, given) {
+        wrong.push(format!("{hidden} reached smolvm's command line"));
     }
     if row.function == "bottle_cp_out" {
         let temps = fx.leftover_temps();
@@ -1727,29 +1711,20 @@ fn check_effect(fx: &Fixture, row: &Row, effect: &Effect, seen: Seen) -> Result<
         (Effect::Exit(code, stdout, stderr), Seen::Ran(r)) => {
             let err = String::from_utf8_lossy(&r.stderr);
             if r.exit_code != *code || r.stdout != stdout.as_bytes() || !err.contains(stderr) {
-                let out = String::from_utf8_lossy(&r.stdout);
-                let err: String = err.chars().take(200).collect();
+                let (out, err) = (lossy(&r.stdout, usize::MAX), lossy(&r.stderr, 200));
+                let code = r.exit_code;
                 return Err(format!(
-                    "exit status {}, stdout {out:?}, stderr {err:?}",
-                    r.exit_code
+                    "exit status {code}, stdout {out:?}, stderr {err:?}"
                 ));
             }
             Ok(())
         }
         (Effect::EnvReached, Seen::Ran(r)) => {
             if r.exit_code != 0 || r.stdout != env_value(row) {
-                let out: String = String::from_utf8_lossy(&r.stdout)
-                    .chars()
-                    .take(80)
-                    .collect();
-                let err: String = String::from_utf8_lossy(&r.stderr)
-                    .chars()
-                    .take(200)
-                    .collect();
+                let (out, err) = (lossy(&r.stdout, 80), lossy(&r.stderr, 200));
+                let (code, len) = (r.exit_code, r.stdout.len());
                 return Err(format!(
-                    "exit status {}, the variable holds {out:?} ({} bytes), stderr {err:?}",
-                    r.exit_code,
-                    r.stdout.len()
+                    "exit status {code}, the variable holds {out:?} ({len} bytes), stderr {err:?}"
                 ));
             }
             Ok(())
@@ -1846,6 +1821,11 @@ fn check_effect(fx: &Fixture, row: &Row, effect: &Effect, seen: Seen) -> Result<
         )),
         _ => Err("did something else".into()),
     }
+}
+
+/// The first `n` characters of `bytes`, as text.
+fn lossy(bytes: &[u8], n: usize) -> String {
+    String::from_utf8_lossy(bytes).chars().take(n).collect()
 }
 
 /// A Markdown code span holding `s`, safe inside a table cell.
