@@ -15,6 +15,28 @@
 //! must leave no record at all. The wrapper is installed through
 //! `BOTTLE_SMOLVM`, and the test works in a directory of its own, which is
 //! why this binary holds a single test.
+//!
+//! Adding to the matrix:
+//!
+//! - A row is one `add(function, argument, kind, input, shown, expect)`
+//!   line in `rows()`: the function and the argument as the header names
+//!   them, the kind of input, the input (`Null`, `text(..)`, `Bytes(..)`,
+//!   or `Input::Default`, the argument's valid default), how the docs show
+//!   it when not as a literal, and what the call must return and do
+//!   (`invalid(..)`, `exits(..)`, `copied(..)`, ...). The call's other
+//!   arguments keep their defaults.
+//! - A function is one arm in `call()`: the call with every argument valid.
+//!   Each argument goes through `c` under its name (`c.ptr("b", b)`,
+//!   `c.cstr("script", "id -un")`, `c.num("timeout_ms", 1000)`,
+//!   `c.out("out", ..)`), which passes the row's input instead when the row
+//!   is about it. A setter's arm sets its value on fresh options through
+//!   `c.exec_with`, `c.copied_in`, `c.launched` or `c.called_with`, which
+//!   then use the options. A function without an arm, or a row about an
+//!   argument that its arm does not pass through `c`, fails the test.
+//! - A new kind of outcome is an `Effect`, checked in `check_effect` and
+//!   described in `shown_outcome`.
+//!
+//! Then rewrite docs/BAD-INPUT.md, as above.
 
 mod common;
 
