@@ -87,6 +87,9 @@ typedef enum bottle_status {
     // The call was cancelled (a tripped `bottle_cancel`, or an output
     // callback that returned non-zero) and the command was stopped.
     BOTTLE_ERR_CANCELLED = 7,
+    // The bottle's transport cannot do this (each function's doc says
+    // where); nothing was run. Only bottles at an endpoint return it.
+    BOTTLE_ERR_UNSUPPORTED = 8,
 } bottle_status;
 
 // An open handle on one smolvm machine (opaque).
@@ -122,6 +125,26 @@ typedef struct bottle_cancel bottle_cancel;
 // `bottle_exec_options`: extended only by new setters; shareable between
 // calls, not changed during one.
 typedef struct bottle_copy_options bottle_copy_options;
+
+// A `smolvm serve` to talk to (opaque): a bottle opened or launched at an
+// endpoint does every operation through serve's HTTP API instead of
+// running the smolvm CLI, with the same results, unless its doc says
+// otherwise (`BOTTLE_ERR_UNSUPPORTED`).
+//
+// What differs at an endpoint:
+// - `bottle_exec_claude` with `tty` returns `BOTTLE_ERR_UNSUPPORTED`:
+//   serve's one terminal route runs a program without arguments.
+// - Output reaches `bottle_exec_options_set_stdout_fn` and `..._stderr_fn`
+//   callbacks in pieces fetched about every 0.2 s, not as it is written.
+// - A command whose caller vanished without stopping it is killed in the
+//   guest about a minute later (through the CLI, at once).
+// - `bottle_reap` does not see machines launched at an endpoint; use
+//   `bottle_reap_at`.
+//
+// An endpoint is immutable once a bottle uses it (bottles keep what they
+// need: the endpoint may be freed as soon as `bottle_open_at` or
+// `bottle_launch` returns) and may be shared by threads for reading.
+typedef struct bottle_endpoint bottle_endpoint;
 
 // Options for `bottle_exec_with` (opaque).
 //
@@ -255,6 +278,66 @@ enum bottle_status bottle_open(const char *machine_name,
 // # Safety
 // `b` is NULL or an open bottle.
 const char *bottle_machine_name(const struct bottle *b);
+
+// Makes an endpoint from `url` in `*out` (NULL on failure); nothing is
+// contacted.
+//
+// - `url`: `unix:/path/to/smolvm.sock` (or `unix:///path`), the socket
+//   `smolvm serve` listens on by default; `https://host:port`, serve's
+//   TCP listener with mutual TLS (set the certificates with
+//   `bottle_endpoint_set_tls` before use); or `http://127.0.0.1:port`,
+//   plain HTTP, allowed only to a loopback address because serve has no
+//   other authentication.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `out`
+// or a `url` that is none of those (the message says why). Thread-safe.
+//
+// # Safety
+// `url` is NULL or NUL-terminated; `out` is NULL or writable.
+enum bottle_status bottle_endpoint_new(const char *url, struct bottle_endpoint **out);
+
+// Sets the mutual-TLS material of an `https://` endpoint, read from PEM
+// files at once: `ca_file`, the CA certificate(s) serve's certificate
+// must chain to (its host name must match the URL's); `cert_file`, this
+// client's certificate (chain), which serve checks against its
+// `SMOLVM_SERVE_TLS_CLIENT_CA`; `key_file`, the client's private key.
+// All three are required.
+//
+// Returns `BOTTLE_OK`; `BOTTLE_ERR_INVALID_ARGUMENT` for a NULL argument,
+// an endpoint that is not `https://`, or a file without the PEM it
+// should hold (the message names the argument); `BOTTLE_ERR_IO` for a
+// file that cannot be read. A refused call leaves the endpoint as it
+// was. Not while another thread uses `ep`.
+//
+// # Safety
+// `ep` is NULL or a live endpoint; the paths are NULL or NUL-terminated.
+enum bottle_status bottle_endpoint_set_tls(struct bottle_endpoint *ep,
+                                           const char *ca_file,
+                                           const char *cert_file,
+                                           const char *key_file);
+
+// Frees an endpoint; NULL is ignored. Bottles opened or launched at it
+// are not affected.
+//
+// # Safety
+// `ep` is NULL or from `bottle_endpoint_new` and not yet freed, and no
+// other thread uses it.
+void bottle_endpoint_free(struct bottle_endpoint *ep);
+
+// `bottle_open` at an endpoint: a handle on the machine `machine_name`
+// that `ep`'s serve runs. Same arguments, rules and codes as
+// `bottle_open` (it does not contact serve either; an `https://` endpoint
+// without its certificates is `BOTTLE_ERR_INVALID_ARGUMENT`), and the
+// bottle is used and closed the same way. `ep` may be freed once this
+// returns. Thread-safe.
+//
+// # Safety
+// `ep` is NULL or a live endpoint; the strings are NULL or
+// NUL-terminated; `out` is NULL or writable.
+enum bottle_status bottle_open_at(const struct bottle_endpoint *ep,
+                                  const char *machine_name,
+                                  const char *prompt_path,
+                                  struct bottle **out);
 
 // Runs `script` in the machine as `user` and captures what it did.
 //
@@ -885,6 +968,26 @@ enum bottle_status bottle_launch_options_add_env(struct bottle_launch_options *o
 enum bottle_status bottle_launch_options_set_prompt_path(struct bottle_launch_options *opts,
                                                          const char *path);
 
+// Launches at the `smolvm serve` of `ep` instead of through the local
+// smolvm CLI; NULL goes back to the CLI. The endpoint is copied: it may
+// be freed once this returns.
+//
+// serve keeps no labels, so a machine launched there is recorded on this
+// host instead (a file under `$XDG_STATE_HOME/libbottle/serve`, else
+// `~/.local/state/libbottle/serve`), for `bottle_reap_at`; `bottle_launch`
+// fails with `BOTTLE_ERR_IO` if the record cannot be written. The
+// machine's variables (`bottle_launch_options_add_env`) are sent with
+// every command, since serve does not apply them to its commands itself.
+//
+// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`
+// or an `https://` endpoint without its certificates. Not while another
+// thread uses `opts`.
+//
+// # Safety
+// `opts` is NULL or live options; `ep` is NULL or a live endpoint.
+enum bottle_status bottle_launch_options_set_endpoint(struct bottle_launch_options *opts,
+                                                      const struct bottle_endpoint *ep);
+
 // How long the launch (create and start together) may take, in
 // milliseconds; 0 means no limit. When it is up, the smolvm process
 // running then, and every process in its process group, is stopped
@@ -999,6 +1102,25 @@ enum bottle_status bottle_reap(struct bottle_names *removed);
 // `opts` is NULL or live options; `removed` is NULL or writable.
 enum bottle_status bottle_reap_with(const struct bottle_call_options *opts,
                                     struct bottle_names *removed);
+
+// `bottle_reap_with` at an endpoint. serve keeps no labels: this deletes
+// the machines that this user launched at `ep` from this host (recorded
+// then, see `bottle_launch_options_set_endpoint`) and whose owning process
+// is gone. It never touches machines launched from another host or by
+// another user, nor one made again under the same name since (its
+// creation time differs from the record's); a machine whose record was
+// lost is not found. `opts` may be NULL; `removed` is filled as by
+// `bottle_reap`. Returns `BOTTLE_OK`, `BOTTLE_ERR_INVALID_ARGUMENT`,
+// `BOTTLE_ERR_SMOLVM` (serve refused a delete; the others were tried),
+// `BOTTLE_ERR_IO` (serve unreachable, records unreadable),
+// `BOTTLE_ERR_TIMEOUT` or `BOTTLE_ERR_CANCELLED`. Thread-safe.
+//
+// # Safety
+// `ep` is NULL or a live endpoint; `opts` is NULL or live options;
+// `removed` is NULL or writable.
+enum bottle_status bottle_reap_at(const struct bottle_endpoint *ep,
+                                  const struct bottle_call_options *opts,
+                                  struct bottle_names *removed);
 
 // Frees a name list and zeroes it. NULL-safe and twice-safe.
 //

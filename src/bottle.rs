@@ -9,10 +9,13 @@ use std::path::Path;
 use crate::cancel::{Bounds, Limits};
 use crate::capture::Sink;
 use crate::copy::{self, CopyOptions, OnProgress};
+use crate::endpoint::Endpoint;
 use crate::error::Result;
 use crate::exec_options::ExecOptions;
 use crate::launch::{self, LaunchOptions};
-use crate::machine::{ExecOutput, Machine};
+use crate::machine::{ExecOutput, Host, Machine};
+use crate::serve::Serve;
+use crate::serve_launch;
 use crate::smolvm::Smolvm;
 use crate::validate;
 
@@ -41,7 +44,30 @@ impl Bottle {
         }
         let machine = Machine::new(
             machine.to_owned(),
-            Smolvm::locate()?,
+            Host::Cli(Smolvm::locate()?),
+            prompt_path.map(str::to_owned),
+            Vec::new(),
+        );
+        Ok(Bottle {
+            machine,
+            owns_machine: false,
+        })
+    }
+
+    /// A bottle on `machine` at the `smolvm serve` of `ep`, as
+    /// [`Bottle::open`] is through the CLI: nothing is contacted yet.
+    pub fn open_at(ep: &Endpoint, machine: &str, prompt_path: Option<&str>) -> Result<Self> {
+        validate::machine_name(machine)?;
+        if let Some(p) = prompt_path {
+            validate::guest_path("prompt_path", p)?;
+        }
+        let host = Host::Serve {
+            serve: Serve::new(ep)?,
+            machine_env: Vec::new(),
+        };
+        let machine = Machine::new(
+            machine.to_owned(),
+            host,
             prompt_path.map(str::to_owned),
             Vec::new(),
         );
@@ -200,6 +226,15 @@ impl Bottle {
     /// deleted before.
     pub fn reap_within(removed: &mut Vec<String>, limits: &Limits) -> Result<()> {
         launch::reap_within(removed, limits)
+    }
+
+    /// [`Bottle::reap_within`] at an endpoint, whose serve keeps no labels:
+    /// deletes the machines this user launched at `ep` from this host
+    /// whose owning process is gone, as recorded on this host when they
+    /// were launched (see [`crate::LaunchOptions::endpoint`]). Machines
+    /// launched from other hosts are never touched.
+    pub fn reap_at(ep: &Endpoint, removed: &mut Vec<String>, limits: &Limits) -> Result<()> {
+        serve_launch::reap_at(ep, removed, limits)
     }
 }
 

@@ -1,4 +1,5 @@
-//! Files in and out of a bottle, through `smolvm machine cp`.
+//! Files in and out of a bottle, through `smolvm machine cp`, or through
+//! serve's file routes for a bottle at an endpoint.
 //!
 //! `machine cp` reads any `:` in its source as `MACHINE:PATH` and a leading
 //! `-` as an option, so a host path never reaches smolvm: the library opens
@@ -20,8 +21,10 @@ use crate::cancel::{Bounds, Limits};
 use crate::capture::Io;
 use crate::error::{Error, Result};
 use crate::exec_options::ExecOptions;
-use crate::machine::Machine;
-use crate::smolvm;
+use crate::machine::{Host, Machine};
+use crate::serve::Serve;
+use crate::serve_exec::{outcome, random_hex, STOP_GRACE};
+use crate::smolvm::{self, Smolvm};
 use crate::validate;
 
 /// Who owns what `cp_in_with` creates in the guest.
@@ -171,14 +174,18 @@ pub(crate) fn cp_out_within(
     check_replaceable(host_path)?;
     let bounds = limits.start();
     let (temp, temp_path) = create_temp_beside(host_path)?;
-    let copied = run_cp(
-        m,
-        &[],
-        &format!("{}:{guest_path}", m.name()),
-        &fd_path(&temp),
-        temp.as_raw_fd(),
-        &bounds,
-    )
+    let copied = match m.host() {
+        Host::Cli(smolvm) => run_cp(
+            m,
+            smolvm,
+            &[],
+            &format!("{}:{guest_path}", m.name()),
+            &fd_path(&temp),
+            temp.as_raw_fd(),
+            &bounds,
+        ),
+        Host::Serve { serve, .. } => download(m, serve, guest_path, &temp, &bounds),
+    }
     .map_err(|e| bounds.explain(&format!("copying out of '{}'", m.name()), e));
     // Replacing a file keeps its permissions, as writing into it would
     // (set after smolvm, which may set its own on the file it wrote).
@@ -218,6 +225,12 @@ fn copy_file_in(
     owner: Option<(u32, u32)>,
     bounds: &Bounds,
 ) -> Result<()> {
+    let smolvm = match m.host() {
+        Host::Cli(smolvm) => smolvm,
+        Host::Serve { serve, .. } => {
+            return upload(m, serve, file, guest_path, mode, owner, bounds)
+        }
+    };
     let mut flags = Vec::new();
     if let Some(mode) = mode {
         flags.extend(["--mode".to_owned(), format!("{mode:o}")]);
@@ -232,6 +245,7 @@ fn copy_file_in(
     }
     run_cp(
         m,
+        smolvm,
         &flags,
         &fd_path(file),
         &format!("{}:{guest_path}", m.name()),
@@ -244,22 +258,140 @@ fn copy_file_in(
 /// one descriptor it gets beyond its stdio.
 fn run_cp(
     m: &Machine,
+    smolvm: &Smolvm,
     flags: &[String],
     src: &str,
     dst: &str,
     fd: RawFd,
     bounds: &Bounds,
 ) -> Result<()> {
-    let mut cmd = m.smolvm().command(smolvm::cp_args(flags, src, dst));
+    let mut cmd = smolvm.command(smolvm::cp_args(flags, src, dst));
     let io = Io {
         pass_fd: Some(fd),
         ..Io::within(bounds)
     };
-    let out = m.smolvm().capture_with(&mut cmd, io)?;
+    let out = smolvm.capture_with(&mut cmd, io)?;
     if out.status.success() {
         Ok(())
     } else {
         Err(m.failed("cp", &smolvm::failure_message(&out)))
+    }
+}
+
+/// The largest piece of a file uploaded at once: serve takes at most
+/// 100 MiB per upload, and holds each whole in memory.
+const UPLOAD_PART: u64 = 64 << 20;
+
+/// Copies one open host file in through serve, whose uploads take no mode
+/// or owner and may be too small for the file: its parts go into a new
+/// root-only directory, where one root command joins them, gives the file
+/// its mode and owner, and moves it into place (creating the parents, as
+/// smolvm's copy does). Until then no guest user can read it.
+fn upload(
+    m: &Machine,
+    serve: &Serve,
+    file: &File,
+    guest_path: &str,
+    mode: Option<u32>,
+    owner: Option<(u32, u32)>,
+    bounds: &Bounds,
+) -> Result<()> {
+    let dir = format!("/tmp/.bottle-copy-{}", random_hex());
+    let mkdir = ["mkdir", "-m", "700", "--", &dir].map(str::to_owned);
+    check_root(m, serve, &mkdir, "creating a spool directory", bounds)?;
+    let sent = send_parts(m, serve, file, &dir, bounds);
+    let finish = r#"d=$1 t=$2
+if [ -e "$d/p.000001" ]; then cat "$d"/p.* >"$d/f"; else mv -- "$d/p.000000" "$d/f"; fi &&
+chmod -- "$3" "$d/f" && { [ -z "$4" ] || chown -- "$4" "$d/f"; } &&
+mkdir -p -- "$(dirname -- "$t")" && mv -fT -- "$d/f" "$t"; s=$?
+rm -rf -- "$d"; exit $s"#;
+    let argv: Vec<String> = match sent {
+        Ok(()) => vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            finish.into(),
+            "bottle-copy".into(),
+            dir,
+            guest_path.into(),
+            format!("{:o}", mode.unwrap_or(0o644)),
+            owner.map_or(String::new(), |(u, g)| format!("{u}:{g}")),
+        ],
+        Err(e) => {
+            let rm = ["rm", "-rf", "--", &dir].map(str::to_owned);
+            let _ = m.served_command(serve, "cp", &rm, &cleanup_bounds());
+            return Err(e);
+        }
+    };
+    check_root(m, serve, &argv, "putting the file in place", bounds)
+}
+
+/// Sends `file` to `dir/p.NNNNNN`, one part at a time.
+fn send_parts(m: &Machine, serve: &Serve, file: &File, dir: &str, bounds: &Bounds) -> Result<()> {
+    use std::io::Read;
+    let mut part = Vec::new();
+    for i in 0.. {
+        part.clear();
+        file.take(UPLOAD_PART)
+            .read_to_end(&mut part)
+            .map_err(|e| Error::io("reading the host file", e))?;
+        if i > 0 && part.is_empty() {
+            return Ok(());
+        }
+        let path = format!("{dir}/p.{i:06}");
+        m.served(serve, "cp", bounds, || {
+            outcome(serve.upload(m.name(), &path, &part, bounds))
+        })?;
+        if (part.len() as u64) < UPLOAD_PART {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Reads `guest_path` through serve into `temp`.
+fn download(
+    m: &Machine,
+    serve: &Serve,
+    guest_path: &str,
+    mut temp: &File,
+    bounds: &Bounds,
+) -> Result<()> {
+    use std::io::Write;
+    let data = m.served(serve, "cp", bounds, || {
+        outcome(serve.download(m.name(), guest_path, bounds))
+    })?;
+    temp.write_all(&data)
+        .map_err(|e| Error::io("writing the host file", e))
+}
+
+/// A root command of a copy through serve that must succeed.
+fn check_root(
+    m: &Machine,
+    serve: &Serve,
+    argv: &[String],
+    what: &str,
+    bounds: &Bounds,
+) -> Result<()> {
+    let reply = m.served_command(serve, "cp", argv, bounds)?;
+    if reply.exit_code == 0 {
+        return Ok(());
+    }
+    Err(m.failed(
+        "cp",
+        &format!(
+            "{what} failed (exit status {}): {}",
+            reply.exit_code,
+            String::from_utf8_lossy(&reply.stderr).trim()
+        ),
+    ))
+}
+
+/// The bounds of a cleanup after a failure: a few seconds of its own.
+fn cleanup_bounds() -> Bounds {
+    Bounds {
+        deadline: Some(std::time::Instant::now() + STOP_GRACE),
+        timeout: Some(STOP_GRACE),
+        cancel: None,
     }
 }
 

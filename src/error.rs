@@ -30,6 +30,11 @@ pub enum Error {
     #[error("{0}")]
     Cancelled(String),
 
+    /// The operation cannot be done where the bottle is (a transport that
+    /// lacks what it needs); nothing was run.
+    #[error("{0}")]
+    Unsupported(String),
+
     /// A host-side I/O error while talking to smolvm or reading a host file.
     #[error("{context}: {source}")]
     Io {

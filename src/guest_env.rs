@@ -141,6 +141,28 @@ impl GuestEnv {
             .map(|((_, carrier), (_, value))| (carrier.as_str(), value.as_str()))
     }
 
+    /// (carrier, value) of every variable, for a transport that sets them
+    /// all itself (serve's exec request): `machine_env`, the values of the
+    /// machine's variables, and `secret_env`, the command's secrets, in the
+    /// order this was made with.
+    pub(crate) fn values<'a>(
+        &'a self,
+        machine_env: &'a [String],
+        secret_env: &'a [(String, String)],
+    ) -> Vec<(String, String)> {
+        let machine = machine_env
+            .iter()
+            .enumerate()
+            .map(|(i, value)| (machine_carrier(i), value.clone()));
+        machine
+            .chain(self.plain.iter().cloned())
+            .chain(
+                self.secret_values(secret_env)
+                    .map(|(c, v)| (c.to_owned(), v.to_owned())),
+            )
+            .collect()
+    }
+
     /// Every carrier, for runuser to keep.
     pub(crate) fn carriers(&self) -> Vec<&str> {
         self.exports.iter().map(|(_, c)| c.as_str()).collect()

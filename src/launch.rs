@@ -12,12 +12,13 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cancel::{Bounds, Limits};
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::guest_env;
-use crate::machine::Machine;
+use crate::machine::{Host, Machine};
 use crate::smolvm::{self, Smolvm};
 use crate::validate;
 
@@ -58,6 +59,8 @@ pub struct LaunchOptions {
     pub prompt_path: Option<String>,
     /// What may stop the launch (create and start together).
     pub limits: Limits,
+    /// The `smolvm serve` to launch at; `None` is the local smolvm CLI.
+    pub endpoint: Option<Endpoint>,
 }
 
 impl LaunchOptions {
@@ -126,17 +129,18 @@ impl LaunchOptions {
     }
 }
 
-/// Which process owns a machine, as recorded in its labels.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ProcessId {
-    pid: u32,
+/// Which process owns a machine, as recorded in its labels (or, at an
+/// endpoint, in its record on this host).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ProcessId {
+    pub(crate) pid: u32,
     start: String,
     boot: String,
     pidns: String,
 }
 
 impl ProcessId {
-    fn current() -> Result<Self> {
+    pub(crate) fn current() -> Result<Self> {
         let pid = std::process::id();
         Ok(ProcessId {
             pid,
@@ -165,7 +169,7 @@ impl ProcessId {
     /// current process): from an earlier boot, or its pid no longer names
     /// the process that started then. An owner in another pid namespace
     /// cannot be looked up, so it is never taken for gone.
-    fn is_gone(&self, here: &ProcessId) -> bool {
+    pub(crate) fn is_gone(&self, here: &ProcessId) -> bool {
         if self.boot != here.boot {
             return true;
         }
@@ -216,6 +220,9 @@ pub(crate) const CLEANUP_GRACE: Duration = Duration::from_secs(5);
 /// once the process has exited.
 pub(crate) fn launch(opts: &LaunchOptions) -> Result<Machine> {
     opts.validate()?;
+    if let Some(ep) = &opts.endpoint {
+        return crate::serve_launch::launch(opts, ep);
+    }
     let bounds = opts.limits.start();
     let smolvm = Smolvm::locate()?;
     let owner = ProcessId::current()?;
@@ -261,14 +268,24 @@ pub(crate) fn launch(opts: &LaunchOptions) -> Result<Machine> {
         });
     }
     let env = opts.env.iter().map(|(k, _)| k.clone()).collect();
-    Ok(Machine::new(name, smolvm, opts.prompt_path.clone(), env))
+    Ok(Machine::new(
+        name,
+        Host::Cli(smolvm),
+        opts.prompt_path.clone(),
+        env,
+    ))
 }
 
 /// Stops and deletes `machine`. Deletion is tried even when the stop fails,
 /// and the first failure is returned; a teardown stopped by `bounds` goes
 /// no further.
 pub(crate) fn teardown(machine: &Machine, bounds: &Bounds) -> Result<()> {
-    let (smolvm, machine) = (machine.smolvm(), machine.name());
+    let (smolvm, machine) = match machine.host() {
+        Host::Cli(smolvm) => (smolvm, machine.name()),
+        Host::Serve { serve, .. } => {
+            return crate::serve_launch::teardown(serve, machine.name(), bounds)
+        }
+    };
     let stopped = smolvm.run_checked_within(smolvm::stop_args(machine), "stop", machine, bounds);
     if let Err(e @ (Error::Timeout(_) | Error::Cancelled(_))) = stopped {
         return Err(e);
@@ -366,7 +383,7 @@ fn machines(smolvm: &Smolvm, bounds: &Bounds) -> Result<Vec<Listed>> {
     })
 }
 
-fn generated_name(pid: u32) -> String {
+pub(crate) fn generated_name(pid: u32) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let mut bytes = [0u8; 4];

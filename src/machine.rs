@@ -17,15 +17,29 @@ use crate::guest_command::{
     claude_script, in_workdir, runuser_command, tied_to_call, with_exports, DEFAULT_USER,
 };
 use crate::guest_env::GuestEnv;
+use crate::serve::{ExecReply, ExecRequest, Lifecycle, Serve};
+use crate::serve_exec::{outcome, Failure, Spooled, Stop};
 use crate::smolvm::{self, ExecFlags, MachineState, Smolvm};
 use crate::{spawn, validate};
 
-/// A machine as the operations reach it: its name, the smolvm that runs
-/// it, and what every command in it gets.
+/// How a machine is reached: the local smolvm CLI, or a `smolvm serve`.
+#[derive(Debug)]
+pub(crate) enum Host {
+    Cli(Smolvm),
+    Serve {
+        serve: Serve,
+        /// The values of the machine's own variables (`env`'s names), which
+        /// serve does not apply to its execs: every command is sent them.
+        machine_env: Vec<String>,
+    },
+}
+
+/// A machine as the operations reach it: its name, how it is reached, and
+/// what every command in it gets.
 #[derive(Debug)]
 pub(crate) struct Machine {
     name: String,
-    smolvm: Smolvm,
+    host: Host,
     /// The in-guest system-prompt file claude is given.
     prompt_path: Option<String>,
     /// Names of the variables the machine was created with, in order: the
@@ -46,13 +60,13 @@ pub struct ExecOutput {
 impl Machine {
     pub(crate) fn new(
         name: String,
-        smolvm: Smolvm,
+        host: Host,
         prompt_path: Option<String>,
         env: Vec<String>,
     ) -> Self {
         Machine {
             name,
-            smolvm,
+            host,
             prompt_path,
             env,
         }
@@ -62,8 +76,8 @@ impl Machine {
         &self.name
     }
 
-    pub(crate) fn smolvm(&self) -> &Smolvm {
-        &self.smolvm
+    pub(crate) fn host(&self) -> &Host {
+        &self.host
     }
 
     /// [`Bottle::exec_with`](crate::Bottle::exec_with): the script under
@@ -96,6 +110,14 @@ impl Machine {
             "the script with its environment and working directory"
         };
         validate::single_argument("script", what, script.len())?;
+        let smolvm = match &self.host {
+            Host::Cli(smolvm) => smolvm,
+            Host::Serve { serve, machine_env } => {
+                let argv = runuser_command(user, &vars.carriers(), &script);
+                let env = vars.values(machine_env, &opts.secret_env);
+                return self.exec_served(serve, argv, env, opts, stdout, stderr);
+            }
+        };
 
         let flags = ExecFlags {
             // -i streams output of any size and passes stdin on with its
@@ -110,9 +132,7 @@ impl Machine {
             runuser_command(user, &vars.carriers(), &script),
             opts.stdin.is_some(),
         );
-        let mut cmd = self
-            .smolvm
-            .command(smolvm::exec_args(&self.name, &flags, &guest));
+        let mut cmd = smolvm.command(smolvm::exec_args(&self.name, &flags, &guest));
         cmd.envs(vars.secret_values(&opts.secret_env));
         self.check_size(&cmd, opts, script.len())?;
 
@@ -130,8 +150,7 @@ impl Machine {
             cancel: opts.cancel.as_deref(),
             pass_fd: None,
         };
-        let out = self
-            .smolvm
+        let out = smolvm
             .capture_with(&mut cmd, io)
             .map_err(|e| self.stopped("exec", opts.timeout, e))?;
         // Asking smolvm for the machine's state is part of the exec, and
@@ -141,7 +160,7 @@ impl Machine {
             timeout: opts.timeout,
             cancel: opts.cancel.clone(),
         };
-        self.check_own_failure("exec", &out, &bounds)
+        self.check_own_failure(smolvm, "exec", &out, &bounds)
             .map_err(|e| self.stopped("exec", opts.timeout, e))?;
         let exit_code = self.guest_exit_code(out.status)?;
         Ok(ExecOutput {
@@ -178,8 +197,15 @@ impl Machine {
         );
         // Checked once, as it will travel: with the machine's exports.
         validate::single_argument("argv", "the quoted claude command line", script.len())?;
-        self.require_running_within(bounds)?;
         let claude = runuser_command(DEFAULT_USER, &vars.carriers(), &script);
+        let smolvm = match &self.host {
+            Host::Cli(smolvm) => smolvm,
+            Host::Serve { serve, machine_env } => {
+                let env = vars.values(machine_env, &[]);
+                return self.claude_served(serve, claude, env, tty, bounds);
+            }
+        };
+        self.require_running_within(smolvm, bounds)?;
         let guest = if tty {
             claude
         } else {
@@ -190,14 +216,12 @@ impl Machine {
             tty,
             ..ExecFlags::default()
         };
-        let mut cmd = self
-            .smolvm
-            .command(smolvm::exec_args(&self.name, &flags, &guest));
+        let mut cmd = smolvm.command(smolvm::exec_args(&self.name, &flags, &guest));
         // Without a terminal claude's stdin is empty, and smolvm's group is
         // its own, so that a stop reaches all of it.
-        let status = self.smolvm.run_inheriting(&mut cmd, !tty, !tty, bounds)?;
+        let status = smolvm.run_inheriting(&mut cmd, !tty, !tty, bounds)?;
         if status.code() == Some(1) {
-            let state = self.smolvm.machine_state_within(&self.name, bounds)?;
+            let state = smolvm.machine_state_within(&self.name, bounds)?;
             if !state.is_running() {
                 return Err(self.failed(
                     "exec",
@@ -211,6 +235,197 @@ impl Machine {
         self.guest_exit_code(status)
     }
 
+    /// [`Machine::exec_with`] through serve ([`crate::serve_exec`]). The
+    /// machine must be running, as for the CLI (serve would boot a stopped
+    /// one); a machine serve does not know yet because the CLI created it
+    /// is adopted (`POST .../start` on a running machine) and the request
+    /// made again.
+    fn exec_served<'a>(
+        &self,
+        serve: &Serve,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        opts: &'a ExecOptions,
+        mut stdout: Sink<'a>,
+        mut stderr: Sink<'a>,
+    ) -> Result<ExecOutput> {
+        let deadline = opts
+            .timeout
+            .map(|t| Instant::now() + t)
+            .into_iter()
+            .chain(opts.deadline)
+            .min();
+        let bounds = Bounds {
+            deadline,
+            timeout: opts.timeout,
+            cancel: opts.cancel.clone(),
+        };
+        let size = argv.iter().map(|a| a.len() + 1).sum::<usize>()
+            + env
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 2)
+                .sum::<usize>();
+        let limit = spawn::exec_size_limit();
+        if size > limit {
+            let sum =
+                |pairs: &[(String, String)]| pairs.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
+            return Err(validate::too_large(
+                &[
+                    ("env", "the variables of `env`", sum(&opts.env)),
+                    (
+                        "secret_env",
+                        "the variables of `secret_env`",
+                        sum(&opts.secret_env),
+                    ),
+                    ("script", "the script", argv.last().map_or(0, String::len)),
+                ],
+                size,
+                limit,
+            ));
+        }
+        let run = Spooled {
+            serve,
+            machine: &self.name,
+            argv,
+            env,
+            stdin: opts.stdin.as_deref(),
+            deadline,
+            cancel: opts.cancel.as_deref(),
+        };
+        let done = self
+            .served(serve, "exec", &bounds, || run.run(&mut stdout, &mut stderr))
+            .map_err(|e| self.stopped("exec", opts.timeout, e))?;
+        Ok(ExecOutput {
+            exit_code: done.exit_code,
+            stdout: done.stdout,
+            stderr: done.stderr,
+        })
+    }
+
+    /// claude through serve. Without a terminal it is a spooled command
+    /// whose output goes to the caller's stdout and stderr as it comes;
+    /// serve's only terminal is its WebSocket, which takes no arguments.
+    fn claude_served(
+        &self,
+        serve: &Serve,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        tty: bool,
+        bounds: &Bounds,
+    ) -> Result<i32> {
+        if tty {
+            return Err(Error::Unsupported(format!(
+                "claude on a terminal at {}: smolvm serve's only terminal, its interactive                  WebSocket, runs a program without arguments, so claude's argv could not                  arrive; call without tty",
+                serve.url()
+            )));
+        }
+        let run = Spooled {
+            serve,
+            machine: &self.name,
+            argv,
+            env,
+            stdin: None,
+            deadline: bounds.deadline,
+            cancel: bounds.cancel(),
+        };
+        let mut out = |chunk: &[u8]| {
+            use std::io::Write;
+            let mut fd = std::io::stdout().lock();
+            // A caller whose stdout is gone still gets claude's status.
+            let _ = fd.write_all(chunk).and_then(|()| fd.flush());
+            true
+        };
+        let mut err = |chunk: &[u8]| {
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(chunk);
+            true
+        };
+        let mut stdout = Sink {
+            capture: false,
+            on_chunk: Some(&mut out),
+        };
+        let mut stderr = Sink {
+            capture: false,
+            on_chunk: Some(&mut err),
+        };
+        let done = self.served(serve, "exec", bounds, || run.run(&mut stdout, &mut stderr))?;
+        Ok(done.exit_code)
+    }
+
+    /// Runs `op` against a machine serve must find running: `Ok` with what
+    /// it returned, or the failure as this library's error. A refusal of
+    /// `op` with 404 (serve has no record of a machine the CLI created
+    /// after it started) adopts a running machine and tries once more.
+    pub(crate) fn served<T>(
+        &self,
+        serve: &Serve,
+        subcommand: &str,
+        bounds: &Bounds,
+        mut op: impl FnMut() -> std::result::Result<T, Failure>,
+    ) -> Result<T> {
+        self.require_served(serve, subcommand, bounds)?;
+        let mut adopted = false;
+        loop {
+            return match op() {
+                Ok(value) => Ok(value),
+                Err(Failure::Refused(r)) if r.status == 404 && !adopted => {
+                    adopted = true;
+                    match serve.lifecycle(Lifecycle::Start, &self.name, bounds)? {
+                        Ok(()) => continue,
+                        Err(r) => Err(self.failed(subcommand, &r.message)),
+                    }
+                }
+                Err(Failure::Refused(r)) => Err(self.failed(subcommand, &r.message)),
+                Err(Failure::Stopped(Stop::Deadline)) => {
+                    Err(Error::Timeout("the deadline passed".into()))
+                }
+                Err(Failure::Stopped(Stop::Cancelled)) => Err(Error::Cancelled("cancelled".into())),
+                Err(Failure::Stopped(Stop::Callback(stream))) => Err(Error::Cancelled(format!(
+                    "the {} callback asked to stop",
+                    stream.name()
+                ))),
+                Err(Failure::Error(e)) => Err(e),
+            };
+        }
+    }
+
+    /// Runs `argv` as root through serve and returns what it printed: for
+    /// short commands of the library's own (a copy's), which need no
+    /// spool.
+    pub(crate) fn served_command(
+        &self,
+        serve: &Serve,
+        subcommand: &str,
+        argv: &[String],
+        bounds: &Bounds,
+    ) -> Result<ExecReply> {
+        let req = ExecRequest {
+            command: argv,
+            env: Vec::new(),
+            timeout_secs: None,
+        };
+        self.served(serve, subcommand, bounds, || {
+            outcome(serve.exec(&self.name, &req, bounds))
+        })
+    }
+
+    /// Refuses a machine serve has no record of, or one not running.
+    pub(crate) fn require_served(
+        &self,
+        serve: &Serve,
+        subcommand: &str,
+        bounds: &Bounds,
+    ) -> Result<()> {
+        match serve.machine(&self.name, bounds)? {
+            None => Err(self.failed(subcommand, &format!("machine '{}' not found", self.name))),
+            Some(info) if info.state == "running" => Ok(()),
+            Some(info) => Err(self.failed(
+                subcommand,
+                &MachineState::Known(info.state).why_not_running(&self.name),
+            )),
+        }
+    }
+
     /// smolvm's own failure in `out`, if it is one: a usage error, or a
     /// last `Error:` line of the kinds smolvm's errors have
     /// ([`smolvm::own_failure`]). A script can end the same way, so where
@@ -220,7 +435,13 @@ impl Machine {
     /// other words counts on such a machine too, which could not have run
     /// a script. Everything else, above all the agent's failures on a
     /// running machine, is smolvm's as it says.
-    fn check_own_failure(&self, subcommand: &str, out: &Captured, bounds: &Bounds) -> Result<()> {
+    fn check_own_failure(
+        &self,
+        smolvm: &Smolvm,
+        subcommand: &str,
+        out: &Captured,
+        bounds: &Bounds,
+    ) -> Result<()> {
         if let Some(usage) = smolvm::usage_error(out) {
             return Err(self.failed(subcommand, usage));
         }
@@ -238,15 +459,15 @@ impl Machine {
         // failure smolvm's: a status that itself failed for another reason
         // (a database still locked) decides nothing, and the exit stays
         // the script's.
-        match self.smolvm.machine_state_within(&self.name, bounds)? {
+        match smolvm.machine_state_within(&self.name, bounds)? {
             state if state.is_running() => Ok(()),
             MachineState::Unknown(why) if !smolvm::says_machine_is_gone(&why) => Ok(()),
             _ => Err(self.failed(subcommand, message)),
         }
     }
 
-    fn require_running_within(&self, bounds: &Bounds) -> Result<()> {
-        let state = self.smolvm.machine_state_within(&self.name, bounds)?;
+    fn require_running_within(&self, smolvm: &Smolvm, bounds: &Bounds) -> Result<()> {
+        let state = smolvm.machine_state_within(&self.name, bounds)?;
         if state.is_running() {
             Ok(())
         } else {

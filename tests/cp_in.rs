@@ -144,7 +144,7 @@ fn unknown_and_stopped_machines_are_smolvms_failures() {
     assert_fails(
         b.cp_in(path_bytes(&ok), "/tmp/x"),
         BOTTLE_ERR_SMOLVM,
-        "vm not found",
+        &common::not_found("no-such-machine-cp"),
     );
     let m = Machine::new("stopped");
     let b = m.open();

@@ -145,9 +145,13 @@ fn unknown_machine_is_smolvms_failure() {
     assert_fails(
         b.exec("true", None),
         BOTTLE_ERR_SMOLVM,
-        "vm not found: no-such-machine-here",
+        &common::not_found("no-such-machine-here"),
     );
-    assert_fails(b.exec("exit 1", None), BOTTLE_ERR_SMOLVM, "vm not found");
+    assert_fails(
+        b.exec("exit 1", None),
+        BOTTLE_ERR_SMOLVM,
+        &common::not_found("no-such-machine-here"),
+    );
 }
 
 #[test]

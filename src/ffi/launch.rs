@@ -4,10 +4,12 @@
 use std::ffi::{c_char, CString};
 
 use super::boundary::{
-    self, box_out, free_boxed, mut_arg, opt_str_arg, out_arg, path_arg, str_arg, timeout_arg,
+    self, box_out, free_boxed, mut_arg, opt_str_arg, out_arg, path_arg, ref_arg, str_arg,
+    timeout_arg,
 };
 use super::call_options::bottle_call_options;
 use super::cancel::{bottle_cancel, cancel_arg};
+use super::endpoint::bottle_endpoint;
 use super::exec_options::env_pair;
 use super::handle::bottle;
 use super::status::bottle_status;
@@ -261,6 +263,42 @@ pub unsafe extern "C" fn bottle_launch_options_set_prompt_path(
     })
 }
 
+/// Launches at the `smolvm serve` of `ep` instead of through the local
+/// smolvm CLI; NULL goes back to the CLI. The endpoint is copied: it may
+/// be freed once this returns.
+///
+/// serve keeps no labels, so a machine launched there is recorded on this
+/// host instead (a file under `$XDG_STATE_HOME/libbottle/serve`, else
+/// `~/.local/state/libbottle/serve`), for `bottle_reap_at`; `bottle_launch`
+/// fails with `BOTTLE_ERR_IO` if the record cannot be written. The
+/// machine's variables (`bottle_launch_options_add_env`) are sent with
+/// every command, since serve does not apply them to its commands itself.
+///
+/// Returns `BOTTLE_OK`, or `BOTTLE_ERR_INVALID_ARGUMENT` for NULL `opts`
+/// or an `https://` endpoint without its certificates. Not while another
+/// thread uses `opts`.
+///
+/// # Safety
+/// `opts` is NULL or live options; `ep` is NULL or a live endpoint.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_launch_options_set_endpoint(
+    opts: *mut bottle_launch_options,
+    ep: *const bottle_endpoint,
+) -> bottle_status {
+    boundary::guard(|| {
+        // SAFETY: `opts` is NULL or live, and used by no other thread during the call (the
+        // contract).
+        let opts = unsafe { mut_arg(opts, "opts") }?;
+        // SAFETY: `ep` is NULL or live (the contract).
+        let ep = unsafe { ep.as_ref() };
+        if let Some(ep) = ep {
+            ep.0.check_usable()?;
+        }
+        opts.0.endpoint = ep.map(|ep| ep.0.clone());
+        Ok(())
+    })
+}
+
 /// How long the launch (create and start together) may take, in
 /// milliseconds; 0 means no limit. When it is up, the smolvm process
 /// running then, and every process in its process group, is stopped
@@ -468,6 +506,49 @@ pub unsafe extern "C" fn bottle_reap_with(
         let limits = unsafe { opts.as_ref() }.map_or(&default, |o| &o.0);
         let mut names = Vec::new();
         let result = Bottle::reap_within(&mut names, limits);
+        // SAFETY: `out` is non-NULL and writable per the contract.
+        unsafe { out.as_ptr().write(names_to_c(names)) };
+        result
+    })
+}
+
+/// `bottle_reap_with` at an endpoint. serve keeps no labels: this deletes
+/// the machines that this user launched at `ep` from this host (recorded
+/// then, see `bottle_launch_options_set_endpoint`) and whose owning process
+/// is gone. It never touches machines launched from another host or by
+/// another user, nor one made again under the same name since (its
+/// creation time differs from the record's); a machine whose record was
+/// lost is not found. `opts` may be NULL; `removed` is filled as by
+/// `bottle_reap`. Returns `BOTTLE_OK`, `BOTTLE_ERR_INVALID_ARGUMENT`,
+/// `BOTTLE_ERR_SMOLVM` (serve refused a delete; the others were tried),
+/// `BOTTLE_ERR_IO` (serve unreachable, records unreadable),
+/// `BOTTLE_ERR_TIMEOUT` or `BOTTLE_ERR_CANCELLED`. Thread-safe.
+///
+/// # Safety
+/// `ep` is NULL or a live endpoint; `opts` is NULL or live options;
+/// `removed` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn bottle_reap_at(
+    ep: *const bottle_endpoint,
+    opts: *const bottle_call_options,
+    removed: *mut bottle_names,
+) -> bottle_status {
+    boundary::guard(|| {
+        // SAFETY: `ep` is NULL or live (the contract).
+        let ep = unsafe { ref_arg(ep, "ep") }?;
+        let out = out_arg(removed, "removed")?;
+        // SAFETY: `out` is non-NULL and writable per the contract.
+        unsafe {
+            out.as_ptr().write(bottle_names {
+                names: std::ptr::null_mut(),
+                count: 0,
+            })
+        };
+        let default = crate::cancel::Limits::default();
+        // SAFETY: per the contract.
+        let limits = unsafe { opts.as_ref() }.map_or(&default, |o| &o.0);
+        let mut names = Vec::new();
+        let result = Bottle::reap_at(&ep.0, &mut names, limits);
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.as_ptr().write(names_to_c(names)) };
         result

@@ -24,6 +24,9 @@ pub mod status;
 // The bottle: opening one on a machine, its name.
 pub mod bottle;
 
+// Endpoints: a smolvm serve instead of the local CLI.
+pub mod endpoint;
+
 // Running a script, and its options.
 pub mod exec;
 pub mod exec_options;

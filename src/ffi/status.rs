@@ -44,6 +44,9 @@ pub enum bottle_status {
     /// The call was cancelled (a tripped `bottle_cancel`, or an output
     /// callback that returned non-zero) and the command was stopped.
     BOTTLE_ERR_CANCELLED = 7,
+    /// The bottle's transport cannot do this (each function's doc says
+    /// where); nothing was run. Only bottles at an endpoint return it.
+    BOTTLE_ERR_UNSUPPORTED = 8,
 }
 
 /// `bottle_status` as the C caller may pass it: any int. Declared as the
@@ -52,7 +55,7 @@ pub enum bottle_status {
 pub type BottleStatusCode = c_int;
 
 impl bottle_status {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 9] = [
         Self::BOTTLE_OK,
         Self::BOTTLE_ERR_INVALID_ARGUMENT,
         Self::BOTTLE_ERR_SMOLVM_NOT_FOUND,
@@ -61,6 +64,7 @@ impl bottle_status {
         Self::BOTTLE_ERR_PANIC,
         Self::BOTTLE_ERR_TIMEOUT,
         Self::BOTTLE_ERR_CANCELLED,
+        Self::BOTTLE_ERR_UNSUPPORTED,
     ];
 
     fn from_code(code: BottleStatusCode) -> Option<Self> {
@@ -79,6 +83,7 @@ impl bottle_status {
             Self::BOTTLE_ERR_PANIC => c"internal error (panic) in libbottle",
             Self::BOTTLE_ERR_TIMEOUT => c"timed out",
             Self::BOTTLE_ERR_CANCELLED => c"cancelled",
+            Self::BOTTLE_ERR_UNSUPPORTED => c"not supported by the bottle's transport",
         }
     }
 
@@ -90,6 +95,7 @@ impl bottle_status {
             Error::Io { .. } => Self::BOTTLE_ERR_IO,
             Error::Timeout(_) => Self::BOTTLE_ERR_TIMEOUT,
             Error::Cancelled(_) => Self::BOTTLE_ERR_CANCELLED,
+            Error::Unsupported(_) => Self::BOTTLE_ERR_UNSUPPORTED,
         }
     }
 }
@@ -148,7 +154,7 @@ mod tests {
                 "{s:?}"
             );
         }
-        assert_eq!(text(bottle_status_str(8)), "unknown status");
+        assert_eq!(text(bottle_status_str(9)), "unknown status");
         assert_eq!(text(bottle_status_str(-1)), "unknown status");
     }
 

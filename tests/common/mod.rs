@@ -11,6 +11,9 @@ use std::sync::OnceLock;
 use ::bottle::ffi::bottle::{
     bottle, bottle_close, bottle_cp_in, bottle_exec, bottle_exec_claude, bottle_open,
 };
+use ::bottle::ffi::endpoint::{
+    bottle_endpoint, bottle_endpoint_new, bottle_endpoint_set_tls, bottle_open_at,
+};
 use ::bottle::ffi::exec_result::{bottle_exec_result, bottle_exec_result_free};
 use ::bottle::ffi::status::{bottle_last_error, bottle_status};
 
@@ -68,11 +71,65 @@ fn pin_real_smolvm_paths() {
     }
 }
 
+/// An endpoint (`bottle_endpoint`), shared by the tests of a run.
+pub struct Endpoint(pub *mut bottle_endpoint);
+
+// SAFETY: an endpoint is only read once made; the C API allows that from
+// any thread.
+unsafe impl Send for Endpoint {}
+unsafe impl Sync for Endpoint {}
+
+/// The `smolvm serve` the tests go through instead of the CLI, when
+/// `BOTTLE_TEST_ENDPOINT` names one (`tests/with-serve` sets it, with
+/// `BOTTLE_TEST_TLS_DIR` holding `ca.pem`, `client.pem` and `client.key`
+/// for an `https://` one).
+pub fn endpoint() -> Option<&'static Endpoint> {
+    static EP: OnceLock<Option<Endpoint>> = OnceLock::new();
+    EP.get_or_init(|| {
+        let url = std::env::var("BOTTLE_TEST_ENDPOINT").ok()?;
+        Some(make_endpoint(
+            &url,
+            std::env::var("BOTTLE_TEST_TLS_DIR").ok().as_deref(),
+        ))
+    })
+    .as_ref()
+}
+
+/// A new endpoint for `url`, with the TLS files of `tls_dir` if given.
+pub fn make_endpoint(url: &str, tls_dir: Option<&str>) -> Endpoint {
+    let mut ep = std::ptr::null_mut();
+    check(unsafe { bottle_endpoint_new(cstr(url).as_ptr(), &mut ep) }).expect("endpoint");
+    if let Some(dir) = tls_dir {
+        let file = |f: &str| cstr(&format!("{dir}/{f}"));
+        check(unsafe {
+            bottle_endpoint_set_tls(
+                ep,
+                file("ca.pem").as_ptr(),
+                file("client.pem").as_ptr(),
+                file("client.key").as_ptr(),
+            )
+        })
+        .expect("endpoint TLS");
+    }
+    Endpoint(ep)
+}
+
+/// How smolvm says it has no machine `name`: the CLI's words, or serve's.
+pub fn not_found(name: &str) -> String {
+    match endpoint() {
+        Some(_) => format!("machine '{name}' not found"),
+        None => format!("vm not found: {name}"),
+    }
+}
+
 /// Whether a process a script leaves running outlives its exec, as in a VM:
-/// true for a real smolvm (with the stand-in guest or a real one), false
-/// for the stand-in CLI, which gives every exec a PID namespace that ends
-/// with it.
+/// true for a real smolvm (with the stand-in guest or a real one) and for
+/// a serve (whose guests live from request to request), false for the
+/// stand-in CLI, which gives every exec a PID namespace that ends with it.
 pub fn guest_outlives_exec() -> bool {
+    if endpoint().is_some() {
+        return true;
+    }
     static REAL: OnceLock<bool> = OnceLock::new();
     *REAL.get_or_init(|| {
         let out = smolvm(&["--version"]);
@@ -233,16 +290,15 @@ unsafe impl Send for Bottle {}
 unsafe impl Sync for Bottle {}
 
 impl Bottle {
+    /// `bottle_open`, or `bottle_open_at` the endpoint under test.
     pub fn open(machine: &str, prompt: Option<&str>) -> Result<Self, Failure> {
         let machine = cstr(machine);
         let prompt = prompt.map(cstr);
+        let prompt = prompt.as_ref().map_or(std::ptr::null(), |p| p.as_ptr());
         let mut out = std::ptr::null_mut();
-        let status = unsafe {
-            bottle_open(
-                machine.as_ptr(),
-                prompt.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
-                &mut out,
-            )
+        let status = match endpoint() {
+            Some(ep) => unsafe { bottle_open_at(ep.0, machine.as_ptr(), prompt, &mut out) },
+            None => unsafe { bottle_open(machine.as_ptr(), prompt, &mut out) },
         };
         check(status).map(|()| {
             assert!(!out.is_null());
