@@ -372,10 +372,10 @@ impl Machine {
                     adopted = true;
                     match serve.lifecycle(Lifecycle::Start, &self.name, bounds)? {
                         Ok(()) => continue,
-                        Err(r) => Err(self.failed(subcommand, &r.message)),
+                        Err(r) => Err(self.failed(subcommand, &r.describe())),
                     }
                 }
-                Err(Failure::Refused(r)) => Err(self.failed(subcommand, &r.message)),
+                Err(Failure::Refused(r)) => Err(self.failed(subcommand, &r.describe())),
                 Err(Failure::Stopped(Stop::Deadline)) => {
                     Err(Error::Timeout("the deadline passed".into()))
                 }

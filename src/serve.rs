@@ -121,6 +121,17 @@ pub(crate) struct Refused {
     pub(crate) message: String,
 }
 
+impl Refused {
+    /// serve's message, or the HTTP status when it gave none.
+    pub(crate) fn describe(&self) -> String {
+        if self.message.is_empty() {
+            format!("smolvm serve answered HTTP {} with no message", self.status)
+        } else {
+            self.message.clone()
+        }
+    }
+}
+
 enum Body<'a> {
     Empty,
     Json(Vec<u8>),
@@ -278,7 +289,9 @@ impl Serve {
     pub(crate) fn refused(&self, r: Refused) -> Error {
         Error::Smolvm(format!(
             "smolvm serve at {} answered {}: {}",
-            self.url, r.status, r.message
+            self.url,
+            r.status,
+            r.describe()
         ))
     }
 

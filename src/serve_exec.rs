@@ -57,34 +57,41 @@ const TRAILER: &[u8] = b"\n\0bottle:";
 /// Shared shell functions: `emit` prints what the files gained since
 /// offsets `$o` and `$e` (at most `$m` bytes of each), then the trailer;
 /// once the command's status is there and every byte handed over, it
-/// removes the directory.
+/// removes the directory if `$1` is 1. (Only a request that surely
+/// reaches the caller may: one whose answer serve dropped after its own
+/// request timeout would take the output with it. The caller removes it
+/// otherwise.)
 const EMIT: &str = r#"emit() {
   s=; [ -e "$d/st" ] && s=$(cat "$d/st")
   so=$(wc -c <"$d/out") se=$(wc -c <"$d/err")
   tail -c +$((o+1)) "$d/out" | head -c "$m"
   tail -c +$((e+1)) "$d/err" | head -c "$m" >&2
   if [ -n "$s" ] && [ $((so-o)) -le "$m" ] && [ $((se-e)) -le "$m" ]; then
-    rm -rf "$d"; printf '\n\000bottle:exit:%s' "$s" >&2
+    [ "$1" = 1 ] && rm -rf "$d"; printf '\n\000bottle:exit:%s' "$s" >&2
   else printf '\n\000bottle:more' >&2; fi
 }
 "#;
 
-/// The first request: `$1` the directory, `$2` how long to wait (a
-/// `sleep` argument, `0` for not at all), `$3` the chunk size, `$4` `+`
-/// when stdin was uploaded (the directory exists then), `-` for none; the
-/// command follows. The runner, in the background, starts the command in
-/// a new session (whose id is its process group, written to `pid`), waits
-/// for it and writes its status to `st`; a watchdog beside it kills the
-/// group once `lease` is a minute old. The request then waits for the
-/// runner (a `sleep` that signals this shell cuts the wait short) and
-/// emits. Every background shell waits for what it started, even when
-/// stopped: an orphan would stay a zombie (see the module's doc).
-const START: &str = r#"d=$1 w=$2 m=$3 o=0 e=0
-case $4 in
+/// The first request: `$1` the directory, `$2` the chunk size, `$3` and
+/// `$4` how long to wait (`sleep` arguments, the first at most a second;
+/// `0` for not at all), `$5` `+` when stdin was uploaded (the directory
+/// exists then), `-` for none; the command follows. The runner, in the
+/// background, starts the command in a new session (whose id is its
+/// process group, written to `pid`), waits for it and writes its status to
+/// `st`; a watchdog beside it kills the group once `lease` is a minute
+/// old. The request then waits for the runner (a timer that signals this
+/// shell cuts the wait short) and emits, removing the directory if the
+/// command ended within the first second (a request that short is not cut
+/// off by serve's timeout). Every background shell waits for what it
+/// started, even when stopped: an orphan would stay a zombie (see the
+/// module's doc).
+const START: &str = r#"d=$1 m=$2 o=0 e=0
+case $5 in
 +) i=$d/in; if [ -e "$d/in.000000" ]; then cat "$d"/in.* >"$i" && rm -f "$d"/in.*; fi ;;
 *) i=/dev/null; mkdir -m 700 "$d" || exit 125 ;;
 esac
-shift 4
+w1=$3 w2=$4
+shift 5
 : >"$d/lease" && : >"$d/out" && : >"$d/err" || exit 125
 (
   setsid sh -c 'echo $$ >"$0/pid.t" && mv "$0/pid.t" "$0/pid" && exec "$@"' "$d" "$@" <"$i" >"$d/out" 2>"$d/err" &
@@ -103,15 +110,20 @@ shift 4
   kill $g; wait $g
 ) </dev/null >/dev/null 2>&1 &
 r=$!
-if [ "$w" != 0 ]; then
+if [ "$w1" != 0 ]; then
   trap : USR1
   (trap 'kill $z 2>/dev/null; wait $z; exit 0' TERM
-  sleep "$w" & z=$!; wait $z && kill -USR1 $$) </dev/null >/dev/null 2>&1 &
+  sleep "$w1" & z=$!; wait $z || exit 0
+  : >"$d/slow"
+  sleep "$w2" & z=$!; wait $z || exit 0
+  kill -USR1 $$) </dev/null >/dev/null 2>&1 &
   t=$!
   wait $r
   kill $t 2>/dev/null; wait $t
+else
+  : >"$d/slow"
 fi
-emit
+if [ -e "$d/slow" ]; then emit 0; else emit 1; fi
 "#;
 
 /// A later request: `$1` the directory, `$2` and `$3` the offsets already
@@ -134,7 +146,7 @@ while [ ! -e "$d/st" ] && [ $n -lt "$w" ]; do
   sleep "0.$(printf %03d $p)"
   n=$((n+p)); p=$((p*2)); [ $p -gt 200 ] && p=200
 done
-emit
+emit 0
 "#;
 
 /// Kills the command's process group (waiting briefly for it to have
@@ -267,15 +279,25 @@ impl Spooled<'_> {
         };
         let (mut o, mut e) = (0u64, 0u64);
         let mut first = true;
+        let mut round = ROUND;
         loop {
             self.check_stop()?;
             let wait = self.round_length(if first && streaming {
                 FIRST_STREAMING_ROUND
             } else {
-                ROUND
+                round
             });
             let command: Vec<String> = if first {
-                let mut c = shell(START, &[dir, &sleep_arg(wait), &CHUNK.to_string()]);
+                let head = wait.min(Duration::from_secs(1));
+                let mut c = shell(
+                    START,
+                    &[
+                        dir,
+                        &CHUNK.to_string(),
+                        &sleep_arg(head),
+                        &sleep_arg(wait - head),
+                    ],
+                );
                 c.push(if has_stdin { "+" } else { "-" }.into());
                 c.extend(self.argv.iter().cloned());
                 c
@@ -293,8 +315,17 @@ impl Spooled<'_> {
                 )
             };
             let env = if first { &self.env[..] } else { &[] };
-            let reply = self.request(&command, env)?;
-            first = false;
+            let was_first = std::mem::replace(&mut first, false);
+            let reply = match self.request(&command, env) {
+                // serve gave up on the request before the guest was done
+                // waiting (a request timeout shorter than a round): the
+                // command runs on; wait in shorter rounds.
+                Err(Failure::Refused(r)) if r.status == 408 => {
+                    round = (round / 2).max(Duration::from_secs(1));
+                    continue;
+                }
+                other => other?,
+            };
             let (err_chunk, state) = split_trailer(reply.stderr)
                 .ok_or_else(|| Failure::Error(self.unexpected(reply.exit_code)))?;
             o += reply.stdout.len() as u64;
@@ -323,6 +354,9 @@ impl Spooled<'_> {
                         .and_then(|s| s.trim().parse::<i32>().ok());
                     match code {
                         Some(code) => {
+                            if !was_first {
+                                self.remove(dir);
+                            }
                             out.exit_code = code;
                             return Ok(out);
                         }
@@ -412,6 +446,22 @@ impl Spooled<'_> {
     fn kill(&self, dir: &str) {
         let req = ExecRequest {
             command: &shell(KILL, &[dir]),
+            env: Vec::new(),
+            timeout_secs: None,
+        };
+        let bounds = Bounds {
+            deadline: Some(Instant::now() + STOP_GRACE),
+            ..Bounds::default()
+        };
+        let _ = self.serve.exec(self.machine, &req, &bounds);
+    }
+
+    /// Removes the spool of a command that ended, within [`STOP_GRACE`];
+    /// a failure leaves a directory of a few files behind.
+    fn remove(&self, dir: &str) {
+        let rm = ["rm", "-rf", "--", dir].map(str::to_owned);
+        let req = ExecRequest {
+            command: &rm,
             env: Vec::new(),
             timeout_secs: None,
         };
