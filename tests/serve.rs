@@ -452,7 +452,7 @@ fn reap_at_deletes_what_a_dead_owner_launched_there_and_nothing_else() {
 
     let (status, names) = common::reaped(|r| unsafe { bottle_reap_at(ep.0, null(), r) });
     check(status).unwrap();
-    assert_eq!(names, [orphan_name.clone()]);
+    assert_eq!(names, std::slice::from_ref(&orphan_name));
     assert_eq!(state(&orphan_name), None);
     assert!(!record.exists(), "the record goes with the machine");
     assert!(state(&alive_name).is_some() && state(&foreign.name).is_some());
