@@ -39,7 +39,8 @@ INSTALL_PC  ?= $(INSTALL_LIB)/pkgconfig
 STRIP       ?= strip
 
 .PHONY: all lib standin header install uninstall demo test lint test-rust test-c test-standin \
-	test-sanitize test-valgrind test-examples test-go test-python python-package test-real bench clean
+	test-sanitize test-valgrind test-examples test-go test-python python-package test-serve test-real \
+	bench clean
 
 all: lib
 
@@ -118,7 +119,7 @@ demo: lib standin $(BUILD)/demo
 # package; then the Rust, C, Go and Python suites again through the real
 # smolvm CLI.
 test: lint test-rust test-standin test-c test-sanitize test-valgrind test-examples test-go \
-	test-python test-real
+	test-python test-serve test-real
 
 lint: $(PYENV)/tools
 	cargo fmt --all --check
@@ -184,6 +185,16 @@ python-package: $(PYENV)/tools
 test-python: standin python-package
 	cd bindings/python && BOTTLE_SMOLVM=$(STANDIN) $(PY) -m pytest -q
 
+# The suites that drive machines, again with their bottles at an endpoint
+# (tests/with-serve): the stand-in's serve on a unix socket, and over mutual
+# TLS. tests/serve.rs, part of test-rust, covers what serve does
+# differently.
+SERVE_SUITES := --test exec --test exec_with --test cp_in --test copy_with --test claude \
+	--test roundtrip --test concurrency
+test-serve: standin
+	tests/with-serve cargo test -p bottle $(SERVE_SUITES)
+	tests/with-serve --tls cargo test -p bottle --test exec --test cp_in --test claude
+
 # One test body, two smolvms: the integration suites through the real
 # smolvm CLI driving the stand-in guest. Without a real smolvm this says so
 # loudly, and fails under CI, which must run both.
@@ -198,6 +209,7 @@ else
 test-real: standin lib $(BUILD)/test_bottle python-package
 	@echo "test-real: $$($(REAL_SMOLVM) --version) ($(BOTTLE_REAL_SMOLVM)), stand-in guest"
 	BOTTLE_SMOLVM=$(REAL_SMOLVM) cargo test -p bottle --tests
+	tests/with-serve --real cargo test -p bottle $(SERVE_SUITES)
 	BOTTLE_SMOLVM=$(REAL_SMOLVM) $(BUILD)/test_bottle
 	cd bindings/go/bottle && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig \
 		BOTTLE_SMOLVM=$(REAL_SMOLVM) go test -race -count=1 ./...

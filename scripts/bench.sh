@@ -8,7 +8,9 @@
 # BENCH_LARGE_MIB (default 256) and BENCH_LARGE_RUNS (default 7),
 # BENCH_SCALING_CALLS (default 800), BENCH_GO_ROUNDS (default 5),
 # BENCH_SPAWN_CALLS (default 1000) and BENCH_RESIDENT_MIB (default 2048),
-# BENCH_REAL_CALLS (default 100, through the real smolvm CLI).
+# BENCH_REAL_CALLS (default 100, through the real smolvm CLI),
+# BENCH_TRANSPORT_CALLS (default 200) and BENCH_TRANSPORT_SCALING (default
+# 160, both transports against the stand-in).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -96,6 +98,16 @@ awk -v c="$c_us" -v g="$(go_ns Exec)" -v gc="$(go_ns ExecCancellable)" \
     printf "| exec, cancellable context | %.1f µs | %.1f µs | %+.1f µs |\n", c, gc / 1000, gc / 1000 - c
     printf "| exec refused (user `-bad`), no process | %.0f ns | %.0f ns | %+.0f ns |\n", cr, gr, gr - cr
 }'
+echo
+
+echo "## The CLI and serve transports, against the stand-in"
+echo
+# One stand-in machine through the stand-in CLI and through the stand-in's
+# serve on a unix socket.
+make --no-print-directory standin >/dev/null
+SMOLVM_STANDIN_HOME=$root/target/standin-home \
+    python3 bench/transports.py "$root/target/release/libbottle.so" \
+    "$root/target/debug/smolvm-standin" "${BENCH_TRANSPORT_CALLS:-200}" "${BENCH_TRANSPORT_SCALING:-160}"
 echo
 
 echo "## Through the real smolvm CLI and the stand-in guest"
