@@ -30,11 +30,16 @@ pub(crate) enum Target {
 
 /// The PEM material of mutual TLS, read when it is set: the CA that signed
 /// serve's certificate, and this client's certificate chain and key.
+#[cfg(feature = "tls")]
 pub(crate) struct Identity {
     pub(crate) ca: Vec<ureq::tls::Certificate<'static>>,
     pub(crate) chain: Vec<ureq::tls::Certificate<'static>>,
     pub(crate) key: ureq::tls::PrivateKey<'static>,
 }
+
+/// Without the `tls` feature there is no TLS material to hold.
+#[cfg(not(feature = "tls"))]
+pub(crate) enum Identity {}
 
 impl fmt::Debug for Endpoint {
     /// The URL and whether TLS material is set; never the key.
@@ -101,6 +106,9 @@ impl Endpoint {
     /// certificate must chain to, `cert_file` this client's certificate
     /// (chain), `key_file` its private key. Messages name the file's
     /// argument.
+    ///
+    /// A library built without its `tls` feature returns
+    /// [`Error::Unsupported`].
     pub fn set_tls(&mut self, ca_file: &Path, cert_file: &Path, key_file: &Path) -> Result<()> {
         if !matches!(self.target, Target::Tcp { tls: true, .. }) {
             return Err(Error::invalid(
@@ -108,11 +116,21 @@ impl Endpoint {
                 format!("{}: TLS is set only on an https:// endpoint", self.url),
             ));
         }
-        let ca = certificates("ca_file", ca_file)?;
-        let chain = certificates("cert_file", cert_file)?;
-        let key = private_key("key_file", key_file)?;
-        self.tls = Some(Arc::new(Identity { ca, chain, key }));
-        Ok(())
+        #[cfg(feature = "tls")]
+        {
+            let ca = certificates("ca_file", ca_file)?;
+            let chain = certificates("cert_file", cert_file)?;
+            let key = private_key("key_file", key_file)?;
+            self.tls = Some(Arc::new(Identity { ca, chain, key }));
+            Ok(())
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = (ca_file, cert_file, key_file);
+            Err(Error::Unsupported(
+                "this libbottle was built without its `tls` feature: no https endpoints".into(),
+            ))
+        }
     }
 
     /// The URL the endpoint was made from.
@@ -182,10 +200,12 @@ fn is_loopback(host: &str, port: u16) -> bool {
         .unwrap_or(false)
 }
 
+#[cfg(feature = "tls")]
 fn read_pem(arg: &str, path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(format!("{arg} {}: cannot read", path.display()), e))
 }
 
+#[cfg(feature = "tls")]
 fn certificates(arg: &str, path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>> {
     let pem = read_pem(arg, path)?;
     let mut certs = Vec::new();
@@ -210,6 +230,7 @@ fn certificates(arg: &str, path: &Path) -> Result<Vec<ureq::tls::Certificate<'st
     Ok(certs)
 }
 
+#[cfg(feature = "tls")]
 fn private_key(arg: &str, path: &Path) -> Result<ureq::tls::PrivateKey<'static>> {
     let pem = read_pem(arg, path)?;
     let mut keys = ureq::tls::parse_pem(&pem).filter_map(|item| match item {
@@ -289,6 +310,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "tls")]
     fn https_needs_its_certificates_and_others_refuse_them() {
         let ep = Endpoint::new("https://h:1").unwrap();
         assert!(ep

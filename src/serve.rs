@@ -142,25 +142,29 @@ impl Serve {
     /// A client of `ep`'s serve; nothing is contacted yet.
     pub(crate) fn new(ep: &Endpoint) -> Result<Self> {
         ep.check_usable()?;
-        let mut config = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .proxy(None)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .user_agent(concat!("libbottle/", env!("CARGO_PKG_VERSION")));
-        if let Some(id) = &ep.tls {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let tls = ureq::tls::TlsConfig::builder()
-                .provider(ureq::tls::TlsProvider::Rustls)
-                .root_certs(ureq::tls::RootCerts::new_with_certs(&id.ca))
-                .client_cert(Some(ureq::tls::ClientCert::new_with_certs(
-                    &id.chain,
-                    id.key.to_owned(),
-                )))
-                .unversioned_rustls_crypto_provider(provider)
-                .build();
-            config = config.tls_config(tls);
-        }
+        #[cfg(feature = "tls")]
+        let config = match &ep.tls {
+            Some(id) => {
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let tls = ureq::tls::TlsConfig::builder()
+                    .provider(ureq::tls::TlsProvider::Rustls)
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&id.ca))
+                    .client_cert(Some(ureq::tls::ClientCert::new_with_certs(
+                        &id.chain,
+                        id.key.to_owned(),
+                    )))
+                    .unversioned_rustls_crypto_provider(provider)
+                    .build();
+                config.tls_config(tls)
+            }
+            None => config,
+        };
         let config = config.build();
         let (agent, base) = match &ep.target {
             Target::Unix(path) => (
