@@ -122,6 +122,17 @@ ws() {
 
 ws_has() { grep -qF -- "$2" "$1"; }
 
+# standin_guests [NAME]: the pids of the stand-in serve's guest processes
+# (`_api-guest` and its init) of machine NAME, or of any machine, over this
+# test's home (other test runs may have guests of their own).
+standin_guests() {
+    local pid
+    for pid in $(pgrep -f "[_]api-guest --name ${1:-.*}\$"); do
+        tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null |
+            grep -qxF "SMOLVM_STANDIN_HOME=$SMOLVM_STANDIN_HOME" && echo "$pid"
+    done
+}
+
 fffd=$'\xef\xbf\xbd'
 m_info='"cpus":4,"memoryMb":8192,"mounts":[],"ports":[],"network":false,"gpu":false,"cuda":false,"storageGb":20,"overlayGb":10,"forkable":false,"forkpointHeld":false'
 exec_fields='`command`, `env`, `secrets`, `workdir`, `timeoutSecs`, `stdin`, `background`'
@@ -412,7 +423,7 @@ extendedKeyUsage=serverAuth" &&
     api "delete sv3" 200 '{"deleted":"sv3"}' DELETE /api/v1/machines/sv3
     serve_stop
     expect "serve: the socket is removed on SIGTERM" test ! -e "$api_sock"
-    expect "serve: no guest is left" sh -c "! pgrep -f '[_]api-guest' >/dev/null"
+    expect "serve: no guest is left" test -z "$(standin_guests)"
 
     tls_checks "$SMOLVM_STANDIN" serve start
 
