@@ -122,6 +122,27 @@ ws() {
 
 ws_has() { grep -qF -- "$2" "$1"; }
 
+# exec_out TEXT: the normalized answer of an exec that printed TEXT and a
+# newline, nothing on stderr, and exited 0.
+exec_out() {
+    printf '{"exitCode":0,"stdout":"%s\\n","stderr":"","stdoutB64":"%s","stderrB64":""}' \
+        "$1" "$(printf '%s\n' "$1" | base64 -w0)"
+}
+
+# standin_guests [NAME]: the pids of the stand-in serve's guest processes
+# (`_api-guest` and its init) of machine NAME, or of any machine, over this
+# test's home (other test runs may have guests of their own).
+standin_guests() {
+    local pid
+    for pid in $(pgrep -f "[_]api-guest --name ${1:-.*}\$"); do
+        tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null |
+            grep -qxF "SMOLVM_STANDIN_HOME=$SMOLVM_STANDIN_HOME" && echo "$pid"
+    done
+}
+
+# no_zombies: the serve under test has no child left unreaped.
+no_zombies() { ! ps -o stat= --ppid "$serve_pid" | grep -q '^Z'; }
+
 fffd=$'\xef\xbf\xbd'
 m_info='"cpus":4,"memoryMb":8192,"mounts":[],"ports":[],"network":false,"gpu":false,"cuda":false,"storageGb":20,"overlayGb":10,"forkable":false,"forkpointHeld":false'
 exec_fields='`command`, `env`, `secrets`, `workdir`, `timeoutSecs`, `stdin`, `background`'
@@ -184,6 +205,31 @@ serve_checks() {
         /sv1/exec '{"command":["head","-c","11534337","/dev/zero"]}'
     post "exec: background returns a pid" 200 '{"exitCode":0,"stdout":"pid=N\n","stderr":"","stdoutB64":"pid=N","stderrB64":""}' \
         /sv1/exec '{"command":["sleep","1"],"background":true}'
+
+    ## The machine lives on between requests, as a VM does
+    post "exec: what a command leaves running outlives its request" 200 "$(exec_out started)" \
+        /sv1/exec '{"command":["sh","-c","sleep 3001 >/dev/null 2>&1 & echo $! >/tmp/bg.pid; (sleep 0.5; echo late >/tmp/late) >/dev/null 2>&1 & echo started"]}'
+    post "  ... a later exec sees it, by its pid" 200 "$(exec_out "sleep 3001")" \
+        /sv1/exec '{"command":["sh","-c","kill -0 $(cat /tmp/bg.pid) && ps -o args= -p $(cat /tmp/bg.pid)"]}'
+    sleep 1
+    api "  ... a later download gets what it wrote" 200 'late' GET /api/v1/machines/sv1/files/tmp/late
+    post "  ... a later exec can kill it" 200 "$(exec_out killed)" \
+        /sv1/exec '{"command":["sh","-c","p=$(cat /tmp/bg.pid); kill $p; for i in $(seq 50); do s=$(ps -o stat= -p $p); case \"$s\" in Z*|\"\") echo killed; exit;; esac; sleep 0.1; done; echo still $s"]}'
+
+    ## Concurrent requests to one machine
+    local started i long=()
+    started=$(date +%s%N)
+    for i in A B; do
+        curl -sS --max-time 60 --unix-socket "$api_sock" -X POST -H 'content-type: application/json' \
+            -d '{"command":["sh","-c","sleep 3; echo '$i'"]}' \
+            http://localhost/api/v1/machines/sv1/exec >"$T/long.$i" 2>&1 &
+        long+=($!)
+    done
+    post "concurrent: a third request while two long execs run sees both" 200 "$(exec_out 2)" \
+        /sv1/exec '{"command":["sh","-c","for i in $(seq 50); do n=$(ps -eo args | grep -cx \"sleep 3\"); [ $n = 2 ] && break; sleep 0.1; done; echo $n"]}'
+    expect "  ... and answers while they run" test $((($(date +%s%N) - started) / 1000000)) -lt 2500
+    wait "${long[@]}"
+    expect "  ... which then answer too" test "$(serve_norm "$T/long.A") $(serve_norm "$T/long.B")" = "$(exec_out A) $(exec_out B)"
     post "exec: user is an unknown field (422)" 422 "Failed to deserialize the JSON body into the target type: user: unknown field \`user\`, expected one of $exec_fields at line 1 column 24" \
         /sv1/exec '{"command":["id"],"user":"node"}'
     post "exec: missing command (422)" 422 'Failed to deserialize the JSON body into the target type: missing field `command` at line 1 column 2' /sv1/exec '{}'
@@ -274,15 +320,44 @@ abc"
     api "  ... nor files" 404 '{"error":"machine '"'sv2'"' not found","code":"NOT_FOUND"}' GET /api/v1/machines/sv2/files/etc/hostname
     api "  ... start adopts it" 200 '{"name":"sv2","state":"running",'"$m_info"'}' POST /api/v1/machines/sv2/start
     post "  ... then exec works" 200 '{"exitCode":0,"stdout":"sv2\n","stderr":"","stdoutB64":"c3YyCg==","stderrB64":""}' /sv2/exec '{"command":["hostname"]}'
+    post "  ... and leaves a process running" 200 "$(exec_out started)" \
+        /sv2/exec '{"command":["sh","-c","sleep 3002 >/dev/null 2>&1 & echo started"]}'
+    local guest
+    if [ "$api_label" = serve ]; then
+        guest=$(standin_guests sv2)
+        expect "  ... in sv2's guest" test -n "$guest"
+    fi
     api "start: a malformed query is 400" 400 'Failed to deserialize query string: forkable: provided string was not `true` or `false`' POST '/api/v1/machines/sv2/start?forkable=maybe'
     api "stop" 200 '{"name":"sv2","state":"stopped",'"$m_info"'}' POST /api/v1/machines/sv2/stop
+    if [ "$api_label" = serve ]; then
+        expect "  ... ends the guest: no _api-guest of sv2 is left" test -z "$(standin_guests sv2)"
+        expect "  ... and none unreaped" no_zombies
+    fi
     check "  ... the CLI sees it stopped" 0 '*' '*' "${cli[@]}" status --name sv2
     expect "  ... (status says so)" grep -q stopped "$T/out"
     post "exec on a stopped machine boots it silently" 200 '{"exitCode":0,"stdout":"","stderr":"","stdoutB64":"","stderrB64":""}' /sv2/exec '{"command":["true"]}'
     api "  ... running again" 200 '{"name":"sv2","state":"running",'"$m_info"'}' GET /api/v1/machines/sv2
+    post "  ... anew: what ran before the stop is gone" 200 "$(exec_out gone)" \
+        /sv2/exec '{"command":["sh","-c","ps -eo args | grep -qx \"sleep 3002\" && echo running || echo gone"]}'
+    post "a process left running again" 200 "$(exec_out started)" \
+        /sv2/exec '{"command":["sh","-c","sleep 3003 >/dev/null 2>&1 & echo started"]}'
+    [ "$api_label" = serve ] && guest=$(standin_guests sv2)
+    check "  ... CLI: stop the machine while serve runs" 0 '*' '*' "${cli[@]}" stop --name sv2
+    post "  ... the next request boots it anew" 200 "$(exec_out gone)" \
+        /sv2/exec '{"command":["sh","-c","ps -eo args | grep -qx \"sleep 3003\" && echo running || echo gone"]}'
+    api "  ... running" 200 '{"name":"sv2","state":"running",'"$m_info"'}' GET /api/v1/machines/sv2
+    if [ "$api_label" = serve ]; then
+        expect "  ... the stale guest is gone, and reaped" \
+            sh -c 'for p; do ! kill -0 "$p" 2>/dev/null || exit 1; done' sh $guest
+        expect "  ... a fresh one serves sv2" test -n "$(standin_guests sv2)"
+    fi
     api "stop unknown is 404" 404 '{"error":"machine '"'nope'"' not found","code":"NOT_FOUND"}' POST /api/v1/machines/nope/stop
     api "start unknown is 404" 404 '{"error":"machine '"'nope'"' not found","code":"NOT_FOUND"}' POST /api/v1/machines/nope/start
     api "delete" 200 '{"deleted":"sv2"}' DELETE /api/v1/machines/sv2
+    if [ "$api_label" = serve ]; then
+        expect "  ... ends its guest" test -z "$(standin_guests sv2)"
+        expect "  ... and reaps it" no_zombies
+    fi
     api "delete again is 404" 404 '{"error":"machine '"'sv2'"' not found","code":"NOT_FOUND"}' DELETE /api/v1/machines/sv2
     api "delete sv1" 200 '{"deleted":"sv1"}' DELETE /api/v1/machines/sv1
     api "an unknown route is a bare 404" 404 '' GET /api/v1/nothing
@@ -404,15 +479,24 @@ extendedKeyUsage=serverAuth" &&
     post "  ... is a bare 408 after the request timeout" 408 '' /sv3/exec \
         '{"command":["sh","-c","sleep 5; echo done > /root/finished"]}'
     expect "  ... after about 3 s" test $(($(date +%s) - start)) -lt 5
+    post "  ... while the command runs on, in the machine a later request sees" 200 "$(exec_out running)" \
+        /sv3/exec '{"command":["sh","-c","ps -eo args | grep -qx \"sleep 5\" && echo running"]}'
     sleep 3
     post "  ... while the command ran to its end" 200 '{"exitCode":0,"stdout":"done\n","stderr":"","stdoutB64":"ZG9uZQo=","stderrB64":""}' \
         /sv3/exec '{"command":["cat","/root/finished"]}'
     ws "  ... the interactive route has no request timeout" "/sv3/exec/interactive?cmd=sh" --send 'sleep 4; exit 9\n'
     expect "  ... exit 9" ws_has "$T/ws.err" 'text: {"type":"exit","code":9}'
     api "delete sv3" 200 '{"deleted":"sv3"}' DELETE /api/v1/machines/sv3
+    post "a machine with a process left running" 200 '*' "" '{"name":"sv4"}'
+    post "  ... (the process)" 200 "$(exec_out started)" \
+        /sv4/exec '{"command":["sh","-c","sleep 3004 >/dev/null 2>&1 & echo started"]}'
+    expect "  ... (its guest)" test -n "$(standin_guests sv4)"
     serve_stop
     expect "serve: the socket is removed on SIGTERM" test ! -e "$api_sock"
-    expect "serve: no guest is left" sh -c "! pgrep -f '[_]api-guest' >/dev/null"
+    expect "serve: no guest is left: SIGTERM ended the running machine's" test -z "$(standin_guests)"
+    check "  ... which stays recorded as running" 0 "Machine 'sv4': running" "" \
+        "$SMOLVM_STANDIN" machine status --name sv4
+    "$SMOLVM_STANDIN" machine delete --name sv4 -f >/dev/null
 
     tls_checks "$SMOLVM_STANDIN" serve start
 

@@ -33,8 +33,9 @@ pub enum Command {
     /// Start the HTTP API server for programmatic machine management
     #[command(subcommand)]
     Serve(ServeCommand),
-    /// The guest behind one `serve` request: enters the machine and serves
-    /// smolvm's agent protocol on the listening socket that is its stdin
+    /// The guest of a running machine behind `serve`: enters the machine and
+    /// serves smolvm's agent protocol on the listening socket that is its
+    /// stdin, until killed
     #[command(name = "_api-guest", hide = true)]
     ApiGuest(NameArgs),
 }

@@ -27,8 +27,11 @@ use tower_http::timeout::TimeoutLayer;
 use crate::cli::ServeStartArgs;
 use crate::error::{Error, Result};
 use crate::machine::{State as MachineState, Store};
+use crate::serve_guest::Guests;
 use crate::{serve_exec, serve_files, serve_machines, serve_tls};
 
+/// How often stale guests are looked for (serve_guest.rs).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// smolvm's `API_REQUEST_TIMEOUT_SECS`.
 const REQUEST_TIMEOUT_SECS: u64 = 300;
 const TIMEOUT_VAR: &str = "SMOLVM_STANDIN_API_TIMEOUT_SECS";
@@ -47,6 +50,8 @@ const VERSION: &str = "1.9.0-standin";
 pub struct ApiState {
     known: Mutex<HashSet<String>>,
     started: Instant,
+    /// The running machines' guests (serve_guest.rs).
+    pub guests: Guests,
 }
 
 impl ApiState {
@@ -259,8 +264,7 @@ pub fn run(args: ServeStartArgs) -> Result<i32> {
         .map_err(|e| Error::new(format!("tokio runtime: {e}")))?;
     let code = runtime.block_on(serve(target, timeout));
     // Requests still running (an exec past its 408, a streaming exec whose
-    // client left) are not waited for: their guests get SIGTERM as this
-    // process ends.
+    // client left) are not waited for: their guests are gone already.
     runtime.shutdown_timeout(Duration::from_millis(100));
     code
 }
@@ -292,8 +296,34 @@ async fn serve(target: ListenTarget, timeout: Duration) -> Result<i32> {
     let state = Arc::new(ApiState {
         known: Mutex::new(known.into_iter().collect()),
         started: Instant::now(),
+        guests: Guests::default(),
     });
     let tls = serve_tls::resolve().map_err(|e| config_error("serve tls", e))?;
+    let sweeper = tokio::spawn(sweep(state.clone()));
+    let served = listen(target, tls, state.clone(), timeout).await;
+    // Unlike smolvm's VMs, the guests are the serve's processes: they end
+    // with it.
+    sweeper.abort();
+    let _ = tokio::task::spawn_blocking(move || state.guests.end_all()).await;
+    served.map(|()| 0)
+}
+
+/// Ends stale guests every `SWEEP_INTERVAL`, until aborted.
+async fn sweep(state: Shared) {
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        interval.tick().await;
+        let state = state.clone();
+        let _ = tokio::task::spawn_blocking(move || state.guests.sweep()).await;
+    }
+}
+
+async fn listen(
+    target: ListenTarget,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: Shared,
+    timeout: Duration,
+) -> Result<()> {
     match target {
         ListenTarget::Tcp(addr) => match tls {
             Some(config) => serve_tls(addr, state, timeout, config).await?,
@@ -323,7 +353,7 @@ async fn serve(target: ListenTarget, timeout: Duration) -> Result<i32> {
             served.map_err(io)?;
         }
     }
-    Ok(0)
+    Ok(())
 }
 
 /// HTTPS with mutual TLS through axum-server's rustls acceptor, as smolvm

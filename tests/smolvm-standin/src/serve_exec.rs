@@ -1,7 +1,8 @@
 //! Exec routes of `serve`: buffered (`POST .../exec`), Server-Sent Events
 //! (`POST .../exec/stream`) and the interactive WebSocket
 //! (`GET .../exec/interactive`), each sending smolvm's agent request for
-//! that route to a fresh guest of the machine (serve_guest.rs).
+//! that route on a connection of its own to the machine's guest
+//! (serve_guest.rs).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -20,7 +21,7 @@ use smolvm_protocol::{AgentRequest, AgentResponse, SecretRef};
 
 use crate::machine::State as MachineState;
 use crate::serve::{agent_failure, blocking, ApiError, Shared};
-use crate::serve_guest::{send_on, Session};
+use crate::serve_guest::send_on;
 use crate::serve_machines::{self, validate_env, validate_secrets, EnvVar};
 
 /// smolvm's cap on what one streaming exec relays (stdout and stderr
@@ -97,10 +98,6 @@ fn env_pairs(env: &[EnvVar]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn open(id: &str) -> Result<Session, ApiError> {
-    Session::open(id).map_err(|e| agent_failure("connect", &e))
-}
-
 pub async fn exec(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -124,7 +121,7 @@ pub async fn exec(
     // On a blocking thread that the request timeout does not stop: as in
     // smolvm, a 408 leaves the command running to its end.
     let (exit_code, stdout, stderr) = blocking(move || {
-        let mut session = open(&id)?;
+        let mut session = state.guests.session(&id)?;
         // smolvm's client: no socket deadline without a timeout.
         let deadline = timeout.map(|t| t + TIMEOUT_BUFFER);
         let _ = session.stream().set_read_timeout(deadline);
@@ -177,13 +174,14 @@ enum ExecEvent {
 /// reports in an `error` event with the `Debug` form of its API error
 /// (`Internal("agent operation failed: ...")`).
 fn stream_session(
+    state: &Shared,
     id: &str,
     request: &AgentRequest,
     timeout: Option<Duration>,
     events: &tokio::sync::mpsc::UnboundedSender<ExecEvent>,
 ) -> Result<(), ApiError> {
     const OPERATION: &str = "streaming exec";
-    let mut session = open(id)?;
+    let mut session = state.guests.session(id)?;
     let _ = session
         .stream()
         .set_read_timeout(timeout.map(|t| t + TIMEOUT_BUFFER));
@@ -252,7 +250,7 @@ pub async fn exec_stream(
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = stream_session(&id, &request, timeout, &tx) {
+        if let Err(e) = stream_session(&state, &id, &request, timeout, &tx) {
             let _ = tx.send(ExecEvent::Error(format!("{e:?}")));
         }
     });
@@ -295,12 +293,13 @@ enum Input {
 /// `vm_exec_interactive_io` with a pty, its input from `input` and its
 /// output (stdout and stderr alike) to `output`. Returns the exit code.
 fn interactive_session(
+    state: &Shared,
     id: &str,
     program: String,
     input: mpsc::Receiver<Input>,
     output: tokio::sync::mpsc::Sender<Vec<u8>>,
 ) -> i32 {
-    let Ok(mut session) = Session::open(id) else {
+    let Ok(mut session) = state.guests.session(id) else {
         return FAILED_EXIT_CODE;
     };
     let request = AgentRequest::VmExec {
@@ -378,16 +377,23 @@ pub async fn exec_interactive(
     ensure_running(&state, &id).await?;
     let program = query.cmd.unwrap_or_else(|| "/bin/sh".to_string());
     let size = (query.cols.unwrap_or(80), query.rows.unwrap_or(24));
-    Ok(ws.on_upgrade(move |socket| relay(socket, id, program, size)))
+    Ok(ws.on_upgrade(move |socket| relay(socket, state, id, program, size)))
 }
 
-async fn relay(socket: WebSocket, id: String, program: String, (cols, rows): (u16, u16)) {
+async fn relay(
+    socket: WebSocket,
+    state: Shared,
+    id: String,
+    program: String,
+    (cols, rows): (u16, u16),
+) {
     let (mut ws_tx, mut ws_rx) = socket.split();
     let (in_tx, in_rx) = mpsc::channel::<Input>();
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
     let _ = in_tx.send(Input::Resize { cols, rows });
-    let session =
-        tokio::task::spawn_blocking(move || interactive_session(&id, program, in_rx, out_tx));
+    let session = tokio::task::spawn_blocking(move || {
+        interactive_session(&state, &id, program, in_rx, out_tx)
+    });
 
     // WebSocket → command. Binary frames are stdin; a text frame is a JSON
     // control message (`resize`, or `stdin` with text `data`), or else stdin

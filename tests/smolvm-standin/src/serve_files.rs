@@ -107,7 +107,7 @@ pub async fn upload(
     let size = body.len() as u64;
     let written = path.clone();
     blocking(move || {
-        let mut session = Session::open(&id).map_err(|e| agent_failure("connect", &e))?;
+        let mut session = state.guests.session(&id)?;
         write(&mut session, &written, &body)
     })
     .await?;
@@ -121,7 +121,7 @@ pub async fn download(
     ensure_running(&state, &id).await?;
     let path = guest_path(&path);
     let data = blocking(move || {
-        let mut session = Session::open(&id).map_err(|e| agent_failure("connect", &e))?;
+        let mut session = state.guests.session(&id)?;
         read(&mut session, &path)
     })
     .await?;

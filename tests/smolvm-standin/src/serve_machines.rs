@@ -372,8 +372,6 @@ pub fn boot(name: &str) -> Result<Machine, ApiError> {
     lookup(name)
 }
 
-/// Starts the machine and adopts it into the registry: how a machine the
-/// CLI created after serve started becomes usable through the API.
 /// `start`'s query and body, parsed only so that malformed ones are refused
 /// as smolvm refuses them; fork bases and registry credentials have no
 /// meaning for the stand-in.
@@ -396,6 +394,9 @@ pub struct StartRequest {
     registry_auth: Option<serde_json::Value>,
 }
 
+/// Starts the machine and adopts it into the registry: how a machine the
+/// CLI created after serve started becomes usable through the API. Its
+/// guest starts with the first request that needs it.
 pub async fn start(
     State(state): State<Shared>,
     Path(name): Path<String>,
@@ -408,33 +409,43 @@ pub async fn start(
     Ok(Json(MachineInfo::from(&machine)))
 }
 
-pub async fn stop(Path(name): Path<String>) -> Result<Json<MachineInfo>, ApiError> {
+/// Stops the machine: its guest ends, with everything running in it.
+pub async fn stop(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<MachineInfo>, ApiError> {
     let machine = blocking(move || {
-        let m = lookup(&name)?;
-        if m.state != MachineState::Running {
-            return Ok(m);
-        }
-        lifecycle::stop(NameArgs { name: name.clone() }).map_err(internal)?;
-        lookup(&name)
+        state.guests.end_then(&name, || {
+            let m = lookup(&name)?;
+            if m.state != MachineState::Running {
+                return Ok(m);
+            }
+            lifecycle::stop(NameArgs { name: name.clone() }).map_err(internal)?;
+            lookup(&name)
+        })
     })
     .await?;
     Ok(Json(MachineInfo::from(&machine)))
 }
 
+/// Deletes the machine, its guest ended first.
 pub async fn delete(
     State(state): State<Shared>,
     Path(name): Path<String>,
 ) -> Result<Json<Deleted>, ApiError> {
     let deleted = name.clone();
+    let shared = state.clone();
     blocking(move || {
-        lookup(&deleted)?;
-        lifecycle::delete(DeleteArgs {
-            machine: NameArgs {
-                name: deleted.clone(),
-            },
-            force: true,
+        shared.guests.end_then(&deleted, || {
+            lookup(&deleted)?;
+            lifecycle::delete(DeleteArgs {
+                machine: NameArgs {
+                    name: deleted.clone(),
+                },
+                force: true,
+            })
+            .map_err(internal)
         })
-        .map_err(internal)
     })
     .await?;
     state.forget(&name);
