@@ -87,8 +87,9 @@ typedef enum bottle_status {
     // The call was cancelled (a tripped `bottle_cancel`, or an output
     // callback that returned non-zero) and the command was stopped.
     BOTTLE_ERR_CANCELLED = 7,
-    // The bottle's transport cannot do this (each function's doc says
-    // where); nothing was run. Only bottles at an endpoint return it.
+    // This build or transport cannot do it (each function's doc says
+    // where); nothing was run. Today: `bottle_endpoint_set_tls` of a
+    // library built without its `tls` feature.
     BOTTLE_ERR_UNSUPPORTED = 8,
 } bottle_status;
 
@@ -128,12 +129,13 @@ typedef struct bottle_copy_options bottle_copy_options;
 
 // A `smolvm serve` to talk to (opaque): a bottle opened or launched at an
 // endpoint does every operation through serve's HTTP API instead of
-// running the smolvm CLI, with the same results, unless its doc says
-// otherwise (`BOTTLE_ERR_UNSUPPORTED`).
+// running the smolvm CLI, with the same results and status codes.
 //
 // What differs at an endpoint:
-// - `bottle_exec_claude` with `tty` returns `BOTTLE_ERR_UNSUPPORTED`:
-//   serve's one terminal route runs a program without arguments.
+// - `bottle_exec_claude` with `tty` runs claude on serve's interactive
+//   route: a guest terminal, with the caller's terminal in raw mode
+//   (stderr arrives merged into stdout, as on any terminal). Without
+//   `tty`, claude's stdout and stderr arrive in pieces, as below.
 // - Output reaches `bottle_exec_options_set_stdout_fn` and `..._stderr_fn`
 //   callbacks in pieces fetched about every 0.2 s, not as it is written.
 // - A command whose caller vanished without stopping it is killed in the
@@ -306,7 +308,8 @@ enum bottle_status bottle_endpoint_new(const char *url, struct bottle_endpoint *
 // Returns `BOTTLE_OK`; `BOTTLE_ERR_INVALID_ARGUMENT` for a NULL argument,
 // an endpoint that is not `https://`, or a file without the PEM it
 // should hold (the message names the argument); `BOTTLE_ERR_IO` for a
-// file that cannot be read. A refused call leaves the endpoint as it
+// file that cannot be read; `BOTTLE_ERR_UNSUPPORTED` from a library
+// built without its `tls` feature. A refused call leaves the endpoint as it
 // was. Not while another thread uses `ep`.
 //
 // # Safety

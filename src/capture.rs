@@ -230,13 +230,13 @@ pub(crate) fn run_with(cmd: &mut Command, io: Io<'_>) -> Result<Captured, RunErr
 
 /// The caller's stdin as it was before a child that shares it ran: its
 /// file status flags and, for a terminal, its settings.
-struct SharedStdin {
+pub(crate) struct SharedStdin {
     flags: Option<rustix::fs::OFlags>,
     termios: Option<rustix::termios::Termios>,
 }
 
 impl SharedStdin {
-    fn save() -> Self {
+    pub(crate) fn save() -> Self {
         let fd = io::stdin();
         SharedStdin {
             flags: rustix::fs::fcntl_getfl(&fd).ok(),
@@ -244,8 +244,22 @@ impl SharedStdin {
         }
     }
 
+    /// Puts a terminal on stdin in raw mode (no echo, no line editing, no
+    /// signals from keys): what a program on a remote terminal needs.
+    pub(crate) fn make_raw(&self) {
+        if let Some(termios) = &self.termios {
+            let mut raw = termios.clone();
+            raw.make_raw();
+            let _ = rustix::termios::tcsetattr(
+                io::stdin(),
+                rustix::termios::OptionalActions::Now,
+                &raw,
+            );
+        }
+    }
+
     /// Puts stdin back as it was; what cannot be restored is left.
-    fn restore(&self) {
+    pub(crate) fn restore(&self) {
         let fd = io::stdin();
         if let Some(flags) = self.flags {
             let _ = rustix::fs::fcntl_setfl(&fd, flags);

@@ -33,6 +33,7 @@ mod machine;
 mod serve;
 mod serve_exec;
 mod serve_launch;
+mod serve_tty;
 mod smolvm;
 mod spawn;
 mod validate;

@@ -18,7 +18,8 @@ use crate::guest_command::{
 };
 use crate::guest_env::GuestEnv;
 use crate::serve::{ExecReply, ExecRequest, Lifecycle, Serve};
-use crate::serve_exec::{outcome, Failure, Spooled, Stop};
+use crate::serve_exec::{outcome, random_hex, Failure, Spooled, Stop, STOP_GRACE};
+use crate::serve_tty;
 use crate::smolvm::{self, ExecFlags, MachineState, Smolvm};
 use crate::{spawn, validate};
 
@@ -314,10 +315,8 @@ impl Machine {
         bounds: &Bounds,
     ) -> Result<i32> {
         if tty {
-            return Err(Error::Unsupported(format!(
-                "claude on a terminal at {}: smolvm serve's only terminal, its interactive                  WebSocket, runs a program without arguments, so claude's argv could not                  arrive; call without tty",
-                serve.url()
-            )));
+            self.require_served(serve, "exec", bounds)?;
+            return self.claude_on_terminal(serve, &argv, &env, bounds);
         }
         let run = Spooled {
             serve,
@@ -350,6 +349,74 @@ impl Machine {
         };
         let done = self.served(serve, "exec", bounds, || run.run(&mut stdout, &mut stderr))?;
         Ok(done.exit_code)
+    }
+
+    /// claude on the caller's terminal through serve's interactive route
+    /// ([`crate::serve_tty`]): a launcher that runs `argv` with `env` is
+    /// put in a new root-only directory first, since the route takes a
+    /// program without arguments.
+    fn claude_on_terminal(
+        &self,
+        serve: &Serve,
+        argv: &[String],
+        env: &[(String, String)],
+        bounds: &Bounds,
+    ) -> Result<i32> {
+        let quote = |s: &str| shell_escape::unix::escape(s.into()).into_owned();
+        let dir = format!("/tmp/.bottle-claude-{}", random_hex());
+        let launcher = format!("{dir}/run");
+        let mut script = format!("#!/bin/sh\nrm -rf -- {}\n", quote(&dir));
+        for (name, value) in env {
+            script.push_str(&format!("export {name}={}\n", quote(value)));
+        }
+        script.push_str("exec");
+        for arg in argv {
+            script.push(' ');
+            script.push_str(&quote(arg));
+        }
+        script.push('\n');
+        let root = |argv: &[&str], what: &str| -> Result<()> {
+            let argv: Vec<String> = argv.iter().map(|a| (*a).to_owned()).collect();
+            let reply = self.served_command(serve, "exec", &argv, bounds)?;
+            if reply.exit_code == 0 {
+                return Ok(());
+            }
+            Err(self.failed(
+                "exec",
+                &format!(
+                    "{what} failed (exit status {}): {}",
+                    reply.exit_code,
+                    String::from_utf8_lossy(&reply.stderr).trim()
+                ),
+            ))
+        };
+        root(
+            &["mkdir", "-m", "700", "--", &dir],
+            "creating the launcher's directory",
+        )?;
+        let placed = self
+            .served(serve, "exec", bounds, || {
+                outcome(serve.upload(&self.name, &launcher, script.as_bytes(), bounds))
+            })
+            .and_then(|()| {
+                root(
+                    &["chmod", "700", "--", &launcher],
+                    "making the launcher runnable",
+                )
+            });
+        let ran = placed.and_then(|()| serve_tty::run(serve, &self.name, &launcher, bounds));
+        if ran.is_err() {
+            // The launcher removes its directory when it starts; if it did
+            // not start, this does.
+            let cleanup = Bounds {
+                deadline: Some(Instant::now() + STOP_GRACE),
+                timeout: Some(STOP_GRACE),
+                cancel: None,
+            };
+            let rm = ["rm", "-rf", "--", &dir].map(str::to_owned);
+            let _ = self.served_command(serve, "exec", &rm, &cleanup);
+        }
+        ran
     }
 
     /// Runs `op` against a machine serve must find running: `Ok` with what

@@ -33,6 +33,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub(crate) struct Serve {
     agent: ureq::Agent,
+    /// Where serve is, for connections of the library's own (the
+    /// interactive WebSocket).
+    target: Target,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ClientConfig>>,
     /// `scheme://host:port` the requests go to (a dummy for a unix socket).
     base: String,
     /// The endpoint's URL, for messages.
@@ -190,7 +195,21 @@ impl Serve {
             agent,
             base,
             url: ep.url().to_owned(),
+            target: ep.target.clone(),
+            #[cfg(feature = "tls")]
+            tls: ep.tls.as_deref().map(rustls_config).transpose()?,
         })
+    }
+
+    /// Where serve is.
+    pub(crate) fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The TLS configuration of an https endpoint's own connections.
+    #[cfg(feature = "tls")]
+    pub(crate) fn rustls_config(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.tls.clone()
     }
 
     /// The endpoint's URL.
@@ -378,6 +397,35 @@ impl Serve {
             ),
         }
     }
+}
+
+/// A rustls client configuration for `id`: its CA as the only roots, its
+/// certificate and key for client authentication.
+#[cfg(feature = "tls")]
+fn rustls_config(id: &crate::endpoint::Identity) -> Result<Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |e: rustls::Error| Error::invalid("ep", format!("the TLS material is unusable: {e}"));
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in &id.ca {
+        roots
+            .add(CertificateDer::from(ca.der().to_vec()))
+            .map_err(bad)?;
+    }
+    let chain = id
+        .chain
+        .iter()
+        .map(|c| CertificateDer::from(c.der().to_vec()))
+        .collect();
+    let key = PrivateKeyDer::try_from(id.key.der().to_vec())
+        .map_err(|e| Error::invalid("key_file", format!("not a private key: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(bad)?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(bad)?;
+    Ok(Arc::new(config))
 }
 
 /// The lifecycle requests a bottle makes.

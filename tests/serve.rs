@@ -367,22 +367,21 @@ fn a_file_larger_than_one_upload_arrives_whole() {
 }
 
 #[test]
-fn claude_gets_its_argv_but_no_terminal_at_an_endpoint() {
+fn claude_gets_its_argv_with_a_terminal_or_without() {
     let serve = Serve::unix(&[]);
     let m = Machine::new("claude");
     let b = serve.open(&m.name);
-    let argv = ["-p", "it's \"quoted\"", "$HOME", "", "--flag"];
-    assert_eq!(b.exec_claude(&argv, false).unwrap(), 0);
-    let got = b.claude_argv();
-    assert!(
-        got.ends_with(&argv.map(|a| a.as_bytes().to_vec())),
-        "{got:?}"
-    );
-    assert_fails(
-        b.exec_claude(&argv, true),
-        BOTTLE_ERR_UNSUPPORTED,
-        "WebSocket",
-    );
+    let argv = ["-p", "it's \"quoted\"", "$HOME", "", "--flag", "\u{1b}[31m"];
+    for tty in [false, true] {
+        assert_eq!(b.exec_claude(&argv, tty).unwrap(), 0, "tty {tty}");
+        let got = b.claude_argv();
+        assert!(
+            got.ends_with(&argv.map(|a| a.as_bytes().to_vec())),
+            "tty {tty}: {got:?}"
+        );
+    }
+    // The launcher of the terminal route removed itself.
+    assert_eq!(b.sh("ls -a /tmp | grep -c bottle-claude || true"), "0\n");
 }
 
 #[test]

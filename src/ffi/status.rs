@@ -44,8 +44,9 @@ pub enum bottle_status {
     /// The call was cancelled (a tripped `bottle_cancel`, or an output
     /// callback that returned non-zero) and the command was stopped.
     BOTTLE_ERR_CANCELLED = 7,
-    /// The bottle's transport cannot do this (each function's doc says
-    /// where); nothing was run. Only bottles at an endpoint return it.
+    /// This build or transport cannot do it (each function's doc says
+    /// where); nothing was run. Today: `bottle_endpoint_set_tls` of a
+    /// library built without its `tls` feature.
     BOTTLE_ERR_UNSUPPORTED = 8,
 }
 
