@@ -28,8 +28,12 @@ const BODY_MAX: u64 = 1 << 40;
 /// How long a connection may take to be made.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A client of one `smolvm serve`, shared by every bottle at that endpoint
-/// (connections are pooled).
+/// How many idle connections a bottle keeps open to its serve for the
+/// next requests.
+pub(crate) const IDLE_CONNECTIONS: usize = 8;
+
+/// A client of one `smolvm serve` for one bottle; its connections are
+/// pooled (at most [`IDLE_CONNECTIONS`] kept idle) and closed with it.
 #[derive(Debug, Clone)]
 pub(crate) struct Serve {
     agent: ureq::Agent,
@@ -152,6 +156,8 @@ impl Serve {
             .max_redirects(0)
             .proxy(None)
             .timeout_connect(Some(CONNECT_TIMEOUT))
+            .max_idle_connections(IDLE_CONNECTIONS)
+            .max_idle_connections_per_host(IDLE_CONNECTIONS)
             .user_agent(concat!("libbottle/", env!("CARGO_PKG_VERSION")));
         #[cfg(feature = "tls")]
         let config = match &ep.tls {

@@ -357,6 +357,8 @@ impl Spooled<'_> {
                             if !was_first {
                                 self.remove(dir);
                             }
+                            // The cancel's own kill may be what ended it.
+                            self.check_stop()?;
                             out.exit_code = code;
                             return Ok(out);
                         }

@@ -16,6 +16,22 @@ const CALLS: usize = 50;
 /// other captures are doing the same.
 const LARGE: usize = 200_000;
 
+/// Where `got` first departs from `want`, for a failure's message.
+fn diff(got: &[u8], want: &str) -> String {
+    let at = got.iter().zip(want.as_bytes()).position(|(a, b)| a != b);
+    let at = at.unwrap_or(got.len().min(want.len()));
+    let around = |b: &[u8]| {
+        String::from_utf8_lossy(&b[at.saturating_sub(20)..b.len().min(at + 20)]).into_owned()
+    };
+    format!(
+        "{} bytes, {} wanted; first difference at {at}: {:?} for {:?}",
+        got.len(),
+        want.len(),
+        around(got),
+        around(want.as_bytes())
+    )
+}
+
 #[test]
 fn sixty_four_threads_exec_on_one_bottle() {
     let m = Machine::new("concurrency");
@@ -45,8 +61,16 @@ fn sixty_four_threads_exec_on_one_bottle() {
                     let pad = " ".repeat(size);
                     let out = format!("out {n}\n{pad}");
                     let err = format!("err {n}\n{pad}");
-                    assert!(r.stdout == out.as_bytes(), "call {n}: stdout");
-                    assert!(r.stderr == err.as_bytes(), "call {n}: stderr");
+                    assert!(
+                        r.stdout == out.as_bytes(),
+                        "call {n}: stdout: {}",
+                        diff(&r.stdout, &out)
+                    );
+                    assert!(
+                        r.stderr == err.as_bytes(),
+                        "call {n}: stderr: {}",
+                        diff(&r.stderr, &err)
+                    );
                 }
                 Err(f) => {
                     assert_eq!(n % 11, 0, "call {n}: {f:?}");
@@ -55,7 +79,27 @@ fn sixty_four_threads_exec_on_one_bottle() {
             }
         }
     });
-    let after = Holdings::now();
+    let mut after = Holdings::now();
+    if common::endpoint().is_some() {
+        // A bottle at an endpoint keeps up to 8 idle connections to serve
+        // for its next calls: sockets, gone with the bottle.
+        let pooled: Vec<i32> = after
+            .fds
+            .iter()
+            .copied()
+            .filter(|fd| !before.fds.contains(fd))
+            .collect();
+        assert!(pooled.len() <= 8, "pooled connections: {pooled:?}");
+        for fd in &pooled {
+            let what = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+            assert!(
+                what.to_string_lossy().starts_with("socket:"),
+                "fd {fd}: {what:?}"
+            );
+        }
+        drop(b);
+        after = Holdings::now();
+    }
     assert_eq!(after.fds, before.fds, "open descriptors");
     assert_eq!(after.threads, before.threads, "threads");
     assert_eq!(after.children, Vec::<i32>::new(), "child processes");

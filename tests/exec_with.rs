@@ -162,7 +162,12 @@ fn a_timeout_stops_the_command_and_leaves_no_smolvm_behind() {
         took < Duration::from_millis(2500),
         "returned {took:?} after a 500 ms deadline"
     );
-    assert_eq!(processes_with(m.name.as_bytes()), Vec::<String>::new());
+    // (At an endpoint, serve's guest of the machine is the machine.)
+    let left: Vec<String> = processes_with(m.name.as_bytes())
+        .into_iter()
+        .filter(|p| !p.contains("_api-guest"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
     // Fast commands are unaffected.
     assert_eq!(
         b.exec_with("echo quick", &o).unwrap().stdout_str(),
@@ -268,10 +273,15 @@ fn smolvms_failures_are_still_seen_with_options() {
         .unwrap();
     }
     assert_fails(b.exec_with("true", &o), BOTTLE_ERR_SMOLVM, "is not running");
-    assert!(
-        sink.bytes.starts_with(b"Error: "),
-        "the callback saw smolvm's message"
-    );
+    if common::endpoint().is_none() {
+        assert!(
+            sink.bytes.starts_with(b"Error: "),
+            "the callback saw smolvm's message"
+        );
+    } else {
+        // At an endpoint the machine's state is read before anything runs.
+        assert_eq!(sink.bytes, b"", "nothing ran");
+    }
 }
 
 #[test]

@@ -127,9 +127,11 @@ pub fn not_found(name: &str) -> String {
 /// a serve (whose guests live from request to request), false for the
 /// stand-in CLI, which gives every exec a PID namespace that ends with it.
 pub fn guest_outlives_exec() -> bool {
-    if endpoint().is_some() {
-        return true;
-    }
+    endpoint().is_some() || real_cli()
+}
+
+/// Whether the smolvm under test is a real smolvm CLI, not the stand-in's.
+pub fn real_cli() -> bool {
     static REAL: OnceLock<bool> = OnceLock::new();
     *REAL.get_or_init(|| {
         let out = smolvm(&["--version"]);
@@ -196,7 +198,7 @@ impl Machine {
     /// in the VM's data directory (named by the first 8 bytes of the
     /// SHA-256 of the machine name, as smolvm does).
     pub fn rootfs(&self) -> PathBuf {
-        if !guest_outlives_exec() {
+        if !real_cli() {
             let home = std::env::var_os("SMOLVM_STANDIN_HOME").expect("SMOLVM_STANDIN_HOME is set");
             return PathBuf::from(home).join(&self.name).join("rootfs");
         }
