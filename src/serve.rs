@@ -346,7 +346,7 @@ impl Serve {
         bounds: &Bounds,
     ) -> Result<std::result::Result<Vec<u8>, Refused>> {
         if bounds.cancel().is_some_and(|c| c.is_tripped()) {
-            return Err(Error::Cancelled("the cancel token was tripped".into()));
+            return Err(Error::Cancelled("cancelled".into()));
         }
         let timeout = match bounds.deadline {
             Some(deadline) => {

@@ -12,14 +12,16 @@
 //! command (never near serve's 300 s) and hands back what the files gained
 //! since the last one, in the `*B64` fields that are byte-exact. The
 //! request that sees the command's exit status and its last bytes removes
-//! the directory. A stop (deadline, cancel token, a callback) kills the
-//! command's whole process group in one more request.
+//! the directory (or, after more than one request, the caller does). A stop
+//! (deadline, cancel token, a callback) kills the command's whole process
+//! group in one more request.
 //!
 //! A command whose caller vanishes without stopping it is killed in the
 //! guest once no request has asked after it for a minute (a watchdog
-//! beside it); one still running after the first request leaves a zombie
-//! process entry behind when it ends, because smolvm's agent, the guest's
-//! pid 1, reaps nothing it did not start.
+//! beside it); one still running after the first request leaves two
+//! zombie process entries behind when it ends (its runner and watchdog),
+//! because smolvm's agent, the guest's pid 1, reaps nothing it did not
+//! start.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -73,55 +75,54 @@ const EMIT: &str = r#"emit() {
 "#;
 
 /// The first request: `$1` the directory, `$2` the chunk size, `$3` and
-/// `$4` how long to wait (`sleep` arguments, the first at most a second;
+/// `$4` how long to wait (`timeout` arguments, the first at most a second;
 /// `0` for not at all), `$5` `+` when stdin was uploaded (the directory
-/// exists then), `-` for none; the command follows. The runner, in the
+/// exists then), `-` for none; the command follows. A directory with a
+/// `stop` file in it means the call was stopped before this came: it is
+/// removed, and nothing starts. The runner, in the
 /// background, starts the command in a new session (whose id is its
-/// process group, written to `pid`), waits for it and writes its status to
-/// `st`; a watchdog beside it kills the group once `lease` is a minute
-/// old. The request then waits for the runner (a timer that signals this
-/// shell cuts the wait short) and emits, removing the directory if the
-/// command ended within the first second (a request that short is not cut
-/// off by serve's timeout). Every background shell waits for what it
-/// started, even when stopped: an orphan would stay a zombie (see the
-/// module's doc).
+/// process group, written to `pid`), waits for it, writes its status to
+/// `st` and a byte to the fifo `done`, which this shell holds open, so
+/// that the byte waits there for it. This shell waits for that byte (a
+/// `read` under `timeout`) and emits, removing the directory if the
+/// command ended within the first second: a request that short is not cut
+/// off by serve's request timeout. If the command runs on, a watchdog is
+/// left beside it that kills its process group once `lease` is a minute
+/// old, and ends on its own once the status is there or the directory is
+/// gone.
+///
+/// Nothing here signals a process by a pid it may have waited for
+/// already: in a busy guest the number may belong to another process by
+/// then.
 const START: &str = r#"d=$1 m=$2 o=0 e=0
 case $5 in
 +) i=$d/in; if [ -e "$d/in.000000" ]; then cat "$d"/in.* >"$i" && rm -f "$d"/in.*; fi ;;
-*) i=/dev/null; mkdir -m 700 "$d" || exit 125 ;;
+*) i=/dev/null; mkdir -m 700 "$d" 2>/dev/null || [ -e "$d/stop" ] || exit 125 ;;
 esac
+[ -e "$d/stop" ] && { rm -rf "$d"; exit 125; }
 w1=$3 w2=$4
 shift 5
-: >"$d/lease" && : >"$d/out" && : >"$d/err" || exit 125
+: >"$d/lease" && : >"$d/out" && : >"$d/err" && mkfifo "$d/done" && exec 4<>"$d/done" || exit 125
 (
-  setsid sh -c 'echo $$ >"$0/pid.t" && mv "$0/pid.t" "$0/pid" && exec "$@"' "$d" "$@" <"$i" >"$d/out" 2>"$d/err" &
-  c=$!
-  (trap 'kill $z 2>/dev/null; wait $z; exit 0' TERM
-  while :; do
-    sleep 5 & z=$!; wait $z
-    [ -e "$d/st" ] && exit 0
-    if [ -n "$(find "$d/lease" -mmin +1 2>/dev/null)" ]; then
-      [ -e "$d/pid" ] && kill -9 -"$(cat "$d/pid")"; exit 0
-    fi
-  done) &
-  g=$!
-  wait $c; s=$?
+  exec 4>&-
+  setsid sh -c 'echo $$ >"$0/pid.t" && mv "$0/pid.t" "$0/pid" && [ ! -e "$0/stop" ] && exec "$@"; exit 137' "$d" "$@" <"$i" >"$d/out" 2>"$d/err" &
+  wait $!; s=$?
   echo $s >"$d/st.t" && mv "$d/st.t" "$d/st"
-  kill $g; wait $g
+  echo 1<>"$d/done"
+  [ -e "$d/stop" ] && rm -rf "$d"
 ) </dev/null >/dev/null 2>&1 &
-r=$!
-if [ "$w1" != 0 ]; then
-  trap : USR1
-  (trap 'kill $z 2>/dev/null; wait $z; exit 0' TERM
-  sleep "$w1" & z=$!; wait $z || exit 0
+if [ "$w1" = 0 ] || ! timeout "$w1" sh -c 'read x' <&4; then
   : >"$d/slow"
-  sleep "$w2" & z=$!; wait $z || exit 0
-  kill -USR1 $$) </dev/null >/dev/null 2>&1 &
-  t=$!
-  wait $r
-  kill $t 2>/dev/null; wait $t
-else
-  : >"$d/slow"
+  [ "$w2" = 0 ] || timeout "$w2" sh -c 'read x' <&4
+fi
+exec 4>&-
+if [ ! -e "$d/st" ]; then
+  (while sleep 5; do
+    [ -d "$d" ] && [ ! -e "$d/st" ] || exit 0
+    if [ -n "$(find "$d/lease" -mmin +1 2>/dev/null)" ]; then
+      [ -e "$d/st" ] || kill -9 -"$(cat "$d/pid")"; exit 0
+    fi
+  done) </dev/null >/dev/null 2>&1 &
 fi
 if [ -e "$d/slow" ]; then emit 0; else emit 1; fi
 "#;
@@ -149,15 +150,21 @@ done
 emit 0
 "#;
 
-/// Kills the command's process group (waiting briefly for it to have
-/// one), gives the runner a moment to record it, and removes the
-/// directory.
+/// Kills the command's process group and removes the directory. A
+/// command not started yet is stopped by the `stop` file instead: it
+/// writes its `pid` before it looks for `stop`, and this writes `stop`
+/// before it looks for `pid`, so one of the two always sees the other
+/// (the runner then removes the directory). The directory is made if it
+/// is not there yet, so that a first request still on its way (serve may
+/// run it after the caller gave up on it) finds `stop` and starts nothing.
 const KILL: &str = r#"d=$1
-[ -d "$d" ] || exit 0
-n=0; while [ ! -e "$d/pid" ] && [ ! -e "$d/st" ] && [ $n -lt 200 ]; do sleep 0.01; n=$((n+1)); done
-[ -e "$d/pid" ] && kill -9 -"$(cat "$d/pid")" 2>/dev/null
-n=0; while [ ! -e "$d/st" ] && [ $n -lt 100 ]; do sleep 0.01; n=$((n+1)); done
-rm -rf "$d"
+mkdir -m 700 "$d" 2>/dev/null
+: >"$d/stop" || exit 0
+if [ -e "$d/pid" ]; then
+  [ -e "$d/st" ] || kill -9 -"$(cat "$d/pid")" 2>/dev/null
+  n=0; while [ ! -e "$d/st" ] && [ $n -lt 100 ]; do sleep 0.01; n=$((n+1)); done
+  rm -rf "$d"
+fi
 "#;
 
 /// One command to run through serve.

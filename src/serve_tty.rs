@@ -174,7 +174,7 @@ fn relay(ws: &mut WebSocket<Conn>, bounds: &Bounds, mut size: (u16, u16)) -> Res
         if bounds.cancel().is_some_and(|c| c.is_tripped()) {
             let _ = ws.close(None);
             let _ = ws.flush();
-            return Err(Error::Cancelled("the cancel token was tripped".into()));
+            return Err(Error::Cancelled("cancelled".into()));
         }
         let wait = match bounds.deadline {
             Some(d) => {

@@ -162,17 +162,21 @@ fn a_timeout_stops_the_command_and_leaves_no_smolvm_behind() {
         took < Duration::from_millis(2500),
         "returned {took:?} after a 500 ms deadline"
     );
-    // (At an endpoint, serve's guest of the machine is the machine.)
-    let left: Vec<String> = processes_with(m.name.as_bytes())
-        .into_iter()
-        .filter(|p| !p.contains("_api-guest"))
-        .collect();
-    assert_eq!(left, Vec::<String>::new());
+    assert_eq!(smolvms_of(&m), Vec::<String>::new());
     // Fast commands are unaffected.
     assert_eq!(
         b.exec_with("echo quick", &o).unwrap().stdout_str(),
         "quick\n"
     );
+}
+
+/// Host processes that name the machine: smolvm CLIs left running. (At an
+/// endpoint, serve's guest of the machine is the machine, not one of them.)
+fn smolvms_of(m: &Machine) -> Vec<String> {
+    processes_with(m.name.as_bytes())
+        .into_iter()
+        .filter(|p| !p.contains("_api-guest"))
+        .collect()
 }
 
 #[test]
@@ -321,7 +325,7 @@ fn a_cancel_from_another_thread_stops_the_command() {
     });
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(unsafe { bottle_cancel_is_tripped(cancel) });
-    assert_eq!(processes_with(m.name.as_bytes()), Vec::<String>::new());
+    assert_eq!(smolvms_of(&m), Vec::<String>::new());
     assert_guest_clears(&b, "sleep 358[12]");
     // The options outlive the caller's token; a tripped token fails at once.
     unsafe { bottle_cancel_free(cancel) };

@@ -114,7 +114,7 @@ fn start_serve(listen: &str, env: &[(&str, &str)], certs: Option<&Certs>) -> Chi
             .env("SMOLVM_SERVE_TLS_KEY", f("server.key"))
             .env("SMOLVM_SERVE_TLS_CLIENT_CA", f("ca.pem"));
     }
-    if common::guest_outlives_exec() {
+    if common::real_cli() {
         // The real serve, through tests/real-smolvm: it shares the CLI's
         // records through the scratch HOME, and its rollout listener needs
         // a port of its own.
