@@ -16,6 +16,9 @@ func TestStatusAndErrorModel(t *testing.T) {
 	if got := StatusSmolvm.String(); got != "smolvm failed" {
 		t.Errorf("StatusSmolvm.String() = %q", got)
 	}
+	if StatusUnsupported != 8 || StatusUnsupported.String() != "not supported by the bottle's transport" {
+		t.Errorf("StatusUnsupported = %d, %q", int(StatusUnsupported), StatusUnsupported)
+	}
 	if got := Status(99).String(); got != "unknown status" {
 		t.Errorf("Status(99).String() = %q", got)
 	}
@@ -31,6 +34,7 @@ func TestStatusAndErrorModel(t *testing.T) {
 		StatusPanic:           ErrPanic,
 		StatusTimeout:         ErrTimeout,
 		StatusCancelled:       ErrCancelled,
+		StatusUnsupported:     ErrUnsupported,
 	}
 	for status, sentinel := range sentinels {
 		var err error = &Error{Op: "exec", Status: status, Message: "m"}
