@@ -28,6 +28,15 @@ import (
 // still made and checked with the CLI, whose machines serve shares. The
 // few tests that need an endpoint skip, saying so, without one.
 
+// TestMain runs the tests, or, as the child of
+// TestReapAtDeletesOnlyMachinesOfDeadOwners, launches a machine and exits.
+func TestMain(m *testing.M) {
+	if os.Getenv("BOTTLE_TEST_LAUNCH_AND_EXIT") != "" {
+		launchAndExit()
+	}
+	os.Exit(m.Run())
+}
+
 // standin returns the stand-in smolvm's path, or fails the test with the
 // reason the tests cannot run here.
 func standin(t *testing.T) string {
