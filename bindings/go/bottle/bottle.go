@@ -14,8 +14,9 @@ import (
 )
 
 // Bottle is an open handle on one smolvm machine. It holds no connection
-// and no state of its own: each call runs its own smolvm process, so any
-// number of goroutines may use one Bottle at once.
+// and no state of its own: each call runs its own smolvm process (at an
+// Endpoint, makes its own requests to serve), so any number of goroutines
+// may use one Bottle at once.
 //
 // A Bottle from Open leaves the machine's lifecycle (create, start, stop,
 // delete) to whoever started it; a Bottle from Launch owns its machine,
