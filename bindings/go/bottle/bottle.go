@@ -14,8 +14,9 @@ import (
 )
 
 // Bottle is an open handle on one smolvm machine. It holds no connection
-// and no state of its own: each call runs its own smolvm process, so any
-// number of goroutines may use one Bottle at once.
+// and no state of its own: each call runs its own smolvm process (at an
+// Endpoint, makes its own requests to serve), so any number of goroutines
+// may use one Bottle at once.
 //
 // A Bottle from Open leaves the machine's lifecycle (create, start, stop,
 // delete) to whoever started it; a Bottle from Launch owns its machine,
@@ -39,7 +40,7 @@ func newBottle(h *C.bottle) *Bottle {
 	return b
 }
 
-// Option configures Open. The only one is WithPromptPath.
+// Option configures Open: WithPromptPath and WithEndpoint.
 type Option interface {
 	applyOpen(*openOptions)
 }
@@ -57,6 +58,7 @@ type BottleOption interface {
 
 type openOptions struct {
 	promptPath *string
+	endpoint   *Endpoint
 }
 
 // WithPromptPath sets the in-guest path of the agent's system-prompt file,
@@ -89,8 +91,12 @@ func (p promptPathOption) applyLaunch(o *launchOptions) {
 // call on it. A machine name follows smolvm's rule, which bottle_open in
 // bottle.h states. Open does not block, so it takes no context.
 //
-// Errors: ErrInvalidArgument (naming machine_name or prompt_path) or
-// ErrSmolvmNotFound.
+// WithEndpoint opens the machine that a smolvm serve runs instead; then
+// no smolvm executable is looked for, and serve is not contacted either.
+//
+// Errors: ErrInvalidArgument (naming machine_name or prompt_path, or ep
+// for an https:// Endpoint without WithTLS) or ErrSmolvmNotFound; an
+// error matching ErrClosed for a closed Endpoint.
 func Open(machine string, opts ...Option) (*Bottle, error) {
 	const op = "open"
 	var o openOptions
@@ -112,6 +118,13 @@ func Open(machine string, opts ...Option) (*Bottle, error) {
 	defer C.free(unsafe.Pointer(cPrompt))
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if o.endpoint != nil {
+		h, err := openAt(op, o.endpoint, cMachine, cPrompt)
+		if err != nil {
+			return nil, err
+		}
+		return newBottle(h), nil
+	}
 	var h *C.bottle
 	if s := C.bottle_open(cMachine, cPrompt, &h); s != C.BOTTLE_OK {
 		return nil, lastError(op, s)

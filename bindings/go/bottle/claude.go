@@ -29,9 +29,13 @@ import (
 // the caller's process group to read the terminal) and ExecClaude returns
 // ctx.Err().
 //
+// At an Endpoint, tty true returns an ErrUnsupported error without
+// running anything: serve's one terminal route runs a program without
+// arguments. tty false works there as through the CLI.
+//
 // Errors: ErrSmolvm when the machine is unknown or not running (checked
 // before claude starts); ErrInvalidArgument (naming argv[i]);
-// ErrSmolvmNotFound; ErrIO; ErrClosed.
+// ErrUnsupported; ErrSmolvmNotFound; ErrIO; ErrClosed.
 func (b *Bottle) ExecClaude(ctx context.Context, args []string, tty bool) (int, error) {
 	const op = "exec claude"
 	for i, a := range args {

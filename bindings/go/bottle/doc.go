@@ -14,6 +14,10 @@
 // tears down; Reap deletes the machines of processes that died without
 // closing theirs.
 //
+// By default every call runs the local smolvm CLI. Opened or launched
+// WithEndpoint, a Bottle talks to a smolvm serve over its HTTP API
+// instead (see Endpoints below).
+//
 //	err := bottle.WithBottle(ctx, func(b *bottle.Bottle) error {
 //		if err := b.CopyIn(ctx, "task/", "/home/node/task", bottle.WithOwnerUser("node")); err != nil {
 //			return err
@@ -35,9 +39,10 @@
 // goroutine; a stream sent to a Writer is not also kept in the
 // ExecResult). CopyIn: WithMode, WithOwner, WithOwnerUser and WithProgress.
 // Launch and WithBottle: WithName, WithImage, WithCPUs, WithMemoryMiB,
-// WithNetwork, WithVolume, WithMachineEnv, and WithPromptPath, which Open
-// takes too. The option types are distinct, so an option given to the
-// wrong call does not compile.
+// WithNetwork, WithVolume, WithMachineEnv, and WithPromptPath and
+// WithEndpoint, which Open takes too. NewEndpoint: WithTLS. The option
+// types are distinct, so an option given to the wrong call does not
+// compile.
 //
 // # Errors
 //
@@ -50,8 +55,9 @@
 // ErrSmolvmNotFound, ErrSmolvm (smolvm's own failure, e.g. "vm not found"
 // or "is not running"), ErrIO, ErrPanic, ErrTimeout (an Exec past its
 // WithTimeout), ErrCancelled (an Exec stopped by its failing Writer, whose
-// error the *Error also wraps), and ErrClosed for a call on a closed
-// Bottle. A script that exits non-zero is not an error.
+// error the *Error also wraps), ErrUnsupported (what a Bottle at an
+// Endpoint cannot do), and ErrClosed for a call on a closed Bottle or with
+// a closed Endpoint. A script that exits non-zero is not an error.
 //
 // Go strings may contain NUL bytes, which C strings cannot carry; they are
 // rejected with ErrInvalidArgument rather than silently cut short.
@@ -84,11 +90,42 @@
 // Writer's also stops the command) and raised again once the C call has
 // returned, so it never unwinds through the library.
 //
+// # Endpoints
+//
+// NewEndpoint names a smolvm serve: its unix socket
+// ("unix:/path/to/smolvm.sock"), its TCP listener with mutual TLS
+// ("https://host:port", certificates given WithTLS), or plain HTTP to a
+// loopback address ("http://127.0.0.1:port"). A Bottle opened or
+// launched WithEndpoint(ep) does every call through serve, with the same
+// results, except:
+//
+//   - ExecClaude with tty true returns ErrUnsupported: serve's one
+//     terminal route runs a program without arguments.
+//   - WithStdout and WithStderr Writers get the output in pieces fetched
+//     about every 0.2 s, not as it is written.
+//   - A command whose caller vanished without stopping it is killed in
+//     the guest about a minute later (through the CLI, at once).
+//   - serve keeps no labels: a machine launched there is recorded on this
+//     host instead, and Reap does not see it; ReapAt(ctx, ep) does.
+//
+// For example:
+//
+//	ep, err := bottle.NewEndpoint("https://serve.internal:8443",
+//		bottle.WithTLS("ca.pem", "client.pem", "client.key"))
+//	if err != nil {
+//		return err
+//	}
+//	defer ep.Close() // bottles opened or launched at ep keep what they need
+//	b, err := bottle.Launch(ctx, bottle.WithEndpoint(ep), bottle.WithImage("agent:latest"))
+//
 // # Environment
 //
 // Open, Launch and Reap read BOTTLE_SMOLVM (a path, or a name on PATH;
 // default smolvm on PATH); do not call os.Setenv meanwhile. The library
 // spawns and reaps smolvm itself, so the process must not ignore SIGCHLD.
+// At an Endpoint no smolvm runs on this host and BOTTLE_SMOLVM is not
+// read; Launch at one and ReapAt read XDG_STATE_HOME (else HOME) to find
+// the directory of their records.
 //
 // The package links libbottle through pkg-config (the bottle module); see
 // README.md for building against an installed or an in-tree library.

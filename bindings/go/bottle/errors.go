@@ -27,6 +27,7 @@ const (
 	StatusPanic           Status = C.BOTTLE_ERR_PANIC
 	StatusTimeout         Status = C.BOTTLE_ERR_TIMEOUT
 	StatusCancelled       Status = C.BOTTLE_ERR_CANCELLED
+	StatusUnsupported     Status = C.BOTTLE_ERR_UNSUPPORTED
 )
 
 // String is the library's own short description, such as "smolvm failed",
@@ -61,9 +62,13 @@ var (
 	// WithStderr Writer failed; the error also wraps the Writer's. (A
 	// context that ends gives ctx.Err() instead.)
 	ErrCancelled = errors.New("bottle: " + StatusCancelled.String())
-	// ErrClosed: the Bottle was closed before the call. Such an error also
-	// matches ErrInvalidArgument, as the C library reports an unusable
-	// handle.
+	// ErrUnsupported: the Bottle's transport cannot do this, and nothing
+	// was run. Only a Bottle at an Endpoint returns it: ExecClaude with a
+	// terminal (tty true).
+	ErrUnsupported = errors.New("bottle: " + StatusUnsupported.String())
+	// ErrClosed: the Bottle, or the Endpoint given to Open, Launch or
+	// ReapAt, was closed before the call. Such an error also matches
+	// ErrInvalidArgument, as the C library reports an unusable handle.
 	ErrClosed = errors.New("bottle: the bottle is closed")
 )
 
@@ -72,8 +77,9 @@ var (
 // Use errors.Is with the sentinels above to tell the kinds apart, or
 // errors.As to read the fields.
 type Error struct {
-	// Op is the operation that failed: "open", "launch", "exec",
-	// "exec claude", "copy in", "copy out", "close" or "reap".
+	// Op is the operation that failed: "endpoint" (NewEndpoint), "open",
+	// "launch", "exec", "exec claude", "copy in", "copy out", "close" or
+	// "reap" (Reap and ReapAt).
 	Op string
 	// Status is the C library's code for the failure. Arguments that this
 	// package rejects itself (NUL bytes, out-of-range numbers, a closed
@@ -84,8 +90,8 @@ type Error struct {
 	// a bad argument its name first, as in "user: must not be empty".
 	// Arguments are named as in the C API (machine_name, prompt_path,
 	// script, user, argv[i], host_path, guest_path, name, value, dir,
-	// timeout_ms, mode, uid, gid, image, cpus, mib), whichever layer
-	// rejected them.
+	// timeout_ms, mode, uid, gid, image, cpus, mib, url, ep, ca_file,
+	// cert_file, key_file), whichever layer rejected them.
 	Message string
 	// Err is the Go error behind the failure, if one is: the error of a
 	// WithStdout or WithStderr Writer, or of a WithStdin reader. Unwrap
@@ -100,7 +106,7 @@ func (e *Error) Error() string {
 }
 
 // Is reports whether target is the sentinel of e's Status, or ErrClosed
-// for a call on a closed Bottle.
+// for a call on a closed Bottle or with a closed Endpoint.
 func (e *Error) Is(target error) bool {
 	return target != nil && (target == e.Status.sentinel() || e.closed && target == ErrClosed)
 }
@@ -124,6 +130,8 @@ func (s Status) sentinel() error {
 		return ErrTimeout
 	case StatusCancelled:
 		return ErrCancelled
+	case StatusUnsupported:
+		return ErrUnsupported
 	}
 	return nil
 }

@@ -16,6 +16,9 @@ func TestStatusAndErrorModel(t *testing.T) {
 	if got := StatusSmolvm.String(); got != "smolvm failed" {
 		t.Errorf("StatusSmolvm.String() = %q", got)
 	}
+	if StatusUnsupported != 8 || StatusUnsupported.String() != "not supported by the bottle's transport" {
+		t.Errorf("StatusUnsupported = %d, %q", int(StatusUnsupported), StatusUnsupported)
+	}
 	if got := Status(99).String(); got != "unknown status" {
 		t.Errorf("Status(99).String() = %q", got)
 	}
@@ -31,6 +34,7 @@ func TestStatusAndErrorModel(t *testing.T) {
 		StatusPanic:           ErrPanic,
 		StatusTimeout:         ErrTimeout,
 		StatusCancelled:       ErrCancelled,
+		StatusUnsupported:     ErrUnsupported,
 	}
 	for status, sentinel := range sentinels {
 		var err error = &Error{Op: "exec", Status: status, Message: "m"}
@@ -67,14 +71,15 @@ func TestStatusAndErrorModel(t *testing.T) {
 func TestUnknownMachine(t *testing.T) {
 	t.Parallel()
 	standin(t)
-	b, err := Open(fmt.Sprintf("go-%d-no-such-machine", os.Getpid()))
+	name := fmt.Sprintf("go-%d-no-such-machine", os.Getpid())
+	b, err := open(t, name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
 	ctx := context.Background()
 	_, err = b.Exec(ctx, "true")
-	wantErr(t, err, ErrSmolvm, "vm not found")
+	wantErr(t, err, ErrSmolvm, notFound(t, name))
 	var e *Error
 	errors.As(err, &e)
 	if e.Op != "exec" || e.Status != StatusSmolvm || !strings.HasPrefix(err.Error(), "bottle: exec: smolvm failed: ") {
@@ -83,7 +88,7 @@ func TestUnknownMachine(t *testing.T) {
 	// claude asks for the machine's state first: "machine 'N' not found".
 	_, err = b.ExecClaude(ctx, []string{"x"}, false)
 	wantErr(t, err, ErrSmolvm, "not found")
-	wantErr(t, b.CopyIn(ctx, "/etc/hostname", "/tmp/h"), ErrSmolvm, "vm not found")
+	wantErr(t, b.CopyIn(ctx, "/etc/hostname", "/tmp/h"), ErrSmolvm, notFound(t, name))
 }
 
 func TestStoppedMachine(t *testing.T) {
@@ -119,7 +124,7 @@ func TestBadInput(t *testing.T) {
 		{"ok", []Option{WithPromptPath("")}, "prompt_path"},
 		{"ok", []Option{WithPromptPath("/p\x00x")}, "prompt_path"},
 	} {
-		b, err := Open(c.machine, c.opts...)
+		b, err := open(t, c.machine, c.opts...)
 		wantErr(t, err, ErrInvalidArgument, c.arg+": ")
 		if b != nil {
 			t.Errorf("Open(%q) returned a Bottle with an error", c.machine)
@@ -128,7 +133,7 @@ func TestBadInput(t *testing.T) {
 
 	// Open only checks the name, so a machine that does not exist serves:
 	// every argument below is rejected before smolvm runs.
-	b, err := Open("go-bad-input")
+	b, err := open(t, "go-bad-input")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +192,7 @@ func TestBadInput(t *testing.T) {
 
 	// Launch options are checked before smolvm runs.
 	launch := func(opts ...LaunchOption) error {
-		nb, err := Launch(ctx, opts...)
+		nb, err := Launch(ctx, launchOpts(t, opts...)...)
 		if nb != nil {
 			t.Error("Launch returned a Bottle with an error")
 			nb.Close()
@@ -217,7 +222,9 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// Not parallel: it changes the environment, which Open reads.
+// Not parallel: it changes the environment, which Open reads. Through
+// the CLI, whether or not the tests run at an endpoint: at one, no smolvm
+// is looked for.
 func TestMissingSmolvm(t *testing.T) {
 	standin(t)
 	t.Setenv("BOTTLE_SMOLVM", "/nonexistent/smolvm")
@@ -226,4 +233,18 @@ func TestMissingSmolvm(t *testing.T) {
 	if b != nil {
 		t.Error("Open returned a Bottle with an error")
 	}
+	// A nil Endpoint is the CLI.
+	_, err = Open("go-missing-smolvm", WithEndpoint(nil))
+	wantErr(t, err, ErrSmolvmNotFound, "BOTTLE_SMOLVM")
+
+	ep, err := NewEndpoint("unix:/nonexistent/smolvm.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	b, err = Open("go-missing-smolvm", WithEndpoint(ep))
+	if err != nil {
+		t.Fatalf("Open at an endpoint looked for smolvm: %v", err)
+	}
+	b.Close()
 }

@@ -74,3 +74,30 @@ func ExampleWithBottle() {
 		log.Fatal(err) // fn's error, joined with the teardown's if that failed too
 	}
 }
+
+// Opens the machine "agent-1" that a smolvm serve runs on another host,
+// reached over mutual TLS, instead of through the local smolvm CLI.
+func ExampleNewEndpoint() {
+	ep, err := bottle.NewEndpoint("https://serve.internal:8443",
+		bottle.WithTLS("/etc/bottle/ca.pem", "/etc/bottle/client.pem", "/etc/bottle/client.key"))
+	if err != nil {
+		log.Fatal(err) // a bad URL, or TLS files that cannot be read
+	}
+	defer ep.Close() // bottles opened or launched at ep keep what they need
+
+	b, err := bottle.Open("agent-1", bottle.WithEndpoint(ep))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	r, err := b.Exec(context.Background(), "echo hello from $(id -un)")
+	if err != nil {
+		log.Fatal(err) // ErrIO: serve unreachable; ErrSmolvm: machine unknown or stopped
+	}
+	fmt.Printf("exit %d: %s", r.ExitCode, r.Stdout)
+
+	// claude on a terminal needs the CLI: serve's terminal takes no arguments.
+	if _, err := b.ExecClaude(context.Background(), []string{"--resume", "task"}, true); errors.Is(err, bottle.ErrUnsupported) {
+		fmt.Println("run claude without a terminal here")
+	}
+}

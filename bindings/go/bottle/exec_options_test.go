@@ -170,13 +170,19 @@ func (c *chunks) String() string { return string(bytes.Join(c.data, nil)) }
 func TestExecStreamsToWriters(t *testing.T) {
 	t.Parallel()
 	b, _ := openMachine(t)
-	const script = "for i in 1 2 3; do echo $i; echo e$i >&2; sleep 0.1; done"
+	// A line every step, each to arrive on its own: at an endpoint, output
+	// comes in pieces fetched about every 0.2 s.
+	step := 100 * time.Millisecond
+	if atEndpoint(t) {
+		step = 600 * time.Millisecond
+	}
+	script := fmt.Sprintf("for i in 1 2 3; do echo $i; echo e$i >&2; sleep %g; done", step.Seconds())
 	var out chunks
 	r := run(t, b, script, WithStdout(&out))
 	returned := time.Now()
 	if out.String() != "1\n2\n3\n" || len(out.data) < 3 {
 		t.Errorf("stdout reached the writer as %q", out.data)
-	} else if early := returned.Sub(out.at[0]); early < 150*time.Millisecond {
+	} else if early := returned.Sub(out.at[0]); early < step*3/2 {
 		t.Errorf("the first line arrived only %v before Exec returned", early)
 	}
 	if len(r.Stdout) != 0 || string(r.Stderr) != "e1\ne2\ne3\n" {

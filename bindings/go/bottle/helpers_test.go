@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +20,22 @@ import (
 // The tests run against the stand-in smolvm (tests/smolvm-standin), which
 // runs each machine's commands for real in a chroot with a node user and a
 // recording claude. They fail, never skip, when it is not there.
+//
+// With BOTTLE_TEST_ENDPOINT set to a smolvm serve's URL (tests/with-serve
+// sets it, and BOTTLE_TEST_TLS_DIR, holding ca.pem, client.pem and
+// client.key, for an https:// one), the bottles they open and launch are
+// opened and launched at that endpoint instead, while the machines are
+// still made and checked with the CLI, whose machines serve shares. The
+// few tests that need an endpoint skip, saying so, without one.
+
+// TestMain runs the tests, or, as the child of
+// TestReapAtDeletesOnlyMachinesOfDeadOwners, launches a machine and exits.
+func TestMain(m *testing.M) {
+	if os.Getenv("BOTTLE_TEST_LAUNCH_AND_EXIT") != "" {
+		launchAndExit()
+	}
+	os.Exit(m.Run())
+}
 
 // standin returns the stand-in smolvm's path, or fails the test with the
 // reason the tests cannot run here.
@@ -69,6 +86,107 @@ func smolvm(t *testing.T, args ...string) {
 	}
 }
 
+// The endpoint under test, made once from the environment: nil, the CLI,
+// when BOTTLE_TEST_ENDPOINT is not set.
+var (
+	endpointOnce sync.Once
+	endpointUsed *Endpoint
+	endpointErr  error
+)
+
+// envEndpoint makes the endpoint BOTTLE_TEST_ENDPOINT and
+// BOTTLE_TEST_TLS_DIR name, or returns nil without one.
+func envEndpoint() (*Endpoint, error) {
+	url := os.Getenv("BOTTLE_TEST_ENDPOINT")
+	if url == "" {
+		return nil, nil
+	}
+	var opts []EndpointOption
+	if dir := os.Getenv("BOTTLE_TEST_TLS_DIR"); dir != "" {
+		opts = append(opts, WithTLS(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem"),
+			filepath.Join(dir, "client.key")))
+	}
+	ep, err := NewEndpoint(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("BOTTLE_TEST_ENDPOINT=%s (BOTTLE_TEST_TLS_DIR=%q): %w",
+			url, os.Getenv("BOTTLE_TEST_TLS_DIR"), err)
+	}
+	return ep, nil
+}
+
+// testEndpoint is the endpoint the tests open and launch their bottles
+// at, shared by the whole run and never closed, or nil for the CLI. It
+// fails the test if BOTTLE_TEST_ENDPOINT names no usable endpoint.
+func testEndpoint(t testing.TB) *Endpoint {
+	t.Helper()
+	endpointOnce.Do(func() { endpointUsed, endpointErr = envEndpoint() })
+	if endpointErr != nil {
+		t.Fatal(endpointErr)
+	}
+	return endpointUsed
+}
+
+// atEndpoint tells whether the tests run at an endpoint.
+func atEndpoint(t testing.TB) bool {
+	t.Helper()
+	return testEndpoint(t) != nil
+}
+
+// needEndpoint skips a test that can only run at an endpoint, saying so.
+func needEndpoint(t *testing.T) *Endpoint {
+	t.Helper()
+	ep := testEndpoint(t)
+	if ep == nil {
+		t.Skip("SKIPPED, needs a smolvm serve: set BOTTLE_TEST_ENDPOINT (and BOTTLE_TEST_TLS_DIR for https), " +
+			"or run the tests under tests/with-serve")
+	}
+	return ep
+}
+
+// open is Open at the endpoint under test (through the CLI without one);
+// opts come after it, so a test's own WithEndpoint wins.
+func open(t *testing.T, machine string, opts ...Option) (*Bottle, error) {
+	t.Helper()
+	return Open(machine, append([]Option{WithEndpoint(testEndpoint(t))}, opts...)...)
+}
+
+// launchOpts puts the endpoint under test before opts, for Launch and
+// WithBottle.
+func launchOpts(t *testing.T, opts ...LaunchOption) []LaunchOption {
+	t.Helper()
+	return append([]LaunchOption{WithEndpoint(testEndpoint(t))}, opts...)
+}
+
+// notFound is how smolvm says it has no machine name: the CLI's words, or
+// serve's.
+func notFound(t *testing.T, name string) string {
+	t.Helper()
+	if atEndpoint(t) {
+		return fmt.Sprintf("machine '%s' not found", name)
+	}
+	return "vm not found: " + name
+}
+
+// serveRecords lists the files in which Launch at an endpoint records
+// machine for ReapAt: under $XDG_STATE_HOME/libbottle/serve, else
+// ~/.local/state/libbottle/serve, one per endpoint, named after it.
+func serveRecords(t *testing.T, machine string) []string {
+	t.Helper()
+	state := os.Getenv("XDG_STATE_HOME")
+	if state == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		state = filepath.Join(home, ".local", "state")
+	}
+	found, err := filepath.Glob(filepath.Join(state, "libbottle", "serve", machine+"@*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
 var machines atomic.Int64
 
 // newMachine creates and starts a stand-in machine with a unique name,
@@ -87,12 +205,13 @@ func newMachine(t *testing.T) string {
 	return name
 }
 
-// openMachine opens a Bottle on a new running machine, closed when the
-// test ends (before the machine is deleted).
+// openMachine opens a Bottle on a new running machine, at the endpoint
+// under test if there is one, closed when the test ends (before the
+// machine is deleted).
 func openMachine(t *testing.T, opts ...Option) (*Bottle, string) {
 	t.Helper()
 	name := newMachine(t)
-	b, err := Open(name, opts...)
+	b, err := open(t, name, opts...)
 	if err != nil {
 		t.Fatalf("Open(%q): %v", name, err)
 	}

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"runtime"
-	"unsafe"
 )
 
 type launchOptions struct {
@@ -18,6 +17,7 @@ type launchOptions struct {
 	network                 bool
 	volumes                 []volume
 	env                     []envVar
+	endpoint                *Endpoint
 }
 
 type volume struct {
@@ -110,7 +110,14 @@ func (o *launchOptions) check(op string) error {
 }
 
 // toC makes the C options; free them with C.bottle_launch_options_free.
+// A closed endpoint gives an error matching ErrClosed.
 func (o *launchOptions) toC(op string) (*C.bottle_launch_options, error) {
+	ep, err := o.endpoint.acquire(op)
+	if err != nil {
+		return nil, err
+	}
+	// The options keep a copy of the endpoint.
+	defer o.endpoint.release()
 	var c *C.bottle_launch_options
 	if s := C.bottle_launch_options_new(&c); s != C.BOTTLE_OK {
 		return nil, lastError(op, s)
@@ -136,6 +143,9 @@ func (o *launchOptions) toC(op string) (*C.bottle_launch_options, error) {
 	if o.promptPath != nil {
 		set.do(C.bottle_launch_options_set_prompt_path(c, strs.of(*o.promptPath)))
 	}
+	if ep != nil {
+		set.do(C.bottle_launch_options_set_endpoint(c, ep))
+	}
 	if set.err != nil {
 		C.bottle_launch_options_free(c)
 		return nil, set.err
@@ -152,7 +162,12 @@ func (o *launchOptions) toC(op string) (*C.bottle_launch_options, error) {
 // this one die without closing it. If the machine is created but fails to
 // start, it is deleted again and the start's error returned. Defaults:
 // smolvm's image, CPUs and memory, no network, no volumes, no environment,
-// no prompt file (WithPromptPath).
+// no prompt file (WithPromptPath), the local smolvm CLI (WithEndpoint).
+//
+// WithEndpoint launches the machine at a smolvm serve instead. serve keeps
+// no labels: the machine is recorded in a file on this host instead, for
+// ReapAt (Reap does not see it), and Launch fails with ErrIO if the record
+// cannot be written.
 //
 // Launch blocks until the machine runs. The C library cannot interrupt a
 // launch: a ctx already done returns ctx.Err() without creating anything,
@@ -160,9 +175,11 @@ func (o *launchOptions) toC(op string) (*C.bottle_launch_options, error) {
 // whatever ctx does.
 //
 // Errors: ErrInvalidArgument (naming name, machine_name, image, cpus, mib,
-// host_path, guest_path, value or prompt_path); ErrSmolvm, with smolvm's
+// host_path, guest_path, value or prompt_path, or ep for an https://
+// Endpoint without WithTLS); ErrSmolvm, with smolvm's (or serve's)
 // message, when the machine could not be created or started;
-// ErrSmolvmNotFound; ErrIO.
+// ErrSmolvmNotFound; ErrIO; an error matching ErrClosed for a closed
+// Endpoint.
 func Launch(ctx context.Context, opts ...LaunchOption) (*Bottle, error) {
 	const op = "launch"
 	var o launchOptions
@@ -221,7 +238,9 @@ func WithBottle(ctx context.Context, fn func(*Bottle) error, opts ...LaunchOptio
 // process killed before it could close its bottles, and returns their
 // names. Machines of live processes, of processes in another pid
 // namespace (which cannot be looked up from here), and machines libbottle
-// did not launch, are left alone. It finds smolvm as Open does.
+// did not launch, are left alone. It finds smolvm as Open does. Machines
+// launched WithEndpoint carry no labels and are not seen: ReapAt reaps
+// those.
 //
 // A machine that cannot be deleted makes Reap return an ErrSmolvm error
 // after trying the others; the names returned are then those deleted. A
@@ -235,17 +254,7 @@ func Reap(ctx context.Context) ([]string, error) {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	c, w, free, err := callOptions(ctx, op)
-	if err != nil {
-		return nil, err
-	}
-	defer free()
-	var removed C.bottle_names
-	failed := stopped(ctx, op, C.bottle_reap_with(c, &removed), w)
-	defer C.bottle_names_free(&removed)
-	names := make([]string, 0, int(removed.count))
-	for _, p := range unsafe.Slice(removed.names, int(removed.count)) {
-		names = append(names, C.GoString(p))
-	}
-	return names, failed
+	return reap(ctx, op, func(c *C.bottle_call_options, removed *C.bottle_names) C.enum_bottle_status {
+		return C.bottle_reap_with(c, removed)
+	})
 }

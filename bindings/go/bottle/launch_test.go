@@ -13,11 +13,12 @@ import (
 	"testing"
 )
 
-// launch is Launch that must succeed; the bottle is closed when the test
-// ends, if the test has not closed it.
+// launch is Launch, at the endpoint under test if there is one, that must
+// succeed; the bottle is closed when the test ends, if the test has not
+// closed it.
 func launch(t *testing.T, opts ...LaunchOption) *Bottle {
 	t.Helper()
-	b, err := Launch(context.Background(), opts...)
+	b, err := Launch(context.Background(), launchOpts(t, opts...)...)
 	if err != nil {
 		t.Fatalf("Launch: %v", err)
 	}
@@ -37,7 +38,15 @@ func TestLaunchOwnsItsMachine(t *testing.T) {
 		t.Fatalf("machine %s does not exist", name)
 	}
 	labels, _ := st["labels"].(map[string]any)
-	if st["state"] != "running" || labels["libbottle"] != "1" || labels["libbottle.pid"] != strconv.Itoa(os.Getpid()) {
+	if atEndpoint(t) {
+		// serve keeps no labels: the machine is recorded on this host.
+		if st["state"] != "running" || len(labels) != 0 {
+			t.Errorf("status: %v", st)
+		}
+		if records := serveRecords(t, name); len(records) != 1 {
+			t.Errorf("records of %s for ReapAt: %q", name, records)
+		}
+	} else if st["state"] != "running" || labels["libbottle"] != "1" || labels["libbottle.pid"] != strconv.Itoa(os.Getpid()) {
 		t.Errorf("status: %v", st)
 	}
 	if got := sh(t, b, "id -un"); got != "node\n" {
@@ -48,6 +57,9 @@ func TestLaunchOwnsItsMachine(t *testing.T) {
 	}
 	if machineStatus(t, name) != nil {
 		t.Error("Close did not delete the machine")
+	}
+	if records := serveRecords(t, name); len(records) != 0 {
+		t.Errorf("Close left records of %s: %q", name, records)
 	}
 	if err := b.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
@@ -120,7 +132,7 @@ func TestLaunchThatFailsToStartLeavesNoMachine(t *testing.T) {
 	t.Parallel()
 	standin(t)
 	name := fmt.Sprintf("go-%d-fail-start", os.Getpid())
-	b, err := Launch(context.Background(), WithName(name), WithMemoryMiB(unbootableMiB))
+	b, err := Launch(context.Background(), launchOpts(t, WithName(name), WithMemoryMiB(unbootableMiB))...)
 	wantErr(t, err, ErrSmolvm, "cannot give the guest")
 	if b != nil {
 		t.Error("Launch returned a Bottle with an error")
@@ -135,7 +147,7 @@ func TestCloseReportsAFailedTeardown(t *testing.T) {
 	b := launch(t)
 	smolvm(t, "machine", "delete", "--name", b.Name(), "-f")
 	err := b.Close()
-	wantErr(t, err, ErrSmolvm, "vm not found")
+	wantErr(t, err, ErrSmolvm, notFound(t, b.Name()))
 	var e *Error
 	if errors.As(err, &e); e.Op != "close" {
 		t.Errorf("Op = %q", e.Op)
@@ -170,14 +182,14 @@ func TestWithBottleAlwaysTearsDown(t *testing.T) {
 			t.Errorf("in WithBottle: %q", got)
 		}
 		return nil
-	})
+	}, launchOpts(t)...)
 	if err != nil {
 		t.Errorf("WithBottle: %v", err)
 	}
 	gone("success")
 
 	failed := errors.New("fn failed")
-	err = WithBottle(ctx, func(b *Bottle) error { remember(b); return failed }, WithCPUs(1))
+	err = WithBottle(ctx, func(b *Bottle) error { remember(b); return failed }, launchOpts(t, WithCPUs(1))...)
 	if err != failed {
 		t.Errorf("WithBottle returned %v, want fn's error", err)
 	}
@@ -189,7 +201,7 @@ func TestWithBottleAlwaysTearsDown(t *testing.T) {
 				t.Errorf("recovered %v", p)
 			}
 		}()
-		WithBottle(ctx, func(b *Bottle) error { remember(b); panic("fn panicked") })
+		WithBottle(ctx, func(b *Bottle) error { remember(b); panic("fn panicked") }, launchOpts(t)...)
 	}()
 	gone("panic")
 
@@ -198,14 +210,14 @@ func TestWithBottleAlwaysTearsDown(t *testing.T) {
 		remember(b)
 		smolvm(t, "machine", "delete", "--name", b.Name(), "-f")
 		return failed
-	})
+	}, launchOpts(t)...)
 	if !errors.Is(err, failed) || !errors.Is(err, ErrSmolvm) {
 		t.Errorf("WithBottle returned %v, want fn's error and ErrSmolvm", err)
 	}
 	gone("failed teardown")
 
 	err = WithBottle(ctx, func(*Bottle) error { t.Error("fn ran after a failed launch"); return nil },
-		WithMemoryMiB(unbootableMiB))
+		launchOpts(t, WithMemoryMiB(unbootableMiB))...)
 	wantErr(t, err, ErrSmolvm, "cannot give the guest")
 }
 

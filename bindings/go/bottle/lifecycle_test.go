@@ -143,7 +143,7 @@ func TestContextDoneBeforeTheCall(t *testing.T) {
 	standin(t)
 	// On a machine that does not exist, so that any C call would fail with
 	// ErrSmolvm instead.
-	b, err := Open("go-ctx-no-such-machine")
+	b, err := open(t, "go-ctx-no-such-machine")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,15 +163,24 @@ func TestContextDoneBeforeTheCall(t *testing.T) {
 	if err := b.CopyOut(ctx, "/etc/hostname", "/tmp/x"); err != context.Canceled {
 		t.Errorf("CopyOut: %v", err)
 	}
-	if nb, err := Launch(ctx); err != context.Canceled || nb != nil {
+	if nb, err := Launch(ctx, launchOpts(t)...); err != context.Canceled || nb != nil {
 		t.Errorf("Launch: %v, %v", nb, err)
 	}
-	err = WithBottle(ctx, func(*Bottle) error { t.Error("fn ran"); return nil })
+	err = WithBottle(ctx, func(*Bottle) error { t.Error("fn ran"); return nil }, launchOpts(t)...)
 	if err != context.Canceled {
 		t.Errorf("WithBottle: %v", err)
 	}
 	if names, err := Reap(ctx); err != context.Canceled || names != nil {
 		t.Errorf("Reap: %q, %v", names, err)
+	}
+	// At a serve that is not there, which ReapAt would report as ErrIO.
+	nowhere, err := NewEndpoint("unix:/nonexistent/smolvm.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nowhere.Close()
+	if names, err := ReapAt(ctx, nowhere); err != context.Canceled || names != nil {
+		t.Errorf("ReapAt: %q, %v", names, err)
 	}
 	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel2()
@@ -185,21 +194,32 @@ func TestContextDoneBeforeTheCall(t *testing.T) {
 // launched one's machine deleted.
 func TestFinalizerReleasesTheHandle(t *testing.T) {
 	standin(t)
+	testEndpoint(t) // made once, and kept, before counting
 	before := liveHandles.Load()
 	for i := 0; i < 4; i++ {
-		if _, err := Open(fmt.Sprintf("go-dropped-%d", i)); err != nil {
+		if _, err := open(t, fmt.Sprintf("go-dropped-%d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	launched := func() string {
-		b, err := Launch(context.Background())
+		b, err := Launch(context.Background(), launchOpts(t)...)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b.Name()
 	}()
-	if got := liveHandles.Load(); got != before+5 {
-		t.Fatalf("%d live handles after 4 opens and a launch, %d before", got, before)
+	// An Endpoint dropped without Close, after a Bottle opened at it.
+	func() {
+		ep, err := NewEndpoint("unix:/nonexistent/smolvm.sock")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Open("go-dropped-at", WithEndpoint(ep)); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	if got := liveHandles.Load(); got != before+7 {
+		t.Fatalf("%d live handles after 4 opens, a launch, an endpoint and an open at it, %d before", got, before)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for liveHandles.Load() != before {
