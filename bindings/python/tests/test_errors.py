@@ -30,6 +30,7 @@ def test_hierarchy():
         bottle.Panic,
         bottle.Timeout,
         bottle.Cancelled,
+        bottle.Unsupported,
     ):
         assert issubclass(cls, bottle.BottleError)
 
@@ -45,10 +46,18 @@ def test_every_status_in_the_header_has_its_class():
         "ERR_PANIC": bottle.Panic,
         "ERR_TIMEOUT": bottle.Timeout,
         "ERR_CANCELLED": bottle.Cancelled,
+        "ERR_UNSUPPORTED": bottle.Unsupported,
     }
     assert set(codes) == set(classes), "a status code without an exception class"
     for name, number in codes.items():
         assert classes[name].status == int(number), name
+
+
+def test_unsupported_is_mapped_from_its_status():
+    with pytest.raises(bottle.Unsupported) as caught:
+        _errors.check("exec_claude", 8)
+    assert caught.value.status == 8
+    assert str(caught.value).startswith("exec_claude: not supported by the bottle's transport")
 
 
 def test_an_unknown_status_is_still_a_bottle_error():

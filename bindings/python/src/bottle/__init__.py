@@ -43,6 +43,7 @@ from ._errors import (
     SmolvmError,
     SmolvmNotFound,
     Timeout,
+    Unsupported,
 )
 
 __version__ = "0.1.0"
@@ -63,6 +64,7 @@ __all__ = [
     "SmolvmNotFound",
     "StrPath",
     "Timeout",
+    "Unsupported",
     "Volume",
     "__version__",
     "areap",
