@@ -12,7 +12,7 @@ import pytest
 import bottle
 from bottle import _errors
 
-from .conftest import smolvm
+from .conftest import not_found, open_bottle, smolvm
 
 HEADER = Path(__file__).resolve().parents[3] / "include" / "bottle.h"
 
@@ -94,12 +94,12 @@ def test_smolvm_not_found(monkeypatch):
 
 
 def test_missing_and_stopped_machines_are_smolvm_errors(machine):
-    with bottle.Bottle("py-no-such-machine") as b:
-        with pytest.raises(bottle.SmolvmError, match="vm not found") as caught:
+    with open_bottle("py-no-such-machine") as b:
+        with pytest.raises(bottle.SmolvmError, match=not_found("py-no-such-machine")) as caught:
             b.exec("true")
         assert caught.value.status == 3
     assert smolvm("machine", "stop", "--name", machine).returncode == 0
-    with bottle.Bottle(machine) as b, pytest.raises(bottle.SmolvmError, match="not running"):
+    with open_bottle(machine) as b, pytest.raises(bottle.SmolvmError, match="not running"):
         b.exec_claude([], tty=False)
 
 
