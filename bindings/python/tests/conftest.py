@@ -1,10 +1,16 @@
 """Fixtures: the tests run against the stand-in smolvm
 (tests/smolvm-standin), which runs each machine's commands for real in a
 chroot with a node user and a recording claude. They fail, never skip, when
-it is not there: `make test-python` from the repository root sets it up."""
+it is not there: `make test-python` from the repository root sets it up.
+
+With ``BOTTLE_TEST_ENDPOINT`` set (``tests/with-serve`` sets it), the
+bottles the tests open and launch are at that ``smolvm serve`` instead of
+through the CLI, as in the Rust tests (tests/common/mod.rs); machines are
+still made and inspected with the CLI, which shares them with the serve."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -12,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +43,65 @@ def standin() -> str:
     if os.geteuid() != 0:
         pytest.fail("the stand-in smolvm needs root (mount namespaces and chroot)")
     return path
+
+
+def at_endpoint() -> bool:
+    """Whether the tests run at a ``smolvm serve`` (``BOTTLE_TEST_ENDPOINT``)."""
+    return bool(os.environ.get("BOTTLE_TEST_ENDPOINT"))
+
+
+@functools.cache
+def endpoint() -> bottle.Endpoint | None:
+    """The ``smolvm serve`` the tests go through instead of the CLI, when
+    ``BOTTLE_TEST_ENDPOINT`` names one; for an ``https://`` one,
+    ``BOTTLE_TEST_TLS_DIR`` holds ``ca.pem``, ``client.pem`` and
+    ``client.key``. One endpoint serves the whole run."""
+    url = os.environ.get("BOTTLE_TEST_ENDPOINT")
+    if not url:
+        return None
+    tls = os.environ.get("BOTTLE_TEST_TLS_DIR")
+    if not tls:
+        return bottle.Endpoint(url)
+    d = Path(tls)
+    return bottle.Endpoint(
+        url, ca_file=d / "ca.pem", cert_file=d / "client.pem", key_file=d / "client.key"
+    )
+
+
+cli_only = pytest.mark.skipif(
+    at_endpoint(),
+    reason="CLI only: bottle.reap() finds machines by smolvm labels, which serve does not keep "
+    "(reap_at is tested in test_endpoint.py)",
+)
+"""Marks a test of labels-based reaping, which has no endpoint form."""
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _own_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A launch at an endpoint records its machine under
+    ``$XDG_STATE_HOME`` (for ``reap_at``): the run's own, so that the
+    host's ``~/.local/state`` is left as it was."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+        yield
+
+
+def open_bottle(name: str, prompt_path: str | None = None) -> bottle.Bottle:
+    """``bottle.Bottle(name, prompt_path)``, at the endpoint under test if
+    there is one."""
+    return bottle.Bottle(name, prompt_path, endpoint=endpoint())
+
+
+def launch(**kwargs: Any) -> bottle.Bottle:
+    """``bottle.launch(**kwargs)``, at the endpoint under test if there is
+    one."""
+    return bottle.launch(endpoint=endpoint(), **kwargs)
+
+
+def not_found(name: str) -> str:
+    """How smolvm says it has no machine ``name``: the CLI's words, or
+    serve's."""
+    return f"machine '{name}' not found" if at_endpoint() else f"vm not found: {name}"
 
 
 def smolvm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -92,8 +158,9 @@ def machine() -> Iterator[str]:
 
 @pytest.fixture
 def b(machine: str) -> Iterator[bottle.Bottle]:
-    """A Bottle on a new running machine, closed before the machine goes."""
-    with bottle.Bottle(machine) as opened:
+    """A Bottle on a new running machine (at the endpoint under test, if
+    any), closed before the machine goes."""
+    with open_bottle(machine) as opened:
         yield opened
 
 

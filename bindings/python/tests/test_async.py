@@ -11,7 +11,7 @@ import pytest
 
 import bottle
 
-from .conftest import machine_status, processes_with, unique_name
+from .conftest import endpoint, machine_status, processes_with, unique_name
 from .test_threads import RENDEZVOUS
 
 
@@ -31,7 +31,7 @@ def test_exec_does_not_block_the_loop(machine):
                 await asyncio.sleep(0.01)
 
         ticker = asyncio.create_task(tick())
-        async with bottle.AsyncBottle(machine) as b:
+        async with bottle.AsyncBottle(machine, endpoint=endpoint()) as b:
             r = await b.exec("sleep 0.5; echo done")
         stop.set()
         await ticker
@@ -44,7 +44,7 @@ def test_exec_does_not_block_the_loop(machine):
 
 def test_execs_run_concurrently(machine):
     async def main() -> tuple[bottle.ExecResult, bottle.ExecResult]:
-        async with bottle.AsyncBottle(machine) as b:
+        async with bottle.AsyncBottle(machine, endpoint=endpoint()) as b:
             await b.exec("mkdir -p /tmp/rv && chmod 777 /tmp/rv")
             return await asyncio.gather(
                 b.exec(RENDEZVOUS.format(me="a", other="b")),
@@ -56,7 +56,7 @@ def test_execs_run_concurrently(machine):
 
 def test_cancelling_the_task_stops_smolvm(machine):
     async def main() -> float:
-        async with bottle.AsyncBottle(machine) as b:
+        async with bottle.AsyncBottle(machine, endpoint=endpoint()) as b:
             started = asyncio.Event()
             loop = asyncio.get_running_loop()
             task = asyncio.create_task(
@@ -78,7 +78,7 @@ def test_cancelling_the_task_stops_smolvm(machine):
 
 def test_wait_for_times_out_and_stops_smolvm(machine):
     async def main() -> None:
-        async with bottle.AsyncBottle(machine) as b:
+        async with bottle.AsyncBottle(machine, endpoint=endpoint()) as b:
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(b.exec("sleep 30"), 0.3)
 
@@ -91,7 +91,7 @@ def test_a_timed_out_call_leaves_the_shared_token_alone(machine):
     # That must stop only that call: the other finishes, and the token
     # still serves new calls.
     async def main(shared: bottle.Cancel) -> tuple[bottle.ExecResult, ...]:
-        async with bottle.AsyncBottle(machine) as b:
+        async with bottle.AsyncBottle(machine, endpoint=endpoint()) as b:
 
             async def timed_out() -> None:
                 with pytest.raises(asyncio.TimeoutError):
@@ -112,7 +112,7 @@ def test_a_timed_out_call_leaves_the_shared_token_alone(machine):
 
 def test_tripping_the_shared_token_stops_an_async_call(machine):
     async def main(shared: bottle.Cancel) -> None:
-        async with bottle.AsyncBottle(machine) as b:
+        async with bottle.AsyncBottle(machine, endpoint=endpoint()) as b:
             loop = asyncio.get_running_loop()
             call = asyncio.create_task(
                 b.exec(
@@ -131,7 +131,7 @@ def test_tripping_the_shared_token_stops_an_async_call(machine):
 
 def test_library_errors_and_timeouts_raise(machine):
     async def main() -> None:
-        async with bottle.AsyncBottle(machine) as b:
+        async with bottle.AsyncBottle(machine, endpoint=endpoint()) as b:
             with pytest.raises(bottle.Timeout):
                 await b.exec("sleep 30", timeout=0.2)
             with pytest.raises(bottle.InvalidArgument):
@@ -144,7 +144,7 @@ def test_copies_and_claude(machine, tmp_path: Path):
     (tmp_path / "in").write_bytes(b"async copy\n")
 
     async def main() -> int:
-        async with bottle.AsyncBottle(machine) as b:
+        async with bottle.AsyncBottle(machine, endpoint=endpoint()) as b:
             progress: list[bottle.Progress] = []
             await b.cp_in(tmp_path / "in", "/tmp/in", mode=0o640, progress=progress.append)
             assert progress[-1] == bottle.Progress(1, 1, 11, 11)
@@ -159,7 +159,7 @@ def test_launch_as_async_context_manager_tears_down_on_exception():
     name = unique_name("alaunch")
 
     async def main() -> None:
-        async with bottle.AsyncBottle.launch(name=name) as b:
+        async with bottle.AsyncBottle.launch(name=name, endpoint=endpoint()) as b:
             assert b.name == name
             assert (await b.exec("echo up")).stdout == b"up\n"
             raise KeyError("inside")
@@ -171,9 +171,10 @@ def test_launch_as_async_context_manager_tears_down_on_exception():
 
 def test_awaited_launch_and_areap():
     async def main() -> tuple[str, list[str]]:
-        b = await bottle.AsyncBottle.launch()
+        ep = endpoint()
+        b = await bottle.AsyncBottle.launch(endpoint=ep)
         try:
-            return b.name, await bottle.areap()
+            return b.name, await (bottle.areap() if ep is None else bottle.areap_at(ep))
         finally:
             await b.close()
 

@@ -7,7 +7,7 @@ import pytest
 
 import bottle
 
-from .conftest import sh
+from .conftest import open_bottle, sh
 
 # Strings that break naive quoting (the same list as the C, Go and Rust tests).
 TRICKY = [
@@ -47,7 +47,7 @@ def test_argv_reaches_claude_byte_for_byte(b, capfd):
 
 
 def test_prompt_path_comes_first(machine, capfd):
-    with bottle.Bottle(machine, prompt_path="/home/node/prompt.md") as b:
+    with open_bottle(machine, prompt_path="/home/node/prompt.md") as b:
         assert b.exec_claude(["-p", "go"], tty=False) == 0
         assert recorded_argv(b) == [
             "--append-system-prompt-file",

@@ -12,7 +12,7 @@ import pytest
 import bottle
 from bottle import _errors
 
-from .conftest import smolvm
+from .conftest import not_found, open_bottle, smolvm
 
 HEADER = Path(__file__).resolve().parents[3] / "include" / "bottle.h"
 
@@ -30,6 +30,7 @@ def test_hierarchy():
         bottle.Panic,
         bottle.Timeout,
         bottle.Cancelled,
+        bottle.Unsupported,
     ):
         assert issubclass(cls, bottle.BottleError)
 
@@ -45,10 +46,18 @@ def test_every_status_in_the_header_has_its_class():
         "ERR_PANIC": bottle.Panic,
         "ERR_TIMEOUT": bottle.Timeout,
         "ERR_CANCELLED": bottle.Cancelled,
+        "ERR_UNSUPPORTED": bottle.Unsupported,
     }
     assert set(codes) == set(classes), "a status code without an exception class"
     for name, number in codes.items():
         assert classes[name].status == int(number), name
+
+
+def test_unsupported_is_mapped_from_its_status():
+    with pytest.raises(bottle.Unsupported) as caught:
+        _errors.check("exec_claude", 8)
+    assert caught.value.status == 8
+    assert str(caught.value).startswith("exec_claude: not supported by the bottle's transport")
 
 
 def test_an_unknown_status_is_still_a_bottle_error():
@@ -85,12 +94,12 @@ def test_smolvm_not_found(monkeypatch):
 
 
 def test_missing_and_stopped_machines_are_smolvm_errors(machine):
-    with bottle.Bottle("py-no-such-machine") as b:
-        with pytest.raises(bottle.SmolvmError, match="vm not found") as caught:
+    with open_bottle("py-no-such-machine") as b:
+        with pytest.raises(bottle.SmolvmError, match=not_found("py-no-such-machine")) as caught:
             b.exec("true")
         assert caught.value.status == 3
     assert smolvm("machine", "stop", "--name", machine).returncode == 0
-    with bottle.Bottle(machine) as b, pytest.raises(bottle.SmolvmError, match="not running"):
+    with open_bottle(machine) as b, pytest.raises(bottle.SmolvmError, match="not running"):
         b.exec_claude([], tty=False)
 
 

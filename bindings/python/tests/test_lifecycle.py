@@ -10,11 +10,11 @@ import pytest
 
 import bottle
 
-from .conftest import machine_status, sh, unique_name
+from .conftest import cli_only, launch, machine_status, open_bottle, sh, unique_name
 
 
 def test_close_is_idempotent_and_leaves_an_opened_machine(machine):
-    b = bottle.Bottle(machine)
+    b = open_bottle(machine)
     assert b.name == machine
     assert repr(b) == f"<bottle.Bottle {machine!r}>"
     b.close()
@@ -27,7 +27,7 @@ def test_close_is_idempotent_and_leaves_an_opened_machine(machine):
 
 
 def test_with_closes(machine):
-    with bottle.Bottle(machine) as b:
+    with open_bottle(machine) as b:
         assert sh(b, "echo in") == "in\n"
     assert b.closed
 
@@ -35,7 +35,7 @@ def test_with_closes(machine):
 def test_launch_with_options_and_teardown():
     name = unique_name("launch")
     # A registry image is pulled over the network (smolvm refuses it without).
-    with bottle.launch(
+    with launch(
         name=name,
         cpus=2,
         memory_mib=1024,
@@ -53,7 +53,7 @@ def test_launch_with_options_and_teardown():
 
 
 def test_launch_generates_a_name():
-    with bottle.launch() as b:
+    with launch() as b:
         name = b.name
         assert name.startswith("bottle-")
         assert machine_status(name) is not None
@@ -68,7 +68,7 @@ def test_launch_tears_down_on_exception():
     launched: list[bottle.Bottle] = []
 
     def use_and_fail() -> None:
-        with bottle.launch(name=name) as b:
+        with launch(name=name) as b:
             launched.append(b)
             assert machine_status(name) is not None
             raise Boom
@@ -83,13 +83,13 @@ def test_launch_that_does_not_start_leaves_nothing():
     name = unique_name("fail")
     with pytest.raises(bottle.SmolvmError):
         # More memory than any host has: the machine does not start.
-        bottle.launch(name=name, memory_mib=4_000_000_000)
+        launch(name=name, memory_mib=4_000_000_000)
     assert machine_status(name) is None
 
 
 def test_launch_volume_and_prompt_path(tmp_path):
     (tmp_path / "shared.txt").write_text("shared\n")
-    with bottle.launch(volumes=[(tmp_path, "/mnt/shared", True)], prompt_path="/p.md") as b:
+    with launch(volumes=[(tmp_path, "/mnt/shared", True)], prompt_path="/p.md") as b:
         assert sh(b, "cat /mnt/shared/shared.txt", user="root") == "shared\n"
         assert b.exec_claude([], tty=False) == 0
         assert (
@@ -97,6 +97,7 @@ def test_launch_volume_and_prompt_path(tmp_path):
         )
 
 
+@cli_only
 def test_reap_deletes_the_machine_of_a_killed_process():
     name = unique_name("orphan")
     # A process that launches a machine and dies without closing it.
@@ -120,7 +121,7 @@ def test_reap_deletes_the_machine_of_a_killed_process():
 
 def test_an_unclosed_bottle_is_closed_when_collected():
     name = unique_name("dropped")
-    b = bottle.launch(name=name)
+    b = launch(name=name)
     assert machine_status(name) is not None
     with pytest.warns(ResourceWarning, match="unclosed"):
         del b

@@ -10,7 +10,7 @@ import pytest
 
 import bottle
 
-from .conftest import sh
+from .conftest import open_bottle, sh
 
 # Each script marks itself started, then waits (at most 10 s) to see the
 # other's mark: both can exit 0 only if both ran at the same time.
@@ -63,7 +63,7 @@ def test_python_runs_while_an_exec_waits(b):
 
 
 def test_close_waits_for_running_calls(machine):
-    b = bottle.Bottle(machine)
+    b = open_bottle(machine)
     started = threading.Event()
     result: list[bottle.ExecResult] = []
 

@@ -16,15 +16,23 @@ exactly the arguments you give, and copy files in and out::
 the same for asyncio. Every failure is a ``BottleError``; a script's
 non-zero exit is a result, not an exception.
 
+A bottle runs the smolvm CLI, or, opened or launched with
+``endpoint=bottle.Endpoint(url)``, talks to a ``smolvm serve`` over its
+HTTP API instead (``reap_at()`` reaps there)::
+
+    with bottle.Endpoint("unix:/path/to/smolvm.sock") as ep:
+        b = bottle.Bottle("agent-1", endpoint=ep)
+
 The package is a ctypes layer over libbottle's C ABI (``bottle.h``): every
 rule about names, users, paths and quoting lives once, in the library, which
 ``pip install`` builds into this package (``BOTTLE_LIBRARY`` names another).
 """
 
-from ._aio import AsyncBottle, areap
+from ._aio import AsyncBottle, areap, areap_at
 from ._bottle import (
     Bottle,
     Cancel,
+    Endpoint,
     ExecResult,
     Owner,
     Progress,
@@ -32,6 +40,7 @@ from ._bottle import (
     Volume,
     launch,
     reap,
+    reap_at,
     version,
 )
 from ._errors import (
@@ -43,6 +52,7 @@ from ._errors import (
     SmolvmError,
     SmolvmNotFound,
     Timeout,
+    Unsupported,
 )
 
 __version__ = "0.1.0"
@@ -54,6 +64,7 @@ __all__ = [
     "BottleIOError",
     "Cancel",
     "Cancelled",
+    "Endpoint",
     "ExecResult",
     "InvalidArgument",
     "Owner",
@@ -63,10 +74,13 @@ __all__ = [
     "SmolvmNotFound",
     "StrPath",
     "Timeout",
+    "Unsupported",
     "Volume",
     "__version__",
     "areap",
+    "areap_at",
     "launch",
     "reap",
+    "reap_at",
     "version",
 ]

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from ._bottle import (
     Bottle,
     Cancel,
+    Endpoint,
     ExecResult,
     Owner,
     Progress,
@@ -21,6 +22,7 @@ from ._bottle import (
     _call_token,
     launch,
     reap,
+    reap_at,
 )
 
 T = TypeVar("T")
@@ -98,7 +100,8 @@ class AsyncBottle:
     """``Bottle`` for asyncio: the same calls, as coroutines that run the
     blocking C call on a thread of its own, so the event loop keeps
     running. ``AsyncBottle(name)`` opens a machine (that step does not
-    block: it only checks the name and finds smolvm);
+    block: it only checks the name and finds smolvm), ``AsyncBottle(name,
+    endpoint=ep)`` one that a ``smolvm serve`` runs (see ``Endpoint``);
     ``AsyncBottle.launch(...)`` launches one, awaitable or as ``async
     with``. Every call takes ``timeout`` and ``cancel`` as the
     synchronous one does, and cancelling the awaiting task stops the call
@@ -107,8 +110,14 @@ class AsyncBottle:
     sharing ``cancel`` go on.
     """
 
-    def __init__(self, name: str, prompt_path: StrPath | None = None) -> None:
-        self.sync = Bottle(name, prompt_path)
+    def __init__(
+        self,
+        name: str,
+        prompt_path: StrPath | None = None,
+        *,
+        endpoint: Endpoint | None = None,
+    ) -> None:
+        self.sync = Bottle(name, prompt_path, endpoint=endpoint)
         """The underlying ``Bottle``, for use outside the event loop."""
 
     @classmethod
@@ -128,6 +137,7 @@ class AsyncBottle:
         volumes: Iterable[Volume] = (),
         prompt_path: StrPath | None = None,
         *,
+        endpoint: Endpoint | None = None,
         timeout: float | None = None,
         cancel: Cancel | None = None,
     ) -> _Launch:
@@ -135,7 +145,8 @@ class AsyncBottle:
         AsyncBottle.launch(...)``, or ``async with AsyncBottle.launch(...) as
         b:``, which tears the machine down when the block ends, also on an
         exception or a cancellation. Cancelling the task during the launch
-        stops it; a machine that came up all the same is torn down."""
+        stops it; a machine that came up all the same is torn down.
+        ``endpoint`` launches at a ``smolvm serve``, as for ``launch()``."""
         return _Launch(
             lambda token: launch(
                 image,
@@ -146,6 +157,7 @@ class AsyncBottle:
                 network,
                 volumes,
                 prompt_path,
+                endpoint=endpoint,
                 timeout=timeout,
                 cancel=token,
             ),
@@ -304,4 +316,12 @@ async def areap(*, timeout: float | None = None, cancel: Cancel | None = None) -
     return await _with_token(lambda token: reap(timeout=timeout, cancel=token), cancel)
 
 
-__all__ = ["AsyncBottle", "areap"]
+async def areap_at(
+    endpoint: Endpoint, *, timeout: float | None = None, cancel: Cancel | None = None
+) -> list[str]:
+    """``bottle.reap_at()``, awaitable; cancelling the task stops the reap
+    (without tripping ``cancel``)."""
+    return await _with_token(lambda token: reap_at(endpoint, timeout=timeout, cancel=token), cancel)
+
+
+__all__ = ["AsyncBottle", "areap", "areap_at"]

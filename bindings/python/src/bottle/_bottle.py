@@ -1,4 +1,5 @@
-"""The synchronous API: Bottle, launch, reap, Cancel and the result types."""
+"""The synchronous API: Bottle, Endpoint, launch, reap, reap_at, Cancel and the
+result types."""
 
 from __future__ import annotations
 
@@ -58,12 +59,12 @@ class Progress(NamedTuple):
 
 class Cancel:
     """A cancel token. Pass it to any blocking call (``exec``,
-    ``exec_claude``, ``cp_in``, ``cp_out``, ``close``, ``launch``, ``reap``;
-    any number of calls, in any threads), then ``trip()`` it from another
-    thread or a signal handler: each call using it stops its smolvm process
-    (SIGTERM, then SIGKILL half a second later), reaps it and raises
-    ``Cancelled``; calls started later raise at once. Tripping is permanent:
-    make a new token for new work."""
+    ``exec_claude``, ``cp_in``, ``cp_out``, ``close``, ``launch``, ``reap``,
+    ``reap_at``; any number of calls, in any threads), then ``trip()`` it
+    from another thread or a signal handler: each call using it stops its
+    smolvm process (SIGTERM, then SIGKILL half a second later), reaps it
+    and raises ``Cancelled``; calls started later raise at once. Tripping
+    is permanent: make a new token for new work."""
 
     def __init__(self) -> None:
         handle = ctypes.c_void_p()
@@ -311,6 +312,154 @@ def _main_thread_interruptible(
     return value  # type: ignore[no-any-return]
 
 
+class Endpoint:
+    """A ``smolvm serve`` to talk to instead of the local smolvm CLI.
+
+    A bottle opened or launched at an endpoint (``Bottle(name,
+    endpoint=ep)``, ``launch(..., endpoint=ep)``) does every operation
+    through serve's HTTP API, with the same results, except:
+
+    - ``exec_claude`` with a tty raises ``Unsupported`` (serve's one
+      terminal route runs a program without arguments); ``tty=False``
+      works.
+    - ``on_stdout`` and ``on_stderr`` get the output in pieces fetched about
+      every 0.2 s, not as it is written.
+    - A command whose caller vanished without stopping it (a killed
+      process) is killed in the guest about a minute later, not at once.
+    - ``reap()`` does not see machines launched at an endpoint: use
+      ``reap_at(ep)``.
+
+    ``url`` is one of:
+
+    - ``unix:/path/to/smolvm.sock`` (or ``unix:///path``): the socket
+      ``smolvm serve`` listens on by default;
+    - ``https://host:port``: serve's TCP listener with mutual TLS, which
+      needs ``ca_file`` (the CA serve's certificate must chain to; its host
+      name must match the URL's), ``cert_file`` (this client's certificate
+      chain, checked by serve against its ``SMOLVM_SERVE_TLS_CLIENT_CA``)
+      and ``key_file`` (the client's private key), all PEM files, read
+      here and now;
+    - ``http://127.0.0.1:port``: plain HTTP, allowed only to a loopback
+      address, since serve has no other authentication.
+
+    Nothing is contacted here: an unreachable serve is reported by the
+    first operation of a bottle at it. A bad ``url``, TLS files for an
+    endpoint that is not ``https://``, or a file without the PEM it should
+    hold raise ``InvalidArgument`` (naming ``url``, ``ca_file``, ...); an
+    unreadable file raises ``BottleIOError``. An ``https://`` endpoint
+    without its files is refused when a bottle is opened or launched at it.
+
+    Bottles keep what they need: the endpoint may be closed as soon as
+    ``Bottle()`` or ``launch()`` has returned. ``close()`` (or the end of a
+    ``with`` block) frees it once calls using it have returned; an
+    endpoint never closed is freed when it is garbage-collected. It may be
+    used by many threads at once.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        ca_file: StrPath | None = None,
+        cert_file: StrPath | None = None,
+        key_file: StrPath | None = None,
+    ) -> None:
+        op = "endpoint"
+        url_c = _text(op, "url", url)
+        files = {"ca_file": ca_file, "cert_file": cert_file, "key_file": key_file}
+        given = [name for name, f in files.items() if f is not None]
+        if given and len(given) < len(files):
+            missing = next(name for name, f in files.items() if f is None)
+            raise InvalidArgument(
+                op, f"{missing}: required with {given[0]} (mutual TLS needs all three files)"
+            )
+        files_c = [None if f is None else _path(op, name, f) for name, f in files.items()]
+        self._handle: int | None = None
+        self._users = 0
+        self._idle = threading.Condition()
+        self._url = url
+        handle = ctypes.c_void_p()
+        check(op, lib.bottle_endpoint_new(url_c, ctypes.byref(handle)))
+        self._handle = handle.value
+        if given:
+            try:
+                check(op, lib.bottle_endpoint_set_tls(handle, *files_c))
+            except BottleError:
+                self.close()
+                raise
+
+    @property
+    def url(self) -> str:
+        """The URL the endpoint was made from."""
+        return self._url
+
+    @contextmanager
+    def _using(self, op: str) -> Iterator[int]:
+        """The C handle, kept alive until the block ends: ``close()``
+        waits for every such block."""
+        with self._idle:
+            if self._handle is None:
+                raise InvalidArgument(op, f"endpoint: {self._url}: the endpoint is closed")
+            self._users += 1
+            handle = self._handle
+        try:
+            yield handle
+        finally:
+            with self._idle:
+                self._users -= 1
+                if self._users == 0:
+                    self._idle.notify_all()
+
+    def close(self) -> None:
+        """Frees the endpoint, once the calls using it have returned.
+        Bottles opened or launched at it go on working. Idempotent."""
+        with self._idle:
+            handle, self._handle = self._handle, None
+            while self._users:
+                self._idle.wait()
+        if handle is not None:
+            lib.bottle_endpoint_free(handle)
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` has been called."""
+        return self._handle is None
+
+    def __enter__(self) -> Endpoint:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # Only memory: nothing to warn about, unlike an unclosed Bottle.
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle is not None:
+            lib.bottle_endpoint_free(handle)
+
+    def __repr__(self) -> str:
+        closed = " closed" if self._handle is None else ""
+        return f"<bottle.Endpoint {self._url!r}{closed}>"
+
+
+@contextmanager
+def _endpoint_handle(op: str, endpoint: Endpoint | None) -> Iterator[int | None]:
+    """``endpoint``'s C handle for the block (``None`` for none: the CLI),
+    kept alive until the block ends."""
+    if endpoint is None:
+        yield None
+        return
+    if not isinstance(endpoint, Endpoint):
+        raise TypeError(f"{op}: endpoint must be Endpoint, not {type(endpoint).__name__}")
+    with endpoint._using(op) as handle:
+        yield handle
+
+
 class Bottle:
     """A handle on one smolvm machine.
 
@@ -321,22 +470,35 @@ class Bottle:
     returns a bottle that owns a machine of its own. ``prompt_path`` is the
     in-guest system-prompt file that ``exec_claude`` passes to claude.
 
+    ``endpoint``: open the machine that this ``smolvm serve`` runs
+    (``bottle_open_at``) and do every operation through its HTTP API
+    instead of the smolvm CLI; see ``Endpoint`` for what differs there.
+    Nor does this contact serve. The endpoint may be closed once this
+    returns.
+
     A bottle may be used from many threads at once; every call is its own
     smolvm process and releases the GIL while it runs. ``close()`` waits
     for the calls still running. Use it as a context manager to close it
     whatever happens.
     """
 
-    def __init__(self, name: str, prompt_path: StrPath | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        prompt_path: StrPath | None = None,
+        *,
+        endpoint: Endpoint | None = None,
+    ) -> None:
+        op = "open"
+        name_c = _text(op, "machine_name", name)
+        prompt_c = None if prompt_path is None else _path(op, "prompt_path", prompt_path)
         handle = ctypes.c_void_p()
-        check(
-            "open",
-            lib.bottle_open(
-                _text("open", "machine_name", name),
-                None if prompt_path is None else _path("open", "prompt_path", prompt_path),
-                ctypes.byref(handle),
-            ),
-        )
+        with _endpoint_handle(op, endpoint) as ep:
+            if ep is None:
+                status = lib.bottle_open(name_c, prompt_c, ctypes.byref(handle))
+            else:
+                status = lib.bottle_open_at(ep, name_c, prompt_c, ctypes.byref(handle))
+            check(op, status)
         self._adopt(handle.value)
 
     @classmethod
@@ -410,7 +572,9 @@ class Bottle:
         - ``on_stdout``, ``on_stderr``: called with each chunk of output as
           it arrives; that stream is then not kept in the result. A callback
           that raises stops the script, and its exception propagates.
-          Callbacks run on a thread of this call, one chunk at a time.
+          Callbacks run on a thread of this call, one chunk at a time. At
+          an ``Endpoint`` the output comes in pieces fetched about every
+          0.2 s, not as it is written.
         - ``cancel``: a ``Cancel`` to stop the call from elsewhere
           (``Cancelled``).
 
@@ -501,7 +665,9 @@ class Bottle:
         are inherited, not captured (Python's buffers are flushed first).
         ``tty``: give claude this process's stdin and a guest terminal;
         ``None`` decides by whether stdin is a terminal. Without a tty
-        claude's stdin is empty.
+        claude's stdin is empty. A bottle at an ``Endpoint`` cannot give
+        claude a terminal: a tty (also one chosen by ``None``) raises
+        ``Unsupported`` with nothing run; pass ``tty=False`` there.
 
         ``timeout`` (seconds) and ``cancel`` end the session: smolvm is
         stopped (without a tty, claude and everything it started go with
@@ -724,6 +890,7 @@ def launch(
     volumes: Iterable[Volume] = (),
     prompt_path: StrPath | None = None,
     *,
+    endpoint: Endpoint | None = None,
     timeout: float | None = None,
     cancel: Cancel | None = None,
 ) -> Bottle:
@@ -741,18 +908,27 @@ def launch(
     - ``volumes``: host directories shared into the guest, as ``(host,
       guest)`` or ``(host, guest, read_only)``.
     - ``prompt_path``: as for ``Bottle``.
+    - ``endpoint``: launch at this ``smolvm serve`` instead of through the
+      local smolvm CLI (see ``Endpoint`` for what differs there). serve
+      keeps no labels, so the machine is recorded on this host instead
+      (under ``$XDG_STATE_HOME/libbottle/serve``, else
+      ``~/.local/state/libbottle/serve``) for ``reap_at()``; a record that
+      cannot be written fails the launch with ``BottleIOError``. ``env`` is
+      then sent with every command, since serve does not apply it itself.
+      The endpoint may be closed once this returns.
     - ``timeout``: seconds for the create and the start together; when they
       pass, smolvm is stopped, a machine already created is deleted again
       (with 5 seconds of its own for that), and ``Timeout`` is raised.
     - ``cancel``: a ``Cancel`` to stop the launch from elsewhere, with the
       same cleanup (``Cancelled``).
 
-    The machine is labelled as libbottle's, with this process as its owner,
-    so that ``reap()`` deletes it should this process die without closing
-    it. If it is created but does not start, it is deleted again and the
-    start's ``SmolvmError`` raised. Blocks until the machine runs; Ctrl-C
-    on the main thread stops the launch as it stops ``Bottle.exec``, and a
-    machine that came up all the same is torn down again.
+    The machine is labelled as libbottle's (at an endpoint: recorded), with
+    this process as its owner, so that ``reap()`` (``reap_at()``) deletes
+    it should this process die without closing it. If it is created but
+    does not start, it is deleted again and the start's ``SmolvmError``
+    raised. Blocks until the machine runs; Ctrl-C on the main thread stops
+    the launch as it stops ``Bottle.exec``, and a machine that came up all
+    the same is torn down again.
     """
     op = "launch"
     timeout_ms = _timeout_ms(op, timeout)
@@ -790,6 +966,9 @@ def launch(
                 op,
                 lib.bottle_launch_options_set_prompt_path(opts, _path(op, "path", prompt_path)),
             )
+        if endpoint is not None:
+            with _endpoint_handle(op, endpoint) as ep:
+                check(op, lib.bottle_launch_options_set_endpoint(opts, ep))
         check(op, lib.bottle_launch_options_set_timeout_ms(opts, timeout_ms))
         check(op, lib.bottle_launch_options_set_cancel(opts, token._handle))
 
@@ -803,20 +982,15 @@ def launch(
         )
 
 
-def reap(*, timeout: float | None = None, cancel: Cancel | None = None) -> list[str]:
-    """Deletes every machine that libbottle launched for a process that is
-    gone (killed before it could close its bottles, or from before a
-    reboot) and returns their names. Machines of live processes, and
-    machines libbottle did not launch, are left alone. A machine that could
-    not be deleted raises ``SmolvmError`` after the others were tried; its
-    ``removed`` attribute lists the machines that were deleted.
-
-    ``timeout`` (seconds) and ``cancel`` stop the reap: the smolvm process
-    running then is stopped and ``Timeout`` or ``Cancelled`` raised, its
-    ``removed`` listing the machines deleted before (one whose delete was
-    stopped may be left for the next reap). Ctrl-C on the main thread
-    stops it as it stops ``Bottle.exec``."""
-    op = "reap"
+def _reap(
+    op: str,
+    reap_with: Callable[[ctypes.c_void_p, Any], int],
+    timeout: float | None,
+    cancel: Cancel | None,
+) -> list[str]:
+    """What ``reap`` and ``reap_at`` share: ``reap_with(options, names)``
+    is the C call, run with the timeout and cancel token; the names it
+    listed are returned, or attached to its exception as ``removed``."""
     timeout_ms = _timeout_ms(op, timeout)
     with _Options(op, "call") as opts, _call_token(cancel) as token:
         check(op, lib.bottle_call_options_set_timeout_ms(opts, timeout_ms))
@@ -824,7 +998,7 @@ def reap(*, timeout: float | None = None, cancel: Cancel | None = None) -> list[
 
         def call() -> list[str]:
             names = NamesStruct()
-            status = lib.bottle_reap_with(opts, ctypes.byref(names))
+            status = reap_with(opts, ctypes.byref(names))
             try:
                 removed = [names.names[i].decode() for i in range(names.count)]
                 try:
@@ -839,6 +1013,53 @@ def reap(*, timeout: float | None = None, cancel: Cancel | None = None) -> list[
         return _main_thread_interruptible(call, token if cancel is None else cancel)
 
 
+def reap(*, timeout: float | None = None, cancel: Cancel | None = None) -> list[str]:
+    """Deletes every machine that libbottle launched for a process that is
+    gone (killed before it could close its bottles, or from before a
+    reboot) and returns their names. Machines of live processes, and
+    machines libbottle did not launch, are left alone. A machine that could
+    not be deleted raises ``SmolvmError`` after the others were tried; its
+    ``removed`` attribute lists the machines that were deleted.
+
+    ``timeout`` (seconds) and ``cancel`` stop the reap: the smolvm process
+    running then is stopped and ``Timeout`` or ``Cancelled`` raised, its
+    ``removed`` listing the machines deleted before (one whose delete was
+    stopped may be left for the next reap). Ctrl-C on the main thread
+    stops it as it stops ``Bottle.exec``.
+
+    It goes through the local smolvm CLI, and does not see machines
+    launched at an ``Endpoint``: ``reap_at()`` deletes those."""
+    return _reap("reap", lib.bottle_reap_with, timeout, cancel)
+
+
+def reap_at(
+    endpoint: Endpoint, *, timeout: float | None = None, cancel: Cancel | None = None
+) -> list[str]:
+    """``reap()`` at an endpoint: deletes the machines that this user
+    launched at ``endpoint`` from this host and whose owning process is
+    gone, and returns their names.
+
+    serve keeps no labels, so it goes by the records ``launch(...,
+    endpoint=...)`` wrote on this host. It never touches machines launched
+    from another host or by another user, nor one made again under the
+    same name since; a machine whose record was lost is not found.
+
+    Raises ``SmolvmError`` (serve refused a delete; the others were tried),
+    ``BottleIOError`` (serve unreachable, records unreadable), ``Timeout``
+    or ``Cancelled``, each with ``removed`` as for ``reap()``; ``timeout``,
+    ``cancel`` and Ctrl-C work as they do there. The endpoint cannot be
+    closed while this runs (``close()`` waits)."""
+    op = "reap_at"
+    if not isinstance(endpoint, Endpoint):
+        raise TypeError(f"{op}: endpoint must be Endpoint, not {type(endpoint).__name__}")
+
+    def reap_with(opts: ctypes.c_void_p, names: Any) -> int:
+        with endpoint._using(op) as ep:
+            return int(lib.bottle_reap_at(ep, opts, names))
+
+    return _reap(op, reap_with, timeout, cancel)
+
+
 def version() -> str:
     """The version of the libbottle this package loaded."""
     return str(lib.bottle_version().decode())
@@ -847,6 +1068,7 @@ def version() -> str:
 __all__ = [
     "Bottle",
     "Cancel",
+    "Endpoint",
     "ExecResult",
     "Owner",
     "Progress",
@@ -854,5 +1076,6 @@ __all__ = [
     "Volume",
     "launch",
     "reap",
+    "reap_at",
     "version",
 ]

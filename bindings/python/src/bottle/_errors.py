@@ -14,6 +14,7 @@ IO = 4
 PANIC = 5
 TIMEOUT = 6
 CANCELLED = 7
+UNSUPPORTED = 8
 
 
 class BottleError(Exception):
@@ -94,6 +95,15 @@ class Cancelled(BottleError):
     status = CANCELLED
 
 
+class Unsupported(BottleError):
+    """The bottle's transport cannot do this, and nothing was run. Only a
+    bottle at an ``Endpoint`` raises it: ``exec_claude`` with a tty there,
+    since ``smolvm serve``'s one terminal route runs a program without
+    arguments."""
+
+    status = UNSUPPORTED
+
+
 _BY_STATUS: dict[int, type[BottleError]] = {
     cls.status: cls
     for cls in (
@@ -104,6 +114,7 @@ _BY_STATUS: dict[int, type[BottleError]] = {
         Panic,
         Timeout,
         Cancelled,
+        Unsupported,
     )
 }
 

@@ -70,6 +70,10 @@ _out_handle = ctypes.POINTER(ctypes.c_void_p)
 # name: (result type, argument types), in the header's order.
 _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "bottle_open": (_status, [_str, _str, _out_handle]),
+    "bottle_endpoint_new": (_status, [_str, _out_handle]),
+    "bottle_endpoint_set_tls": (_status, [_handle, _str, _str, _str]),
+    "bottle_endpoint_free": (None, [_handle]),
+    "bottle_open_at": (_status, [_handle, _str, _str, _out_handle]),
     "bottle_exec_with": (
         _status,
         [_handle, _str, _handle, ctypes.POINTER(ExecResultStruct)],
@@ -137,10 +141,12 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "bottle_launch_options_add_volume": (_status, [_handle, _str, _str, ctypes.c_bool]),
     "bottle_launch_options_add_env": (_status, [_handle, _str, _str]),
     "bottle_launch_options_set_prompt_path": (_status, [_handle, _str]),
+    "bottle_launch_options_set_endpoint": (_status, [_handle, _handle]),
     "bottle_launch_options_set_timeout_ms": (_status, [_handle, ctypes.c_uint64]),
     "bottle_launch_options_set_cancel": (_status, [_handle, _handle]),
     "bottle_launch": (_status, [_handle, _out_handle]),
     "bottle_reap_with": (_status, [_handle, ctypes.POINTER(NamesStruct)]),
+    "bottle_reap_at": (_status, [_handle, _handle, ctypes.POINTER(NamesStruct)]),
     "bottle_names_free": (None, [ctypes.POINTER(NamesStruct)]),
     "bottle_last_error": (_str, []),
     "bottle_status_str": (_str, [_status]),
