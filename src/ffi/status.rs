@@ -84,7 +84,7 @@ impl bottle_status {
             Self::BOTTLE_ERR_PANIC => c"internal error (panic) in libbottle",
             Self::BOTTLE_ERR_TIMEOUT => c"timed out",
             Self::BOTTLE_ERR_CANCELLED => c"cancelled",
-            Self::BOTTLE_ERR_UNSUPPORTED => c"not supported by the bottle's transport",
+            Self::BOTTLE_ERR_UNSUPPORTED => c"not supported by this build of libbottle",
         }
     }
 
