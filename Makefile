@@ -190,9 +190,9 @@ test-python: standin python-package
 # TLS. tests/serve.rs, part of test-rust, covers what serve does
 # differently.
 SERVE_SUITES := --test exec --test exec_with --test cp_in --test copy_with --test claude \
-	--test roundtrip --test concurrency
+	--test roundtrip
 test-serve: standin
-	tests/with-serve cargo test -p bottle $(SERVE_SUITES)
+	tests/with-serve cargo test -p bottle $(SERVE_SUITES) --test concurrency
 	tests/with-serve --tls cargo test -p bottle --test exec --test cp_in --test claude
 
 # One test body, two smolvms: the integration suites through the real
