@@ -44,14 +44,17 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, c_void, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::ptr::{null, null_mut};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use ::bottle::ffi::bottle::*;
 use ::bottle::ffi::call_options::*;
 use ::bottle::ffi::cancel::*;
 use ::bottle::ffi::copy_options::*;
+use ::bottle::ffi::endpoint::*;
 use ::bottle::ffi::exec_options::*;
 use ::bottle::ffi::exec_result::{bottle_exec_result, bottle_exec_result_free};
 use ::bottle::ffi::launch::*;
@@ -148,6 +151,13 @@ enum Effect {
     /// The machine launches, and smolvm's `machine create` was not given
     /// this flag, so smolvm's default applies.
     NoFlag(&'static str),
+    /// The machine launches through smolvm's CLI (its `machine create`
+    /// ran), not at an endpoint.
+    ThroughCli,
+    /// `bottle_launch` goes to the endpoint's serve (the test's socket,
+    /// which hangs up at once) and fails with this status and message;
+    /// smolvm's CLI does not run, and no launch record is left behind.
+    AtServe(bottle_status, &'static str),
 }
 
 struct Row {
@@ -218,6 +228,39 @@ const ENV_VALUE: &str = "v";
 const VOLUME_GUEST: &str = "/mnt/vol";
 const VOLUME_BYTES: &str = "volume\n";
 
+/// The PEM files of the endpoint rows, in the working directory: one
+/// self-signed EC certificate, as the CA's and as the client's, and its
+/// key. They never reach a handshake: no row contacts a serve over TLS.
+const CA_FILE: &str = "ca.pem";
+const CERT_FILE: &str = "client.pem";
+const KEY_FILE: &str = "client.key";
+const TLS_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBhzCCAS2gAwIBAgIUfgzOqBcS33SiYjYbRfrm79CxVHUwCgYIKoZIzj0EAwIw
+GDEWMBQGA1UEAwwNYm90dGxlLW1hdHJpeDAgFw0yNjEyMDQxODM0MTdaGA8yMTI2
+MTExMDE4MzQxN1owGDEWMBQGA1UEAwwNYm90dGxlLW1hdHJpeDBZMBMGByqGSM49
+AgEGCCqGSM49AwEHA0IABFm2DmnlUxigB2PgjCO4lZFD+BV2xJiZvm+e6l2e+6bo
+mlcjwHbWCFHczgjlqmJl9kTl0KSDrZRJpiOfvwSwdaWjUzBRMB0GA1UdDgQWBBRS
+H+kTBbe6km3fZt2fogKIwxv92TAfBgNVHSMEGDAWgBRSH+kTBbe6km3fZt2fogKI
+wxv92TAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIQDvZSehLZOE
+OT4CILCuK0uxwAXOTKUKLYMcXDMXLitx5AIgAxJpIFbVLfIFOykPenhAwJjS0ars
+fxZHXQgkpWxnlA0=
+-----END CERTIFICATE-----
+";
+const TLS_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgIWeZdHsHiBzqbQ3l
+V6wDfvh23QhP/4XRhgwsxFhKLEChRANCAARZtg5p5VMYoAdj4IwjuJWRQ/gVdsSY
+mb5vnupdnvum6JpXI8B21ghR3M4I5apiZfZE5dCkg62USaYjn78EsHWl
+-----END PRIVATE KEY-----
+";
+/// A PEM block that is not base64, and a file holding two keys.
+const BAD_PEM: &str = "bad.pem";
+const BAD_PEM_TEXT: &str = "-----BEGIN CERTIFICATE-----\n%%%%\n-----END CERTIFICATE-----\n";
+const TWO_KEYS: &str = "two.key";
+
+/// The `https://` endpoint of the rows not about the URL; no row
+/// connects to it.
+const HTTPS_URL: &str = "https://localhost:1";
+
 /// The private working directory: host paths of the rows are relative to
 /// it, and launch rows share directories from it.
 fn work_dir() -> PathBuf {
@@ -268,25 +311,31 @@ fn rows() -> Vec<Row> {
         rows.push(Row { function, argument, kind, input, shown, expect })
     };
 
+    // bottle_open_at takes machine names by the same rules.
+    let machine_names = || vec![
+        ("NULL", Null, None, invalid("machine_name: must not be NULL")),
+        ("empty", text(""), None, invalid("machine_name: must not be empty")),
+        ("not UTF-8", not_utf8(), None, invalid("machine_name: is not valid UTF-8")),
+        ("over-long", long("", "n", 129), Some("`\"n\"` × 129"), invalid("machine_name: is 129 bytes long; smolvm allows at most 128")),
+        ("`-`", text("-x"), None, invalid("machine_name: must start with an ASCII letter or digit")),
+        ("`-`", text("--name"), None, invalid("machine_name: must start with an ASCII letter or digit")),
+        ("`-`", text("a-"), None, invalid("machine_name: must not end with '-'")),
+        ("`-`", text("a--b"), None, invalid("machine_name: must not contain \"--\"")),
+        ("`-`", text("agent-1"), None, Expect::Accepted(Effect::Opened)),
+        ("`:`", text("a:b"), None, invalid("machine_name: character ':' at byte 1 is not allowed")),
+        ("spaces", text("a b"), None, invalid("machine_name: character ' ' at byte 1 is not allowed")),
+        ("`..`", text(".."), None, invalid("machine_name: character '.' at byte 0 is not allowed")),
+        ("`..`", text("../x"), None, invalid("machine_name: character '.' at byte 0 is not allowed")),
+        ("shell metacharacters", text("a;touch bottle-pwned"), None, invalid("machine_name: character ';' at byte 1 is not allowed")),
+        ("shell metacharacters", text("$(touch bottle-pwned)"), None, invalid("machine_name: character '$' at byte 0 is not allowed")),
+        ("control characters", text("a\nb"), None, invalid("machine_name: character U+000A at byte 1 is not allowed")),
+        ("non-ASCII", text("é"), None, invalid("machine_name: character U+00E9 at byte 0 is not allowed")),
+    ];
     let f = "bottle_open";
     let a = "machine_name";
-    add(f, a, "NULL", Null, None, invalid("machine_name: must not be NULL"));
-    add(f, a, "empty", text(""), None, invalid("machine_name: must not be empty"));
-    add(f, a, "not UTF-8", not_utf8(), None, invalid("machine_name: is not valid UTF-8"));
-    add(f, a, "over-long", long("", "n", 129), Some("`\"n\"` × 129"), invalid("machine_name: is 129 bytes long; smolvm allows at most 128"));
-    add(f, a, "`-`", text("-x"), None, invalid("machine_name: must start with an ASCII letter or digit"));
-    add(f, a, "`-`", text("--name"), None, invalid("machine_name: must start with an ASCII letter or digit"));
-    add(f, a, "`-`", text("a-"), None, invalid("machine_name: must not end with '-'"));
-    add(f, a, "`-`", text("a--b"), None, invalid("machine_name: must not contain \"--\""));
-    add(f, a, "`-`", text("agent-1"), None, Expect::Accepted(Effect::Opened));
-    add(f, a, "`:`", text("a:b"), None, invalid("machine_name: character ':' at byte 1 is not allowed"));
-    add(f, a, "spaces", text("a b"), None, invalid("machine_name: character ' ' at byte 1 is not allowed"));
-    add(f, a, "`..`", text(".."), None, invalid("machine_name: character '.' at byte 0 is not allowed"));
-    add(f, a, "`..`", text("../x"), None, invalid("machine_name: character '.' at byte 0 is not allowed"));
-    add(f, a, "shell metacharacters", text("a;touch bottle-pwned"), None, invalid("machine_name: character ';' at byte 1 is not allowed"));
-    add(f, a, "shell metacharacters", text("$(touch bottle-pwned)"), None, invalid("machine_name: character '$' at byte 0 is not allowed"));
-    add(f, a, "control characters", text("a\nb"), None, invalid("machine_name: character U+000A at byte 1 is not allowed"));
-    add(f, a, "non-ASCII", text("é"), None, invalid("machine_name: character U+00E9 at byte 0 is not allowed"));
+    for (kind, input, shown, expect) in machine_names() {
+        add(f, a, kind, input, shown, expect);
+    }
     let a = "prompt_path";
     add(f, a, "NULL", Null, None, claude(&[]));
     add(f, a, "empty", text(""), None, invalid("prompt_path: \"\" is not an absolute guest path (it must start with '/')"));
@@ -753,6 +802,121 @@ fn rows() -> Vec<Row> {
     let f = "bottle_exec_claude_with";
     add(f, "b", "NULL", Null, None, invalid("b: must not be NULL"));
     add(f, "exit_code", "NULL", Null, None, invalid("exit_code: must not be NULL"));
+
+    // Endpoints: bottles at a `smolvm serve` instead of the CLI. The
+    // default endpoint is the test's socket, which no row may contact
+    // unless it says so.
+    let serve_url = format!("unix:{work}/serve.sock");
+    let serve_shown = Some("an endpoint of `\"unix:WORK/serve.sock\"`");
+    let no_tls = Some("an endpoint of `\"https://localhost:1\"`, no certificates");
+    let needs_tls = || invalid("ep: https://localhost:1: an https endpoint needs its certificates set first (smolvm serve speaks only mutual TLS)");
+    let ep_null = || invalid("ep: must not be NULL");
+    let opened = || accepted(Effect::Opened);
+
+    let f = "bottle_endpoint_new";
+    let a = "url";
+    let not_endpoint = |url: &str| format!("url: {url:?} is not an endpoint: use unix:/path/to/smolvm.sock, https://host:port or http://127.0.0.1:port");
+    let unix_relative = |url: &str| format!("url: {url:?}: a unix socket is named by an absolute path, as in unix:/run/smolvm.sock");
+    let plain_http = |url: &str| format!("url: {url:?}: plain http is allowed only to a loopback address (serve has no authentication); use https:// with mutual TLS for another host");
+    let bad_url = |url: &str, why: &str| format!("url: {url:?}: {why}");
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+    let no_path = "an endpoint is scheme://host:port, with no path, query or user";
+    let bad_port = "the port must be a number from 1 to 65535";
+    let no_host = "needs a host name or address";
+    add(f, a, "NULL", Null, None, invalid("url: must not be NULL"));
+    add(f, a, "empty", text(""), None, invalid(leak(not_endpoint(""))));
+    add(f, a, "not UTF-8", not_utf8(), None, invalid("url: is not valid UTF-8"));
+    for url in ["/run/smolvm.sock", "localhost:8443", "-h", "ftp://h:1", "HTTPS://h:1", "unix//run/smolvm.sock"] {
+        add(f, a, "no scheme it knows", text(url), None, invalid(leak(not_endpoint(url))));
+    }
+    add(f, a, "unix, valid", Input::Text(serve_url.clone()), Some("`\"unix:WORK/serve.sock\"`"), opened());
+    add(f, a, "unix, valid", text("unix:///run/smolvm.sock"), None, opened());
+    for url in ["unix:relative.sock", "unix:", "unix://relative.sock", "unix:../run/smolvm.sock", "unix:-x"] {
+        add(f, a, "unix, relative", text(url), None, invalid(leak(unix_relative(url))));
+    }
+    add(f, a, "unix, spaces and `:`", text("unix:/run/a b:c.sock"), None, opened());
+    add(f, a, "unix, shell metacharacters", text("unix:/tmp/$(touch bottle-pwned);`id`|&"), None, opened());
+    // The length of a socket's path (at most 107 bytes) is not checked
+    // here: nothing connects yet.
+    add(f, a, "unix, over-long", long("unix:/", "s", 200), Some("`\"unix:/\"` + `\"s\"` × 200"), opened());
+    add(f, a, "https, valid", text("https://localhost:8443"), None, opened());
+    add(f, a, "https, valid", text("https://vm-host/"), None, opened());
+    add(f, a, "https, valid", text("https://[fd00::1]:9"), None, opened());
+    add(f, a, "https, shell metacharacters", text("https://$(touch${IFS}bottle-pwned)`id`:1"), None, opened());
+    for port in ["0", "65536", "-1", "x", ""] {
+        let url = format!("https://h:{port}");
+        add(f, a, "port out of range", Input::Text(url.clone()), None, invalid(leak(bad_url(&url, bad_port))));
+    }
+    for url in ["https://h:1/api", "https://h:1/?x=1", "https://h:1?x=1", "https://h:1#f", "https://u@h:1", "https://u:p@h:1"] {
+        add(f, a, "path, query or user", text(url), None, invalid(leak(bad_url(url, no_path))));
+    }
+    for url in ["https://", "https://:1", "https://a b:1", "https://h\n:1"] {
+        add(f, a, "no host", text(url), None, invalid(leak(bad_url(url, no_host))));
+    }
+    add(f, a, "IPv6 without `]`", text("https://[::1"), None, invalid(leak(bad_url("https://[::1", "an IPv6 address needs its closing ']'"))));
+    for url in ["http://127.0.0.1:8080", "http://127.0.0.2:1", "http://[::1]:8080", "http://localhost:8080"] {
+        add(f, a, "http, loopback", text(url), None, opened());
+    }
+    for url in ["http://10.0.0.1:80", "http://0.0.0.0:80", "http://[::]:80", "http://example.com:80", "http://localhost.example.com:80"] {
+        add(f, a, "http, not loopback", text(url), None, invalid(leak(plain_http(url))));
+    }
+    add(f, a, "http, path", text("http://127.0.0.1:8080/api"), None, invalid(leak(bad_url("http://127.0.0.1:8080/api", no_path))));
+    add(f, "out", "NULL", Null, None, invalid("out: must not be NULL"));
+    add("bottle_endpoint_free", "ep", "NULL", Null, None, nothing());
+
+    let f = "bottle_endpoint_set_tls";
+    add(f, "ep", "NULL", Null, None, ep_null());
+    add(f, "ep", "unix", Input::Text(serve_url.clone()), serve_shown, invalid("ep: unix:…: TLS is set only on an https:// endpoint"));
+    add(f, "ep", "http, loopback", text("http://127.0.0.1:8080"), Some("an endpoint of `\"http://127.0.0.1:8080\"`"), invalid("ep: http://127.0.0.1:8080: TLS is set only on an https:// endpoint"));
+    add(f, "ep", "https", Input::Default, Some("an endpoint of `\"https://localhost:1\"`"), opened());
+    for (a, file, holds) in [("ca_file", "ca.pem", "certificate"), ("cert_file", "client.pem", "certificate"), ("key_file", "client.key", "private key")] {
+        let io = |message: String| Expect::Rejected(BOTTLE_ERR_IO, leak(message));
+        add(f, a, "NULL", Null, None, invalid(leak(format!("{a}: must not be NULL"))));
+        add(f, a, "empty", text(""), None, io(format!("{a} : cannot read: No such file or directory")));
+        add(f, a, "missing", text("missing.pem"), None, io(format!("{a} missing.pem: cannot read: No such file or directory")));
+        add(f, a, "directory", text("dir"), None, io(format!("{a} dir: cannot read: Is a directory")));
+        add(f, a, "over-long", long("", "p", 5000), Some("`\"p\"` × 5000"), io(format!("{a} …: cannot read: File name too long")));
+        add(f, a, "no PEM", text(HOST_FILE), None, invalid(leak(format!("{a}: {HOST_FILE} holds no PEM {holds}"))));
+        let other = if a == "key_file" { "client.pem" } else { "client.key" };
+        add(f, a, "the other PEM", text(other), None, invalid(leak(format!("{a}: {other} holds no PEM {holds}"))));
+        add(f, a, "bad PEM", text(BAD_PEM), None, invalid(leak(format!("{a}: {BAD_PEM}: not PEM: …"))));
+        add(f, a, "valid", text(file), None, opened());
+        add(f, a, "not UTF-8", Bytes(Box::leak([b"\xe9", file.as_bytes()].concat().into_boxed_slice())), None, opened());
+        add(f, a, "starts with `-`", Input::Text(format!("-{file}")), None, opened());
+        add(f, a, "contains `:`", Input::Text(format!("default:{file}")), None, opened());
+    }
+    add(f, "key_file", "two keys", text(TWO_KEYS), None, invalid(leak(format!("key_file: {TWO_KEYS} holds more than one private key"))));
+
+    let f = "bottle_open_at";
+    add(f, "ep", "NULL", Null, None, ep_null());
+    add(f, "ep", "unix", Input::Default, serve_shown, opened());
+    add(f, "ep", "https, no certificates", text(HTTPS_URL), no_tls, needs_tls());
+    add(f, "ep", "http, loopback", text("http://127.0.0.1:8080"), Some("an endpoint of `\"http://127.0.0.1:8080\"`"), opened());
+    let a = "machine_name";
+    for (kind, input, shown, expect) in machine_names() {
+        add(f, a, kind, input, shown, expect);
+    }
+    let a = "prompt_path";
+    add(f, a, "NULL", Null, None, opened());
+    add(f, a, "empty", text(""), None, invalid("prompt_path: \"\" is not an absolute guest path (it must start with '/')"));
+    add(f, a, "not UTF-8", Bytes(b"/p\xff"), None, invalid("prompt_path: is not valid UTF-8"));
+    add(f, a, "over-long", long("/", "p", 4095), Some("`\"/\"` + `\"p\"` × 4095"), invalid("prompt_path: is 4096 bytes long; a path may have at most 4095"));
+    add(f, a, "relative", text("prompt.md"), None, invalid("prompt_path: \"prompt.md\" is not an absolute guest path"));
+    add(f, a, "`-`", text("-p"), None, invalid("prompt_path: \"-p\" is not an absolute guest path"));
+    add(f, a, "spaces", text("/home/node/my prompt.md"), None, opened());
+    add(f, "out", "NULL", Null, None, invalid("out: must not be NULL"));
+
+    let f = "bottle_launch_options_set_endpoint";
+    add(f, "ep", "NULL", Null, None, accepted(Effect::ThroughCli));
+    add(f, "ep", "unix", Input::Default, serve_shown, accepted(Effect::AtServe(BOTTLE_ERR_IO, "talking to smolvm serve at unix:…/serve.sock: …")));
+    add(f, "ep", "https, no certificates", text(HTTPS_URL), no_tls, needs_tls());
+    add(f, "opts", "NULL", Null, None, opts_null());
+
+    let f = "bottle_reap_at";
+    add(f, "ep", "NULL", Null, None, ep_null());
+    add(f, "ep", "unix, nothing launched there", Input::Default, serve_shown, nothing());
+    add(f, "opts", "NULL", Null, None, nothing());
+    add(f, "removed", "NULL", Null, None, invalid("removed: must not be NULL"));
     rows
 }
 
@@ -764,6 +928,38 @@ struct Fixture {
     dir: PathBuf,
     log: PathBuf,
     cwd: PathBuf,
+    serve: ServeTrap,
+}
+
+/// Where a serve would listen, for the endpoint rows: a unix socket that
+/// counts the connections made to it and hangs up on each at once, so that
+/// a call that must not contact serve is caught, and one that does fails
+/// at once.
+struct ServeTrap {
+    url: String,
+    contacts: Arc<AtomicUsize>,
+}
+
+impl ServeTrap {
+    fn new(path: &Path) -> Self {
+        let listener = UnixListener::bind(path).unwrap();
+        let contacts = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&contacts);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                counted.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        ServeTrap {
+            url: format!("unix:{}", path.display()),
+            contacts,
+        }
+    }
+
+    fn contacts(&self) -> usize {
+        self.contacts.load(Ordering::SeqCst)
+    }
 }
 
 impl Fixture {
@@ -776,6 +972,16 @@ impl Fixture {
         std::fs::create_dir_all(&log).unwrap();
         std::fs::create_dir_all(work.join("dir")).unwrap();
         std::fs::write(work.join(HOST_FILE), HOST_BYTES).unwrap();
+        for (file, pem) in [
+            (CA_FILE, TLS_CERT),
+            (CERT_FILE, TLS_CERT),
+            (KEY_FILE, TLS_KEY),
+            (BAD_PEM, BAD_PEM_TEXT),
+            (TWO_KEYS, format!("{TLS_KEY}{TLS_KEY}").as_str()),
+        ] {
+            std::fs::write(work.join(file), pem).unwrap();
+        }
+        let serve = ServeTrap::new(&work.join("serve.sock"));
         let wrapper = dir.join("smolvm");
         std::fs::write(
             &wrapper,
@@ -799,6 +1005,12 @@ impl Fixture {
                 }
                 ("bottle_launch_options_add_volume", "host_path", Expect::Accepted(_)) => {
                     shared_dir(&path);
+                }
+                ("bottle_endpoint_set_tls", "key_file", Expect::Accepted(_)) => {
+                    std::fs::write(path, TLS_KEY).unwrap();
+                }
+                ("bottle_endpoint_set_tls", "ca_file" | "cert_file", Expect::Accepted(_)) => {
+                    std::fs::write(path, TLS_CERT).unwrap();
                 }
                 _ => {}
             }
@@ -843,6 +1055,9 @@ impl Fixture {
         let home = std::fs::canonicalize(std::env::var_os("SMOLVM_STANDIN_HOME").unwrap()).unwrap();
         std::env::set_var("SMOLVM_STANDIN_HOME", home);
         std::env::set_var("BOTTLE_SMOLVM", &wrapper);
+        // Launches at an endpoint record their machines here, for
+        // bottle_reap_at.
+        std::env::set_var("XDG_STATE_HOME", dir.join("state"));
         let cwd = std::env::current_dir().unwrap();
         std::env::set_current_dir(&work).unwrap();
         let bottle = machine.open();
@@ -852,7 +1067,18 @@ impl Fixture {
             dir,
             log,
             cwd,
+            serve,
         }
+    }
+
+    /// The records of launches at an endpoint (`XDG_STATE_HOME`).
+    fn launch_records(&self) -> Vec<PathBuf> {
+        let Ok(dir) = std::fs::read_dir(self.dir.join("state/libbottle/serve")) else {
+            return Vec::new();
+        };
+        dir.map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect()
     }
 
     /// smolvm's invocations since the last look, each as its arguments.
@@ -965,6 +1191,8 @@ enum Seen {
         status: String,
         create: Vec<String>,
     },
+    /// `bottle_launch` failed after a setter that succeeded.
+    LaunchFailed(Failure),
     /// The call returned as it should, but something around it went wrong.
     Wrong(String),
 }
@@ -1184,6 +1412,51 @@ fn call(c: &Args) -> Called {
             "bottle_call_options_set_cancel" => c.called_with(|o| {
                 check(bottle_call_options_set_cancel(c.ptr("opts", o), c.ptr("cancel", null_mut())))
             }),
+
+            "bottle_endpoint_new" => {
+                let url = c.cstr("url", &c.fx.serve.url);
+                let https = c.given("url").is_some_and(|u| u.bytes().starts_with(b"https://"));
+                let ep = c.out("out", 1 as *mut bottle_endpoint, |out| bottle_endpoint_new(url, out), |p| p.is_null())?;
+                c.frees.borrow_mut().push(Box::new(move || bottle_endpoint_free(ep)));
+                if https {
+                    set_tls(ep)?;
+                }
+                c.opened_at(ep)
+            }
+            "bottle_endpoint_free" => { bottle_endpoint_free(c.ptr_with("ep", || endpoint(&c.fx.serve.url))); Ok(Seen::Done) }
+            "bottle_endpoint_set_tls" => {
+                let ep = c.endpoint("ep", || c.owned_endpoint(HTTPS_URL));
+                check(bottle_endpoint_set_tls(ep, c.cstr("ca_file", CA_FILE), c.cstr("cert_file", CERT_FILE), c.cstr("key_file", KEY_FILE)))?;
+                c.opened_at(ep)
+            }
+            "bottle_open_at" => {
+                let ep = c.endpoint("ep", || c.owned_endpoint(&c.fx.serve.url));
+                let name = c.cstr("machine_name", &c.fx.machine.name);
+                let prompt = c.cstr_or_null("prompt_path");
+                let out = c.out("out", 1 as *mut bottle, |out| bottle_open_at(ep, name, prompt, out), |p| p.is_null())?;
+                Ok(Seen::Opened(Bottle(out)))
+            }
+            "bottle_launch_options_set_endpoint" => {
+                let o = c.owned(bottle_launch_options_new, bottle_launch_options_free);
+                let serve = c.owned_endpoint(&c.fx.serve.url);
+                c.preset(|| bottle_launch_options_set_endpoint(o, serve))?;
+                let ep = c.endpoint("ep", || serve);
+                check(bottle_launch_options_set_endpoint(c.ptr("opts", o), ep))?;
+                if ep.is_null() {
+                    return c.launch(o, Then::Status);
+                }
+                let mut b = null_mut();
+                Ok(match check(bottle_launch(o, &mut b)) {
+                    Ok(()) => {
+                        bottle_close(b);
+                        Seen::Wrong("bottle_launch succeeded at a serve that hangs up".into())
+                    }
+                    Err(f) => Seen::LaunchFailed(f),
+                })
+            }
+            "bottle_reap_at" => c.reaped(|removed| {
+                bottle_reap_at(c.endpoint("ep", || c.owned_endpoint(&c.fx.serve.url)), c.ptr("opts", null_mut()), removed)
+            }),
             other => panic!("the matrix has no way to call {other}: give it an arm in call()"),
         }
     }
@@ -1264,6 +1537,38 @@ impl Args<'_> {
             Some(Input::Null) => null_mut(),
             Some(other) => panic!("{name}: a row gives a pointer NULL, not {other:?}"),
         }
+    }
+
+    /// An endpoint: in a row about `name`, NULL or one made from the URL
+    /// the row gives (without certificates); else `valid()`.
+    fn endpoint(
+        &self,
+        name: &str,
+        valid: impl FnOnce() -> *mut bottle_endpoint,
+    ) -> *mut bottle_endpoint {
+        match self.given(name) {
+            None => valid(),
+            Some(Input::Null) => null_mut(),
+            Some(Input::Text(url)) => self.owned_endpoint(url),
+            Some(other) => panic!("{name}: a row gives an endpoint NULL or a URL, not {other:?}"),
+        }
+    }
+
+    /// A new endpoint for `url`, freed when the row is done.
+    fn owned_endpoint(&self, url: &str) -> *mut bottle_endpoint {
+        let ep = endpoint(url);
+        let free = move || unsafe { bottle_endpoint_free(ep) };
+        self.frees.borrow_mut().push(Box::new(free));
+        ep
+    }
+
+    /// A bottle on the row's machine at `ep`, as an endpoint row's call
+    /// leaves it.
+    fn opened_at(&self, ep: *const bottle_endpoint) -> Called {
+        let name = cstr(&self.fx.machine.name);
+        let mut out = null_mut();
+        check(unsafe { bottle_open_at(ep, name.as_ptr(), null(), &mut out) })?;
+        Ok(Seen::Opened(Bottle(out)))
     }
 
     /// A callback: `valid`, or none where the row says so.
@@ -1388,8 +1693,12 @@ impl Args<'_> {
         let zeros = unsafe { std::mem::zeroed() };
         let cleared = |n: &bottle_names| n.names.is_null() && n.count == 0;
         let mut names = self.out("removed", zeros, call, cleared)?;
+        let count = names.count;
         unsafe { bottle_names_free(&mut names) };
-        Ok(Seen::Done)
+        Ok(match count {
+            0 => Seen::Done,
+            n => Seen::Wrong(format!("{n} machines were reaped")),
+        })
     }
 
     /// An exec options setter's row: `set` on fresh options, then
@@ -1513,6 +1822,19 @@ fn run(fx: &Fixture, row: &Row) -> Called {
     seen
 }
 
+/// A new endpoint for `url`.
+fn endpoint(url: &str) -> *mut bottle_endpoint {
+    let mut ep = null_mut();
+    check(unsafe { bottle_endpoint_new(cstr(url).as_ptr(), &mut ep) }).unwrap();
+    ep
+}
+
+/// Gives `ep` the working directory's certificates.
+fn set_tls(ep: *mut bottle_endpoint) -> Checked {
+    let [ca, cert, key] = [CA_FILE, CERT_FILE, KEY_FILE].map(cstr);
+    check(unsafe { bottle_endpoint_set_tls(ep, ca.as_ptr(), cert.as_ptr(), key.as_ptr()) })
+}
+
 /// A new object from a `bottle_*_new`.
 fn fresh<T>(make: New<T>) -> *mut T {
     let mut p = null_mut();
@@ -1634,7 +1956,9 @@ fn verify(fx: &Fixture, row: &Row) -> Vec<String> {
     // and only this row's smolvm invocations count.
     let _ = std::fs::remove_file(fx.in_guest("/home/node/.claude-standin/argv"));
     fx.invocations();
+    let contacts = fx.serve.contacts();
     let result = run(fx, row);
+    let contacted = fx.serve.contacts() - contacts;
     let ran = fx.invocations();
     let subcommands: Vec<String> = ran
         .iter()
@@ -1671,12 +1995,19 @@ fn verify(fx: &Fixture, row: &Row) -> Vec<String> {
                 wrong.push(e);
             }
             // Freeing a result twice needs one from a run first.
-            let no_run =
-                matches!(effect, Effect::Nothing) && row.function != "bottle_exec_result_free";
+            let no_run = matches!(effect, Effect::Nothing | Effect::AtServe(..))
+                && row.function != "bottle_exec_result_free";
             if no_run && !ran.is_empty() {
                 wrong.push(format!("smolvm ran {} times: {subcommands:?}", ran.len()));
             }
         }
+    }
+    // Only a launch at the endpoint reaches serve.
+    let at_serve = matches!(row.expect, Expect::Accepted(Effect::AtServe(..)));
+    if at_serve && contacted == 0 {
+        wrong.push("serve was not contacted".into());
+    } else if !at_serve && contacted > 0 {
+        wrong.push(format!("serve was contacted {contacted} times"));
     }
     // Inputs that smolvm's command line must never show.
     let hidden = match (row.function, row.argument) {
@@ -1820,6 +2151,7 @@ fn check_effect(fx: &Fixture, row: &Row, effect: &Effect, seen: Seen) -> Result<
                             && status.contains(&format!("\"name\":\"{name}\""))
                     }
                     Effect::NoFlag(flag) => !create.is_empty() && !create.iter().any(|a| a == flag),
+                    Effect::ThroughCli => !create.is_empty(),
                     _ => false,
                 };
             if ok {
@@ -1831,6 +2163,23 @@ fn check_effect(fx: &Fixture, row: &Row, effect: &Effect, seen: Seen) -> Result<
                 ))
             }
         }
+        (Effect::AtServe(status, pattern), Seen::LaunchFailed(f)) => {
+            let records = fx.launch_records();
+            if f.status != *status || !matches(pattern, &f.message) {
+                Err(format!(
+                    "bottle_launch returned {:?}: {}",
+                    f.status, f.message
+                ))
+            } else if !records.is_empty() {
+                Err(format!("launch records were left behind: {records:?}"))
+            } else {
+                Ok(())
+            }
+        }
+        (_, Seen::LaunchFailed(f)) => Err(format!(
+            "bottle_launch returned {:?}: {}",
+            f.status, f.message
+        )),
         (Effect::Returns(expected), Seen::Returned(s)) if s == *expected => Ok(()),
         (Effect::ReturnsNull, Seen::ReturnedNull) => Ok(()),
         (Effect::ReturnsBool(expected), Seen::Bool(b)) if b == *expected => Ok(()),
@@ -1910,6 +2259,15 @@ fn shown_outcome(row: &Row) -> (String, String) {
         Expect::Accepted(effect) => (
             ok,
             match effect {
+                Effect::Opened if row.function == "bottle_endpoint_new" => {
+                    "an endpoint that `bottle_open_at` takes (an `https://` one once its certificates are set); nothing is contacted".to_owned()
+                }
+                Effect::Opened if row.function == "bottle_endpoint_set_tls" => {
+                    "`bottle_open_at` then takes the endpoint; nothing is contacted".to_owned()
+                }
+                Effect::Opened if row.function == "bottle_open_at" => {
+                    "a handle; serve is not contacted until it is used".to_owned()
+                }
                 Effect::Opened => "a handle; nothing runs until it is used".to_owned(),
                 Effect::ClaudeArgv(args)
                     if row.function == "bottle_open"
@@ -1935,6 +2293,9 @@ fn shown_outcome(row: &Row) -> (String, String) {
                 }
                 Effect::Copied(guest) => {
                     format!("copied, byte for byte, to {} in the guest", code(guest))
+                }
+                Effect::Nothing if row.function == "bottle_reap_at" => {
+                    "`removed` is empty: no launch is recorded for the endpoint, so serve is not contacted".to_owned()
                 }
                 Effect::Nothing => "returns; nothing happens".to_owned(),
                 Effect::Returns(s) => format!("returns {}", code(&format!("{s:?}"))),
@@ -1969,6 +2330,13 @@ fn shown_outcome(row: &Row) -> (String, String) {
                 Effect::NoFlag(flag) => format!(
                     "launches with smolvm's default: `machine create` gets no {}",
                     code(flag)
+                ),
+                Effect::ThroughCli => {
+                    "`bottle_launch` then launches through smolvm's CLI (`machine create` runs), not at the endpoint set before".to_owned()
+                }
+                Effect::AtServe(status, message) => format!(
+                    "`bottle_launch` then goes to serve at the endpoint, which hangs up: `{status:?}`, {}; smolvm's CLI does not run, no launch record is left",
+                    code(message)
                 ),
             },
         ),
@@ -2032,6 +2400,16 @@ disagree.
 - `bottle_cp_out` rows copy `/tmp/out/source` (in `guest_path` rows: the
   guest path given) to `copied-out` (in `host_path` rows: the host path
   given).
+- Endpoint rows need no `smolvm serve`. Their endpoint, unless the row is
+  about it, is `unix:WORK/serve.sock`, where the test listens, counts
+  every connection and hangs up at once: no row connects to it unless it
+  says so. An `ep` row showing a URL passes an endpoint made from it,
+  without certificates; `https://` endpoints are otherwise given `ca.pem`,
+  `client.pem` and `client.key` (one self-signed EC certificate, as the
+  CA's and the client's, and its key) from `WORK`, where `bad.pem` holds a
+  certificate block that is not base64 and `two.key` two keys. Launches at
+  an endpoint record their machines under a private `XDG_STATE_HOME`,
+  where `bottle_reap_at` finds none for the test's endpoint.
 ";
 
 fn render(rows: &[Row]) -> String {
