@@ -67,6 +67,13 @@ impl Endpoint {
             if path.contains('\0') {
                 return bad("must not contain a NUL byte".into());
             }
+            // sun_path holds 108 bytes with the NUL.
+            if path.len() > 107 {
+                return bad(format!(
+                    "the socket path is {} bytes long; a unix socket's path holds at most 107",
+                    path.len()
+                ));
+            }
             Target::Unix(PathBuf::from(path))
         } else if let Some(rest) = url.strip_prefix("https://") {
             let (host, port) = host_port(url, rest, 443)?;
@@ -202,6 +209,9 @@ fn is_loopback(host: &str, port: u16) -> bool {
 
 #[cfg(feature = "tls")]
 fn read_pem(arg: &str, path: &Path) -> Result<Vec<u8>> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::invalid(arg, "must not be empty"));
+    }
     std::fs::read(path).map_err(|e| Error::io(format!("{arg} {}: cannot read", path.display()), e))
 }
 

@@ -836,9 +836,8 @@ fn rows() -> Vec<Row> {
     }
     add(f, a, "unix, spaces and `:`", text("unix:/run/a b:c.sock"), None, opened());
     add(f, a, "unix, shell metacharacters", text("unix:/tmp/$(touch bottle-pwned);`id`|&"), None, opened());
-    // The length of a socket's path (at most 107 bytes) is not checked
-    // here: nothing connects yet.
-    add(f, a, "unix, over-long", long("unix:/", "s", 200), Some("`\"unix:/\"` + `\"s\"` × 200"), opened());
+    add(f, a, "unix, longest", long("unix:/", "s", 106), Some("`\"unix:/\"` + `\"s\"` × 106"), opened());
+    add(f, a, "unix, over-long", long("unix:/", "s", 107), Some("`\"unix:/\"` + `\"s\"` × 107"), invalid("url: the socket path is 108 bytes long; a unix socket's path holds at most 107"));
     add(f, a, "https, valid", text("https://localhost:8443"), None, opened());
     add(f, a, "https, valid", text("https://vm-host/"), None, opened());
     add(f, a, "https, valid", text("https://[fd00::1]:9"), None, opened());
@@ -872,7 +871,7 @@ fn rows() -> Vec<Row> {
     for (a, file, holds) in [("ca_file", "ca.pem", "certificate"), ("cert_file", "client.pem", "certificate"), ("key_file", "client.key", "private key")] {
         let io = |message: String| Expect::Rejected(BOTTLE_ERR_IO, leak(message));
         add(f, a, "NULL", Null, None, invalid(leak(format!("{a}: must not be NULL"))));
-        add(f, a, "empty", text(""), None, io(format!("{a} : cannot read: No such file or directory")));
+        add(f, a, "empty", text(""), None, invalid(leak(format!("{a}: must not be empty"))));
         add(f, a, "missing", text("missing.pem"), None, io(format!("{a} missing.pem: cannot read: No such file or directory")));
         add(f, a, "directory", text("dir"), None, io(format!("{a} dir: cannot read: Is a directory")));
         add(f, a, "over-long", long("", "p", 5000), Some("`\"p\"` × 5000"), io(format!("{a} …: cannot read: File name too long")));
@@ -915,6 +914,7 @@ fn rows() -> Vec<Row> {
     let f = "bottle_reap_at";
     add(f, "ep", "NULL", Null, None, ep_null());
     add(f, "ep", "unix, nothing launched there", Input::Default, serve_shown, nothing());
+    add(f, "ep", "https, no certificates", text(HTTPS_URL), no_tls, needs_tls());
     add(f, "opts", "NULL", Null, None, nothing());
     add(f, "removed", "NULL", Null, None, invalid("removed: must not be NULL"));
     rows

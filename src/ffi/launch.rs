@@ -583,7 +583,14 @@ pub unsafe extern "C" fn bottle_names_free(names: *mut bottle_names) {
     });
 }
 
+/// The names as C gets them; no names is `{NULL, 0}`.
 fn names_to_c(names: Vec<String>) -> bottle_names {
+    if names.is_empty() {
+        return bottle_names {
+            names: std::ptr::null_mut(),
+            count: 0,
+        };
+    }
     let raw: Box<[*mut c_char]> = names
         .into_iter()
         .map(|n| {
