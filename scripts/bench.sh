@@ -100,11 +100,25 @@ awk -v c="$c_us" -v g="$(go_ns Exec)" -v gc="$(go_ns ExecCancellable)" \
 }'
 echo
 
-echo "## The CLI and serve transports, against the stand-in"
+echo "## The CLI and serve transports"
 echo
-# One stand-in machine through the stand-in CLI and through the stand-in's
-# serve on a unix socket.
+# One machine through the CLI and through serve on a unix socket: the real
+# smolvm 1.9.2 (CLI and serve) with the stand-in guest, whose own process
+# keeps the guest's work out of smolvm's CPU; then the stand-in's CLI and
+# serve.
 make --no-print-directory standin >/dev/null
+real_smolvm=${BOTTLE_REAL_SMOLVM:-$root/../shared/smolvm-1.9.2/smolvm}
+if [ -x "$real_smolvm" ]; then
+    echo "### The real smolvm, the stand-in guest"
+    echo
+    BOTTLE_REAL_SMOLVM=$real_smolvm python3 bench/transports.py "$root/target/release/libbottle.so" \
+        "$root/tests/real-smolvm" "${BENCH_TRANSPORT_CALLS:-200}" "${BENCH_TRANSPORT_SCALING:-160}"
+    echo
+else
+    echo "NOT RUN: no real smolvm at $real_smolvm (set BOTTLE_REAL_SMOLVM)"
+fi
+echo "### The stand-in (its CLI's CPU includes the guest's work)"
+echo
 SMOLVM_STANDIN_HOME=$root/target/standin-home \
     python3 bench/transports.py "$root/target/release/libbottle.so" \
     "$root/target/debug/smolvm-standin" "${BENCH_TRANSPORT_CALLS:-200}" "${BENCH_TRANSPORT_SCALING:-160}"
