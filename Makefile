@@ -183,6 +183,8 @@ test-go: standin lib
 	cd bindings/go/bottle && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(STANDIN) \
 		go vet ./... && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig BOTTLE_SMOLVM=$(STANDIN) \
 		go test -race -count=1 ./...
+	tests/with-serve sh -c 'cd bindings/go/bottle && PKG_CONFIG_PATH=$(CURDIR)/build/pkgconfig \
+		go test -race -count=1 ./...'
 
 $(PYENV)/tools: bindings/python/requirements-dev.txt | $(BUILD)
 	python3 -m venv $(PYENV)
@@ -198,6 +200,7 @@ python-package: $(PYENV)/tools
 # The Python package's tests against the stand-in.
 test-python: standin python-package
 	cd bindings/python && BOTTLE_SMOLVM=$(STANDIN) $(PY) -m pytest -q
+	tests/with-serve sh -c 'cd bindings/python && $(PY) -m pytest -q'
 
 # The suites that drive machines, again with their bottles at an endpoint
 # (tests/with-serve): the stand-in's serve on a unix socket, and over mutual
