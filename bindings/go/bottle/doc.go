@@ -55,9 +55,10 @@
 // ErrSmolvmNotFound, ErrSmolvm (smolvm's own failure, e.g. "vm not found"
 // or "is not running"), ErrIO, ErrPanic, ErrTimeout (an Exec past its
 // WithTimeout), ErrCancelled (an Exec stopped by its failing Writer, whose
-// error the *Error also wraps), ErrUnsupported (what a Bottle at an
-// Endpoint cannot do), and ErrClosed for a call on a closed Bottle or with
-// a closed Endpoint. A script that exits non-zero is not an error.
+// error the *Error also wraps), ErrUnsupported (what this build of
+// libbottle cannot do: WithTLS from one built without TLS), and ErrClosed
+// for a call on a closed Bottle or with a closed Endpoint. A script that
+// exits non-zero is not an error.
 //
 // Go strings may contain NUL bytes, which C strings cannot carry; they are
 // rejected with ErrInvalidArgument rather than silently cut short.
@@ -99,8 +100,10 @@
 // launched WithEndpoint(ep) does every call through serve, with the same
 // results, except:
 //
-//   - ExecClaude with tty true returns ErrUnsupported: serve's one
-//     terminal route runs a program without arguments.
+//   - ExecClaude with tty true runs claude on serve's interactive route:
+//     its arguments byte for byte, the caller's terminal in raw mode for
+//     the session, claude's stderr merged into its stdout, as on any
+//     terminal.
 //   - WithStdout and WithStderr Writers get the output in pieces fetched
 //     about every 0.2 s, not as it is written.
 //   - A command whose caller vanished without stopping it is killed in
