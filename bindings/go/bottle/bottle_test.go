@@ -144,22 +144,40 @@ func TestClaudeRunsAsNode(t *testing.T) {
 	if got := sh(t, b, "cat ~/.claude-standin/run"); got != "node\n/home/node\nnotty\n" {
 		t.Errorf("claude ran as %q", got)
 	}
-	// tty true asks smolvm for a guest terminal; argv still arrives intact.
-	// serve's terminal runs a program without arguments: at an endpoint it
-	// is refused, and claude does not run.
-	code, err := b.ExecClaude(ctx, []string{"a b", "'"}, true)
-	want := []string{"a b", "'"}
-	if atEndpoint(t) {
-		wantErr(t, err, ErrUnsupported, "claude on a terminal")
-		if code != 0 {
-			t.Errorf("tty at an endpoint: code %d with the error", code)
-		}
-		want = []string{"-p", "hello"}
-	} else if err != nil {
-		t.Fatal(err)
+}
+
+// tty true gives claude a guest terminal: through the CLI smolvm's -t, at
+// an endpoint serve's interactive route. Either way claude runs and gets
+// exactly its argv.
+func TestClaudeOnATerminalReceivesExactlyItsArgv(t *testing.T) {
+	t.Parallel()
+	b, _ := openMachine(t)
+	ctx := context.Background()
+	if code, err := b.ExecClaude(ctx, []string{"a b", "'"}, true); err != nil || code != 0 {
+		t.Fatalf("ExecClaude: %d, %v", code, err)
 	}
-	if got := claudeArgv(t, b); !slices.Equal(got, want) {
-		t.Errorf("tty: claude got %q, want %q", got, want)
+	if got, want := claudeArgv(t, b), []string{"a b", "'"}; !slices.Equal(got, want) {
+		t.Errorf("claude got %q, want %q", got, want)
+	}
+	// serve's route runs claude on a guest terminal. (The stand-in CLI's -t
+	// allocates none: claude's stdin is this test's.)
+	if atEndpoint(t) {
+		if got := sh(t, b, "cat ~/.claude-standin/run"); got != "node\n/home/node\ntty\n" {
+			t.Errorf("claude ran as %q", got)
+		}
+	}
+	if code, err := b.ExecClaude(ctx, tricky, true); err != nil || code != 0 {
+		t.Fatalf("ExecClaude: %d, %v", code, err)
+	}
+	if got := claudeArgv(t, b); !slices.Equal(got, tricky) {
+		t.Errorf("claude got %q\nwant %q", got, tricky)
+	}
+	run(t, b, "echo 3 > /tmp/claude-exit", WithUser("root"))
+	if code, err := b.ExecClaude(ctx, nil, true); err != nil || code != 3 {
+		t.Fatalf("ExecClaude: %d, %v, want exit 3", code, err)
+	}
+	if got := claudeArgv(t, b); len(got) != 0 {
+		t.Errorf("no arguments: claude got %q", got)
 	}
 }
 

@@ -26,16 +26,19 @@ import (
 //
 // A ctx already done returns ctx.Err() without starting claude; a ctx that
 // ends while claude runs stops smolvm (with tty, smolvm alone, as it shares
-// the caller's process group to read the terminal) and ExecClaude returns
-// ctx.Err().
+// the caller's process group to read the terminal, and the caller's stdin
+// is then put back as it was) and ExecClaude returns ctx.Err().
 //
-// At an Endpoint, tty true returns an ErrUnsupported error without
-// running anything: serve's one terminal route runs a program without
-// arguments. tty false works there as through the CLI.
+// At an Endpoint, tty true runs claude on serve's interactive route, with
+// the same arguments byte for byte: the caller's terminal is in raw mode
+// for the session (and put back after), its size follows the caller's,
+// and claude's stderr arrives merged into its stdout, as on any terminal.
+// A ctx that ends closes the session, which ends claude. With tty false,
+// claude's output arrives in pieces about every 0.2 s (see Endpoint).
 //
 // Errors: ErrSmolvm when the machine is unknown or not running (checked
 // before claude starts); ErrInvalidArgument (naming argv[i]);
-// ErrUnsupported; ErrSmolvmNotFound; ErrIO; ErrClosed.
+// ErrSmolvmNotFound; ErrIO; ErrClosed.
 func (b *Bottle) ExecClaude(ctx context.Context, args []string, tty bool) (int, error) {
 	const op = "exec claude"
 	for i, a := range args {

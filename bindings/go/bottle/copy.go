@@ -194,10 +194,10 @@ func (c *cCopyOptions) repanic() {
 // smolvm never parses it, as the library opens the file and hands smolvm
 // the open descriptor. guestPath must be absolute and without ':'.
 //
-// The C library cannot stop a copy: a ctx already done returns ctx.Err()
-// without copying anything; a ctx that ends during the copy stops smolvm
-// and everything it started, and CopyIn returns ctx.Err(), leaving in the
-// guest what was copied before and the file being copied as smolvm left it.
+// A ctx already done returns ctx.Err() without copying anything; a ctx
+// that ends during the copy stops smolvm and everything it started, and
+// CopyIn returns ctx.Err(), leaving in the guest what was copied before
+// and the file being copied as smolvm left it.
 //
 // Errors: ErrInvalidArgument (naming host_path, guest_path, mode, uid, gid
 // or user; also for a device, FIFO or symbolic link, and for an owner user

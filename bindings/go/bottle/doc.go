@@ -55,9 +55,10 @@
 // ErrSmolvmNotFound, ErrSmolvm (smolvm's own failure, e.g. "vm not found"
 // or "is not running"), ErrIO, ErrPanic, ErrTimeout (an Exec past its
 // WithTimeout), ErrCancelled (an Exec stopped by its failing Writer, whose
-// error the *Error also wraps), ErrUnsupported (what a Bottle at an
-// Endpoint cannot do), and ErrClosed for a call on a closed Bottle or with
-// a closed Endpoint. A script that exits non-zero is not an error.
+// error the *Error also wraps), ErrUnsupported (what this build of
+// libbottle cannot do: WithTLS from one built without TLS), and ErrClosed
+// for a call on a closed Bottle or with a closed Endpoint. A script that
+// exits non-zero is not an error.
 //
 // Go strings may contain NUL bytes, which C strings cannot carry; they are
 // rejected with ErrInvalidArgument rather than silently cut short.
@@ -66,15 +67,20 @@
 //
 // Every call that can block takes a context first, and a context already
 // done returns ctx.Err() without running anything. When the context of a
-// running Exec ends, the library stops smolvm and the script (SIGTERM, then
-// SIGKILL half a second later) and Exec returns ctx.Err() once they are
-// gone, so no goroutine or process is left behind: context.Canceled, or
-// context.DeadlineExceeded for a deadline (WithTimeout gives ErrTimeout
-// instead).
+// running call ends, the package trips the cancel token it gave the C
+// call, and the library stops the call: through the CLI it stops smolvm
+// and what it started (SIGTERM, then SIGKILL half a second later); at an
+// Endpoint it ends its requests and has serve kill what it ran in the
+// guest. The call returns ctx.Err() once that is done, so no goroutine or
+// process is left behind: context.Canceled, or context.DeadlineExceeded
+// for a deadline (Exec's WithTimeout gives ErrTimeout instead).
 //
-// The C library has no way to stop the other calls once they have started
-// (ExecClaude, CopyIn, CopyOut, Launch, Reap): they run to their end and
-// return what they did, whatever the context does meanwhile.
+// Every such call stops that way: Exec, with its script; ExecClaude (on a
+// terminal through the CLI only smolvm is signalled, and the caller's
+// stdin is put back as it was); CopyIn, leaving in the guest what was
+// copied before; CopyOut, leaving the host file untouched; Launch,
+// deleting the machine again if it was created; Reap and ReapAt,
+// returning the names deleted so far.
 //
 // # Concurrency and Close
 //
@@ -99,8 +105,10 @@
 // launched WithEndpoint(ep) does every call through serve, with the same
 // results, except:
 //
-//   - ExecClaude with tty true returns ErrUnsupported: serve's one
-//     terminal route runs a program without arguments.
+//   - ExecClaude with tty true runs claude on serve's interactive route:
+//     its arguments byte for byte, the caller's terminal in raw mode for
+//     the session, claude's stderr merged into its stdout, as on any
+//     terminal.
 //   - WithStdout and WithStderr Writers get the output in pieces fetched
 //     about every 0.2 s, not as it is written.
 //   - A command whose caller vanished without stopping it is killed in

@@ -15,13 +15,13 @@ import (
 
 // Endpoint is a smolvm serve to talk to, instead of running the local
 // smolvm CLI: a Bottle opened or launched WithEndpoint does every
-// operation through serve's HTTP API, with the same results, unless a doc
-// says otherwise (ErrUnsupported).
+// operation through serve's HTTP API, with the same results.
 //
 // What differs at an endpoint:
-//   - ExecClaude with tty true returns an ErrUnsupported error, running
-//     nothing: serve's one terminal route runs a program without
-//     arguments.
+//   - ExecClaude with tty true runs claude on serve's interactive route,
+//     with its arguments byte for byte, the caller's terminal in raw mode
+//     for the session, and claude's stderr merged into its stdout, as on
+//     any terminal.
 //   - WithStdout and WithStderr Writers get the output in pieces fetched
 //     about every 0.2 s, not as the guest writes it.
 //   - A command whose caller vanished without stopping it (a process
@@ -62,7 +62,9 @@ type tlsFiles struct {
 // certFile, this client's certificate (chain), which serve checks
 // against its SMOLVM_SERVE_TLS_CLIENT_CA; keyFile, the client's private
 // key. An https:// endpoint needs it before Open, Launch or ReapAt can
-// use it; any other endpoint refuses it (ErrInvalidArgument naming ep).
+// use it; any other endpoint refuses it (ErrInvalidArgument naming ep),
+// and so does a libbottle built without its tls cargo feature
+// (ErrUnsupported).
 func WithTLS(caFile, certFile, keyFile string) EndpointOption {
 	return func(o *endpointOptions) { o.tls = &tlsFiles{caFile, certFile, keyFile} }
 }
@@ -80,7 +82,8 @@ func WithTLS(caFile, certFile, keyFile string) EndpointOption {
 // starts with url and says why), for WithTLS on an endpoint that is not
 // https:// (naming ep), or for a TLS file without the PEM it should hold
 // (naming ca_file, cert_file or key_file); ErrIO for a TLS file that
-// cannot be read.
+// cannot be read; ErrUnsupported for WithTLS when libbottle was built
+// without its tls cargo feature.
 func NewEndpoint(url string, opts ...EndpointOption) (*Endpoint, error) {
 	const op = "endpoint"
 	var o endpointOptions

@@ -62,9 +62,9 @@ var (
 	// WithStderr Writer failed; the error also wraps the Writer's. (A
 	// context that ends gives ctx.Err() instead.)
 	ErrCancelled = errors.New("bottle: " + StatusCancelled.String())
-	// ErrUnsupported: the Bottle's transport cannot do this, and nothing
-	// was run. Only a Bottle at an Endpoint returns it: ExecClaude with a
-	// terminal (tty true).
+	// ErrUnsupported: this build of libbottle cannot do this, and nothing
+	// was done. Today only NewEndpoint returns it, for WithTLS with a
+	// libbottle built without its tls cargo feature.
 	ErrUnsupported = errors.New("bottle: " + StatusUnsupported.String())
 	// ErrClosed: the Bottle, or the Endpoint given to Open, Launch or
 	// ReapAt, was closed before the call. Such an error also matches

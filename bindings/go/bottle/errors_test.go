@@ -16,7 +16,8 @@ func TestStatusAndErrorModel(t *testing.T) {
 	if got := StatusSmolvm.String(); got != "smolvm failed" {
 		t.Errorf("StatusSmolvm.String() = %q", got)
 	}
-	if StatusUnsupported != 8 || StatusUnsupported.String() != "not supported by the bottle's transport" {
+	// String is the C library's bottle_status_str.
+	if StatusUnsupported != 8 || StatusUnsupported.String() != "not supported by this build of libbottle" {
 		t.Errorf("StatusUnsupported = %d, %q", int(StatusUnsupported), StatusUnsupported)
 	}
 	if got := Status(99).String(); got != "unknown status" {

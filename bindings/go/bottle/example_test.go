@@ -76,7 +76,8 @@ func ExampleWithBottle() {
 }
 
 // Opens the machine "agent-1" that a smolvm serve runs on another host,
-// reached over mutual TLS, instead of through the local smolvm CLI.
+// reached over mutual TLS, instead of through the local smolvm CLI, runs a
+// script there, then claude on this terminal.
 func ExampleNewEndpoint() {
 	ep, err := bottle.NewEndpoint("https://serve.internal:8443",
 		bottle.WithTLS("/etc/bottle/ca.pem", "/etc/bottle/client.pem", "/etc/bottle/client.key"))
@@ -96,8 +97,12 @@ func ExampleNewEndpoint() {
 	}
 	fmt.Printf("exit %d: %s", r.ExitCode, r.Stdout)
 
-	// claude on a terminal needs the CLI: serve's terminal takes no arguments.
-	if _, err := b.ExecClaude(context.Background(), []string{"--resume", "task"}, true); errors.Is(err, bottle.ErrUnsupported) {
-		fmt.Println("run claude without a terminal here")
+	// claude on this terminal, through serve's interactive route, with
+	// exactly these arguments (its stderr merged into stdout, as on any
+	// terminal).
+	code, err := b.ExecClaude(context.Background(), []string{"--resume", "task"}, true)
+	if err != nil {
+		log.Fatal(err)
 	}
+	fmt.Println("claude exited with", code)
 }

@@ -308,10 +308,19 @@ func processesWith(needle string) []string {
 
 // noSmolvmFor fails the test if a process has machine as one of its
 // arguments: a smolvm left running for it. (Whole arguments, so that
-// go-1-1 does not match go-1-10.)
+// go-1-1 does not match go-1-10.) At an endpoint, serve's guest of the
+// machine (the stand-in's `_api-guest --name NAME`, kept across requests
+// while the machine runs, as a VM would be) is the machine itself, not
+// one of them.
 func noSmolvmFor(t *testing.T, machine string) {
 	t.Helper()
-	if left := processesWith("\x00" + machine + "\x00"); len(left) > 0 {
+	var left []string
+	for _, p := range processesWith("\x00" + machine + "\x00") {
+		if !strings.Contains(p, " _api-guest ") {
+			left = append(left, p)
+		}
+	}
+	if len(left) > 0 {
 		t.Errorf("processes left behind: %q", left)
 	}
 }

@@ -169,10 +169,13 @@ func (o *launchOptions) toC(op string) (*C.bottle_launch_options, error) {
 // ReapAt (Reap does not see it), and Launch fails with ErrIO if the record
 // cannot be written.
 //
-// Launch blocks until the machine runs. The C library cannot interrupt a
-// launch: a ctx already done returns ctx.Err() without creating anything,
-// and once started Launch returns when the machine runs or has failed,
-// whatever ctx does.
+// Launch blocks until the machine runs. A ctx already done returns
+// ctx.Err() without creating anything; a ctx that ends during the launch
+// stops it (smolvm and its process group, through the CLI), deletes the
+// machine again if it was created, and Launch returns ctx.Err(). That
+// deletion gets 5 seconds of its own; a machine not deleted by then stays,
+// marked as this process's, for Reap (or ReapAt) once the process has
+// exited.
 //
 // Errors: ErrInvalidArgument (naming name, machine_name, image, cpus, mib,
 // host_path, guest_path, value or prompt_path, or ep for an https://

@@ -125,17 +125,24 @@ def machine_status(name: str) -> dict[str, object] | None:
     return json.loads(done.stdout) if done.returncode == 0 else None
 
 
-def processes_with(needle: str) -> list[str]:
-    """The processes with needle as one whole argument."""
+def processes_with(needle: str, *, guests: bool = False) -> list[str]:
+    """The processes with needle as one whole argument: smolvms left
+    running for a machine. At an endpoint, serve's guest of the machine
+    (the stand-in's ``_api-guest --name NAME``, kept across requests as
+    long as the machine runs, as a VM would be) is the machine itself, not
+    one of them; ``guests=True`` counts it too."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"\0" + needle.encode() + b"\0" in b"\0" + cmdline:
-            shown = cmdline.replace(b"\0", b" ").decode(errors="replace")
-            found.append(f"{entry.name}: {shown}")
+        if b"\0" + needle.encode() + b"\0" not in b"\0" + cmdline:
+            continue
+        if not guests and b"\0_api-guest\0" in b"\0" + cmdline:
+            continue
+        shown = cmdline.replace(b"\0", b" ").decode(errors="replace")
+        found.append(f"{entry.name}: {shown}")
     return found
 
 
@@ -154,6 +161,11 @@ def machine() -> Iterator[str]:
     done = smolvm("machine", "delete", "--name", name, "-f")
     assert done.returncode == 0, f"delete {name}: {done.stderr}"
     assert not processes_with(name), "smolvm processes left behind"
+    # serve sees the machine gone within a second or so, and ends its guest.
+    deadline = time.monotonic() + 10
+    while processes_with(name, guests=True) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not processes_with(name, guests=True), "serve's guest outlived the machine"
 
 
 @pytest.fixture

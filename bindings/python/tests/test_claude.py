@@ -46,6 +46,19 @@ def test_argv_reaches_claude_byte_for_byte(b, capfd):
     assert f"claude stand-in: {len(TRICKY) + 2} arguments" in capfd.readouterr().out
 
 
+def test_a_tty_still_passes_argv_byte_for_byte(b, capfd):
+    # Through the CLI smolvm gets -t; at an endpoint claude runs on serve's
+    # interactive route (test_endpoint.py checks that it has a terminal).
+    assert b.exec_claude(["a b", "'"], tty=True) == 0
+    assert recorded_argv(b) == ["a b", "'"]
+    assert b.exec_claude(["-p", "hi", *TRICKY], tty=True) == 0
+    assert recorded_argv(b) == ["-p", "hi", *TRICKY]
+    sh(b, "echo 5 > /tmp/claude-exit", user="root")
+    assert b.exec_claude([], tty=True) == 5
+    assert recorded_argv(b) == []
+    assert f"claude stand-in: {len(TRICKY) + 2} arguments" in capfd.readouterr().out
+
+
 def test_prompt_path_comes_first(machine, capfd):
     with open_bottle(machine, prompt_path="/home/node/prompt.md") as b:
         assert b.exec_claude(["-p", "go"], tty=False) == 0

@@ -15,7 +15,8 @@ import pytest
 
 import bottle
 
-from .conftest import at_endpoint, endpoint, machine_status, sh, unique_name
+from .conftest import at_endpoint, endpoint, machine_status, open_bottle, sh, unique_name
+from .test_claude import TRICKY, recorded_argv
 
 needs_serve = pytest.mark.skipif(
     not at_endpoint(),
@@ -194,14 +195,26 @@ def test_async_launch_at_the_endpoint():
 
 
 @needs_serve
-def test_claude_on_a_tty_is_unsupported_and_runs_nothing(b):
-    with pytest.raises(bottle.Unsupported) as caught:
-        b.exec_claude(["-p", "hi"], tty=True)
-    assert caught.value.status == 8
-    assert caught.value.op == "exec_claude"
-    assert b.exec("test -e ~/.claude-standin/argv").returncode == 1
-    # Without a tty, claude runs.
-    assert b.exec_claude(["-p", "hi"], tty=False) == 0
+def test_claude_on_a_tty_runs_on_serves_terminal_with_its_argv(machine, capfd):
+    with open_bottle(machine, prompt_path="/home/node/prompt.md") as b:
+        assert b.exec_claude(["-p", "hi", *TRICKY], tty=True) == 0
+        assert recorded_argv(b) == [
+            "--append-system-prompt-file",
+            "/home/node/prompt.md",
+            "-p",
+            "hi",
+            *TRICKY,
+        ]
+        # As node, on a guest terminal (through the CLI, the stand-in's -t
+        # allocates none), its output on this process's stdout.
+        assert sh(b, "cat ~/.claude-standin/run") == "node\n/home/node\ntty\n"
+        assert f"claude stand-in: {len(TRICKY) + 4} arguments" in capfd.readouterr().out
+        sh(b, "echo 9 > /tmp/claude-exit", user="root")
+        assert b.exec_claude([], tty=True) == 9
+        assert recorded_argv(b) == ["--append-system-prompt-file", "/home/node/prompt.md"]
+        # Without a tty, as through the CLI.
+        assert b.exec_claude(["x"], tty=False) == 9
+        assert "notty" in sh(b, "cat ~/.claude-standin/run")
 
 
 @needs_serve

@@ -54,10 +54,11 @@ def test_every_status_in_the_header_has_its_class():
 
 
 def test_unsupported_is_mapped_from_its_status():
+    # What Endpoint raises for TLS files with a libbottle built without TLS.
     with pytest.raises(bottle.Unsupported) as caught:
-        _errors.check("exec_claude", 8)
+        _errors.check("endpoint", 8)
     assert caught.value.status == 8
-    assert str(caught.value).startswith("exec_claude: not supported by the bottle's transport")
+    assert str(caught.value).startswith("endpoint: not supported by this build of libbottle")
 
 
 def test_an_unknown_status_is_still_a_bottle_error():

@@ -319,9 +319,9 @@ class Endpoint:
     endpoint=ep)``, ``launch(..., endpoint=ep)``) does every operation
     through serve's HTTP API, with the same results, except:
 
-    - ``exec_claude`` with a tty raises ``Unsupported`` (serve's one
-      terminal route runs a program without arguments); ``tty=False``
-      works.
+    - ``exec_claude`` with a tty runs claude on serve's interactive route:
+      its argv byte for byte, this process's terminal in raw mode for the
+      session, claude's stderr merged into its stdout, as on any terminal.
     - ``on_stdout`` and ``on_stderr`` get the output in pieces fetched about
       every 0.2 s, not as it is written.
     - A command whose caller vanished without stopping it (a killed
@@ -346,8 +346,10 @@ class Endpoint:
     first operation of a bottle at it. A bad ``url``, TLS files for an
     endpoint that is not ``https://``, or a file without the PEM it should
     hold raise ``InvalidArgument`` (naming ``url``, ``ca_file``, ...); an
-    unreadable file raises ``BottleIOError``. An ``https://`` endpoint
-    without its files is refused when a bottle is opened or launched at it.
+    unreadable file raises ``BottleIOError``; TLS files given to a
+    libbottle built without its ``tls`` cargo feature raise
+    ``Unsupported``. An ``https://`` endpoint without its files is refused
+    when a bottle is opened or launched at it.
 
     Bottles keep what they need: the endpoint may be closed as soon as
     ``Bottle()`` or ``launch()`` has returned. ``close()`` (or the end of a
@@ -665,15 +667,17 @@ class Bottle:
         are inherited, not captured (Python's buffers are flushed first).
         ``tty``: give claude this process's stdin and a guest terminal;
         ``None`` decides by whether stdin is a terminal. Without a tty
-        claude's stdin is empty. A bottle at an ``Endpoint`` cannot give
-        claude a terminal: a tty (also one chosen by ``None``) raises
-        ``Unsupported`` with nothing run; pass ``tty=False`` there.
+        claude's stdin is empty. At an ``Endpoint`` a tty runs claude on
+        serve's interactive route, with the same argv: this process's
+        terminal is in raw mode for the session (and put back after), and
+        claude's stderr arrives merged into its stdout, as on any terminal.
 
         ``timeout`` (seconds) and ``cancel`` end the session: smolvm is
         stopped (without a tty, claude and everything it started go with
-        it; with one, the guest hangs claude's terminal up) and ``Timeout``
-        or ``Cancelled`` is raised. Ctrl-C on the main thread stops it as
-        it stops ``exec``.
+        it; with one, the guest hangs claude's terminal up; at an
+        ``Endpoint`` a tty session is closed, which ends claude) and
+        ``Timeout`` or ``Cancelled`` is raised. Ctrl-C on the main thread
+        stops it as it stops ``exec``.
         """
         op = "exec_claude"
         args = [_text(op, f"argv[{i}]", a) for i, a in enumerate(argv)]

@@ -96,10 +96,9 @@ class Cancelled(BottleError):
 
 
 class Unsupported(BottleError):
-    """The bottle's transport cannot do this, and nothing was run. Only a
-    bottle at an ``Endpoint`` raises it: ``exec_claude`` with a tty there,
-    since ``smolvm serve``'s one terminal route runs a program without
-    arguments."""
+    """This build of libbottle cannot do this, and nothing was done. Today
+    only ``Endpoint`` raises it, for TLS files given to a libbottle built
+    without its ``tls`` cargo feature."""
 
     status = UNSUPPORTED
 
