@@ -107,6 +107,7 @@ shift 5
   exec 4>&-
   setsid sh -c 'echo $$ >"$0/pid.t" && mv "$0/pid.t" "$0/pid" && [ ! -e "$0/stop" ] && exec "$@"; exit 137' "$d" "$@" <"$i" >"$d/out" 2>"$d/err" &
   wait $!; s=$?
+  [ -d "$d" ] && [ ! -L "$d" ] && [ -O "$d" ] || exit 0
   echo $s >"$d/st.t" && mv "$d/st.t" "$d/st"
   echo 1<>"$d/done"
   [ -e "$d/stop" ] && rm -rf "$d"
@@ -118,7 +119,7 @@ fi
 exec 4>&-
 if [ ! -e "$d/st" ]; then
   (while sleep 5; do
-    [ -d "$d" ] && [ ! -e "$d/st" ] || exit 0
+    [ -d "$d" ] && [ ! -L "$d" ] && [ -O "$d" ] && [ ! -e "$d/st" ] || exit 0
     if [ -n "$(find "$d/lease" -mmin +1 2>/dev/null)" ]; then
       [ -e "$d/st" ] || kill -9 -"$(cat "$d/pid")"; exit 0
     fi
@@ -138,6 +139,7 @@ const WAIT: &str = r#"d=$1 o=$2 e=$3 m=$4 w=$5
 : >"$d/lease"
 n=0 p=2
 while [ ! -e "$d/st" ] && [ $n -lt "$w" ]; do
+  [ -d "$d" ] && [ ! -e "$d/stop" ] || { printf '\n\000bottle:gone' >&2; exit 0; }
   if [ -e "$d/pid" ] && ! kill -0 -"$(cat "$d/pid")" 2>/dev/null; then
     sleep 0.5; [ -e "$d/st" ] || { printf '\n\000bottle:lost' >&2; exit 0; }
   fi
@@ -159,6 +161,7 @@ emit 0
 /// run it after the caller gave up on it) finds `stop` and starts nothing.
 const KILL: &str = r#"d=$1
 mkdir -m 700 "$d" 2>/dev/null
+[ -d "$d" ] && [ ! -L "$d" ] && [ -O "$d" ] || exit 0
 : >"$d/stop" || exit 0
 if [ -e "$d/pid" ]; then
   [ -e "$d/st" ] || kill -9 -"$(cat "$d/pid")" 2>/dev/null
@@ -245,10 +248,16 @@ impl Spooled<'_> {
                     }
                 });
             }
-            let result = self.rounds(&dir, streaming, stdout, stderr);
-            done.store(true, Ordering::SeqCst);
-            wake.trip();
-            result
+            /// Wakes the watcher however the rounds end, a panic included.
+            struct Wake<'a>(&'a AtomicBool, &'a Cancel);
+            impl Drop for Wake<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::SeqCst);
+                    self.1.trip();
+                }
+            }
+            let _wake = Wake(&done, &wake);
+            self.rounds(&dir, streaming, stdout, stderr)
         });
         match result {
             Ok(finished) => Ok(finished),
@@ -324,6 +333,14 @@ impl Spooled<'_> {
             let env = if first { &self.env[..] } else { &[] };
             let was_first = std::mem::replace(&mut first, false);
             let reply = match self.request(&command, env) {
+                // Only the first request may be made again after serve
+                // adopts the machine: later, the command is already running.
+                Err(Failure::Refused(r)) if r.status == 404 && !was_first => {
+                    return Err(Failure::Error(Error::Smolvm(format!(
+                        "smolvm serve lost the machine while its command ran: {}",
+                        r.describe()
+                    ))))
+                }
                 // serve gave up on the request before the guest was done
                 // waiting (a request timeout shorter than a round): the
                 // command runs on; wait in shorter rounds.
@@ -333,6 +350,10 @@ impl Spooled<'_> {
                 }
                 other => other?,
             };
+            if !reply.stderr.windows(TRAILER.len()).any(|w| w == TRAILER) {
+                // The stop's kill may have kept the command from starting.
+                self.check_stop()?;
+            }
             let (err_chunk, state) = split_trailer(reply.stderr)
                 .ok_or_else(|| Failure::Error(self.unexpected(reply.exit_code)))?;
             o += reply.stdout.len() as u64;

@@ -534,8 +534,6 @@ pub unsafe extern "C" fn bottle_reap_at(
     removed: *mut bottle_names,
 ) -> bottle_status {
     boundary::guard(|| {
-        // SAFETY: `ep` is NULL or live (the contract).
-        let ep = unsafe { ref_arg(ep, "ep") }?;
         let out = out_arg(removed, "removed")?;
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe {
@@ -544,6 +542,8 @@ pub unsafe extern "C" fn bottle_reap_at(
                 count: 0,
             })
         };
+        // SAFETY: `ep` is NULL or live (the contract).
+        let ep = unsafe { ref_arg(ep, "ep") }?;
         let default = crate::cancel::Limits::default();
         // SAFETY: per the contract.
         let limits = unsafe { opts.as_ref() }.map_or(&default, |o| &o.0);
