@@ -101,7 +101,7 @@ func TestWithTLSOnlyOnHTTPS(t *testing.T) {
 	}{
 		{missing, notPEM, notPEM, ErrIO, "ca_file"},
 		{notPEM, notPEM, notPEM, ErrInvalidArgument, "ca_file: "},
-		{"", notPEM, notPEM, ErrIO, "ca_file"},
+		{"", notPEM, notPEM, ErrInvalidArgument, "ca_file: must not be empty"},
 		{notPEM, "/a\x00b", notPEM, ErrInvalidArgument, "cert_file: "},
 		{notPEM, notPEM, "/a\x00b", ErrInvalidArgument, "key_file: "},
 	} {
