@@ -34,6 +34,16 @@ pub struct ExecOptions {
 }
 
 impl ExecOptions {
+    /// When a run starting now must stop: its own timeout, or the deadline
+    /// of the operation it is part of, whichever comes first.
+    pub(crate) fn deadline_from_now(&self) -> Option<Instant> {
+        self.timeout
+            .map(|t| Instant::now() + t)
+            .into_iter()
+            .chain(self.deadline)
+            .min()
+    }
+
     /// Checks every field; messages name the field, or the variable's
     /// `name` or `value`. (The C setters check each value as it is set,
     /// under the header's names.)

@@ -137,12 +137,7 @@ impl Machine {
         cmd.envs(vars.secret_values(&opts.secret_env));
         self.check_size(&cmd, opts, script.len())?;
 
-        let deadline = opts
-            .timeout
-            .map(|t| Instant::now() + t)
-            .into_iter()
-            .chain(opts.deadline)
-            .min();
+        let deadline = opts.deadline_from_now();
         let io = Io {
             stdin: opts.stdin.as_deref(),
             stdout,
@@ -250,12 +245,7 @@ impl Machine {
         mut stdout: Sink<'a>,
         mut stderr: Sink<'a>,
     ) -> Result<ExecOutput> {
-        let deadline = opts
-            .timeout
-            .map(|t| Instant::now() + t)
-            .into_iter()
-            .chain(opts.deadline)
-            .min();
+        let deadline = opts.deadline_from_now();
         let bounds = Bounds {
             deadline,
             timeout: opts.timeout,

@@ -492,6 +492,20 @@ pub unsafe extern "C" fn bottle_reap_with(
     opts: *const bottle_call_options,
     removed: *mut bottle_names,
 ) -> bottle_status {
+    // SAFETY: the arguments go on under this function's own contract.
+    unsafe { reap_into(opts, removed, Bottle::reap_within) }
+}
+
+/// The body of both reaps: `removed` is zeroed first, whatever fails, then
+/// filled with what `reap` deleted.
+///
+/// # Safety
+/// `opts` is NULL or live options; `removed` is NULL or writable.
+unsafe fn reap_into(
+    opts: *const bottle_call_options,
+    removed: *mut bottle_names,
+    reap: impl FnOnce(&mut Vec<String>, &Limits) -> Result<(), Error>,
+) -> bottle_status {
     boundary::guard(|| {
         let out = out_arg(removed, "removed")?;
         // SAFETY: `out` is non-NULL and writable per the contract.
@@ -501,11 +515,11 @@ pub unsafe extern "C" fn bottle_reap_with(
                 count: 0,
             })
         };
-        let default = crate::cancel::Limits::default();
+        let default = Limits::default();
         // SAFETY: per the contract.
         let limits = unsafe { opts.as_ref() }.map_or(&default, |o| &o.0);
         let mut names = Vec::new();
-        let result = Bottle::reap_within(&mut names, limits);
+        let result = reap(&mut names, limits);
         // SAFETY: `out` is non-NULL and writable per the contract.
         unsafe { out.as_ptr().write(names_to_c(names)) };
         result
@@ -533,26 +547,14 @@ pub unsafe extern "C" fn bottle_reap_at(
     opts: *const bottle_call_options,
     removed: *mut bottle_names,
 ) -> bottle_status {
-    boundary::guard(|| {
-        let out = out_arg(removed, "removed")?;
-        // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe {
-            out.as_ptr().write(bottle_names {
-                names: std::ptr::null_mut(),
-                count: 0,
-            })
-        };
-        // SAFETY: `ep` is NULL or live (the contract).
-        let ep = unsafe { ref_arg(ep, "ep") }?;
-        let default = crate::cancel::Limits::default();
-        // SAFETY: per the contract.
-        let limits = unsafe { opts.as_ref() }.map_or(&default, |o| &o.0);
-        let mut names = Vec::new();
-        let result = Bottle::reap_at(&ep.0, &mut names, limits);
-        // SAFETY: `out` is non-NULL and writable per the contract.
-        unsafe { out.as_ptr().write(names_to_c(names)) };
-        result
-    })
+    // SAFETY: the arguments go on under this function's own contract.
+    unsafe {
+        reap_into(opts, removed, |names, limits| {
+            // SAFETY: `ep` is NULL or live (the contract).
+            let ep = ref_arg(ep, "ep")?;
+            Bottle::reap_at(&ep.0, names, limits)
+        })
+    }
 }
 
 /// Frees a name list and zeroes it. NULL-safe and twice-safe.
